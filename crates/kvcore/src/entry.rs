@@ -1,0 +1,168 @@
+//! One stored key: its bytes, its version and its deadline.
+//!
+//! A [`Record`] is a single reference-counted allocation holding the header,
+//! the key and the value back to back, behind an 8-byte thin pointer. That
+//! keeps a hash table slot at 8 bytes and a key at one allocation, and lets a
+//! reader take the value out of a shard by bumping a reference count instead
+//! of copying bytes under the lock.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use triomphe::ThinArc;
+
+/// Deadline value meaning "no deadline". Real deadlines are `now + ttl` with
+/// `ttl >= 1 ms`, so they are never zero.
+pub(crate) const NO_DEADLINE: u64 = 0;
+
+struct Header {
+    // Version and deadline are atomics only so that they can be filled in
+    // under the shard lock after the record was allocated outside of it; they
+    // never change once the record is published in a table.
+    version: AtomicU64,
+    deadline_ms: AtomicU64,
+    key_len: u32,
+}
+
+/// The stored form of an entry. Cloning bumps a reference count.
+#[derive(Clone)]
+pub(crate) struct Record(ThinArc<Header, u8>);
+
+impl Record {
+    /// Allocates a record; version and deadline are set later with [`Record::stamp`].
+    pub(crate) fn new(key: &str, value: &[u8]) -> Record {
+        let header = Header {
+            version: AtomicU64::new(0),
+            deadline_ms: AtomicU64::new(NO_DEADLINE),
+            // Fits: keys are checked against max_key_bytes, itself a u32.
+            key_len: key.len() as u32,
+        };
+        let len = key.len() + value.len();
+        let bytes = key.as_bytes().iter().chain(value).copied();
+        Record(ThinArc::from_header_and_iter(
+            header,
+            ExactLen { bytes, len },
+        ))
+    }
+
+    /// Sets version and deadline. Only called before the record is shared.
+    pub(crate) fn stamp(&self, version: u64, deadline_ms: u64) {
+        let header = &self.0.header.header;
+        header.version.store(version, Ordering::Relaxed);
+        header.deadline_ms.store(deadline_ms, Ordering::Relaxed);
+    }
+
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.0.slice[..self.key_len()]
+    }
+
+    pub(crate) fn value(&self) -> &[u8] {
+        &self.0.slice[self.key_len()..]
+    }
+
+    pub(crate) fn version(&self) -> u64 {
+        self.0.header.header.version.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn deadline_ms(&self) -> u64 {
+        self.0.header.header.deadline_ms.load(Ordering::Relaxed)
+    }
+
+    /// True from the first millisecond after the deadline.
+    pub(crate) fn is_expired(&self, now_ms: u64) -> bool {
+        let deadline = self.deadline_ms();
+        deadline != NO_DEADLINE && now_ms > deadline
+    }
+
+    /// Whether two handles point at the same allocation, i.e. the same write.
+    pub(crate) fn same_as(&self, other: &Record) -> bool {
+        self.0.ptr() == other.0.ptr()
+    }
+
+    fn key_len(&self) -> usize {
+        self.0.header.header.key_len as usize
+    }
+}
+
+/// `Chain` does not implement `ExactSizeIterator`; this tells triomphe the
+/// length it needs to size the allocation.
+struct ExactLen<I> {
+    bytes: I,
+    len: usize,
+}
+
+impl<I: Iterator<Item = u8>> Iterator for ExactLen<I> {
+    type Item = u8;
+
+    fn next(&mut self) -> Option<u8> {
+        let byte = self.bytes.next()?;
+        self.len -= 1;
+        Some(byte)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.len, Some(self.len))
+    }
+}
+
+impl<I: Iterator<Item = u8>> ExactSizeIterator for ExactLen<I> {}
+
+/// A key's value, version and deadline as read at one instant.
+///
+/// It shares the stored bytes with the store (no copy was made to read it), so
+/// holding it is cheap, and it stays valid after the key is overwritten or
+/// removed.
+#[derive(Clone)]
+pub struct Entry {
+    record: Record,
+    read_at_ms: u64,
+}
+
+impl Entry {
+    pub(crate) fn new(record: Record, read_at_ms: u64) -> Entry {
+        Entry { record, read_at_ms }
+    }
+
+    /// The key.
+    pub fn key(&self) -> &str {
+        // Records are only ever built from `&str` keys.
+        std::str::from_utf8(self.record.key()).unwrap_or_default()
+    }
+
+    /// The value's bytes.
+    pub fn value(&self) -> &[u8] {
+        self.record.value()
+    }
+
+    /// The revision of the write that produced this value.
+    pub fn version(&self) -> u64 {
+        self.record.version()
+    }
+
+    /// The absolute deadline in milliseconds since the Unix epoch, if any.
+    pub fn deadline_ms(&self) -> Option<u64> {
+        match self.record.deadline_ms() {
+            NO_DEADLINE => None,
+            deadline => Some(deadline),
+        }
+    }
+
+    /// Time left before the key expires, as of the read; `None` without a deadline.
+    /// Zero means this is the key's last millisecond.
+    pub fn ttl(&self) -> Option<Duration> {
+        self.deadline_ms()
+            .map(|deadline| Duration::from_millis(deadline.saturating_sub(self.read_at_ms)))
+    }
+}
+
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("key", &self.key())
+            .field("value_len", &self.value().len())
+            .field("version", &self.version())
+            .field("deadline_ms", &self.deadline_ms())
+            .finish()
+    }
+}

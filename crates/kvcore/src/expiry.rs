@@ -1,0 +1,95 @@
+//! Deadlines: how a TTL becomes one, how a write changes one, and the
+//! background pass that reclaims the memory of keys nobody reads again.
+//!
+//! Expiry is exact without the pass: every operation compares a record's
+//! deadline with the clock and treats an expired record as absent (the lazy
+//! check). The pass only gives memory back.
+
+use std::sync::Weak;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::entry::NO_DEADLINE;
+use crate::error::{Error, Result};
+use crate::store::Inner;
+
+/// The longest TTL accepted: 10 years of 365.25 days.
+pub const MAX_TTL: Duration = Duration::from_secs(10 * 36525 * 24 * 60 * 60 / 100);
+
+/// The shortest TTL accepted.
+pub const MIN_TTL: Duration = Duration::from_millis(1);
+
+/// What a write does to the key's deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TtlChange {
+    /// Keep the current deadline (none if the key is new). An update never
+    /// silently drops a TTL.
+    #[default]
+    Keep,
+    /// Expire this long after the write.
+    Set(Duration),
+    /// Remove the deadline: the key lives until removed.
+    Persist,
+}
+
+/// Checks a TTL and turns it into an absolute deadline.
+pub(crate) fn deadline_after(now_ms: u64, ttl: Duration) -> Result<u64> {
+    if !(MIN_TTL..=MAX_TTL).contains(&ttl) {
+        return Err(Error::InvalidTtl { ttl });
+    }
+    // Sub-millisecond parts are dropped: the store keeps millisecond deadlines.
+    Ok(now_ms.saturating_add(ttl.as_millis() as u64))
+}
+
+/// The deadline a write leaves behind, given the one it replaces.
+pub(crate) fn resolve(change: TtlChange, set_to: u64, current: u64) -> u64 {
+    match change {
+        TtlChange::Keep => current,
+        TtlChange::Set(_) => set_to,
+        TtlChange::Persist => NO_DEADLINE,
+    }
+}
+
+/// When and how hard the store reclaims expired keys in the background.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActiveExpiry {
+    /// A background thread wakes every `interval` and spends at most a tenth
+    /// of it reclaiming, so it uses at most 10% of one core. It stops when the
+    /// last `Store` handle is dropped.
+    Background {
+        /// Time between two passes.
+        interval: Duration,
+    },
+    /// No thread: call [`Store::reclaim_expired`](crate::Store::reclaim_expired)
+    /// yourself. Expired keys are still invisible, only their memory lingers.
+    Manual,
+}
+
+impl Default for ActiveExpiry {
+    /// A pass every 100 ms.
+    fn default() -> ActiveExpiry {
+        ActiveExpiry::Background {
+            interval: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Runs the background pass until the store is gone.
+///
+/// The thread holds only a `Weak` to the store so it never keeps it alive;
+/// `stop` disconnects when the store is dropped, which wakes it at once.
+pub(crate) fn spawn_reclaimer(store: Weak<Inner>, interval: Duration, stop: Receiver<()>) {
+    let budget = interval / 10;
+    let spawned = thread::Builder::new()
+        .name("kvcore-reclaim".into())
+        .spawn(move || {
+            while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(interval) {
+                let Some(store) = store.upgrade() else { break };
+                store.reclaim_expired_for(Instant::now() + budget);
+            }
+        });
+    // Without a thread the store still answers correctly (expiry is checked on
+    // every access); only memory reclaim falls back to the lazy path.
+    drop(spawned);
+}

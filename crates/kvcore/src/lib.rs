@@ -1,0 +1,67 @@
+//! kvcore: an embedded, concurrent key-value store with TTLs, versions and
+//! compare-and-swap.
+//!
+//! ```
+//! use std::time::Duration;
+//! use kvcore::{Error, Store, TtlChange};
+//!
+//! let store = Store::new();
+//! let v1 = store.create("session/42", "alice", Some(Duration::from_secs(30)))?;
+//!
+//! let entry = store.get("session/42")?.expect("just created");
+//! assert_eq!(entry.value(), b"alice");
+//! assert_eq!(entry.version(), v1);
+//! assert!(entry.ttl().is_some());
+//!
+//! // Compare-and-swap: only succeeds against the version we read.
+//! let v2 = store.compare_and_swap("session/42", v1, "bob", TtlChange::Keep)?;
+//! assert!(matches!(
+//!     store.compare_and_swap("session/42", v1, "eve", TtlChange::Keep),
+//!     Err(Error::VersionMismatch { current: Some(v), .. }) if v == v2
+//! ));
+//!
+//! let page = store.list("session/", None, 100);
+//! assert_eq!(page.entries.len(), 1);
+//! assert!(page.next.is_none());
+//! # Ok::<(), kvcore::Error>(())
+//! ```
+//!
+//! # Semantics
+//!
+//! - Keys are non-empty UTF-8 strings ordered as bytes; values are bytes.
+//! - Every successful write takes the next number of one store-wide,
+//!   strictly increasing revision; a key's version is the revision of its last
+//!   write.
+//! - A key whose deadline has passed is gone from the first millisecond after
+//!   it: nothing returns it, counts it, lists it, or lets it block a create.
+//!   A background pass ([`ActiveExpiry`]) gives its memory back.
+//! - Every operation is atomic and linearizable. No lock guard is ever handed
+//!   out.
+//!
+//! # Modules
+//!
+//! - `store`: the [`Store`] handle, its builder and operations.
+//! - `shard`: one lock-guarded slice of the keys; [`Tuning`] lives here.
+//! - `entry`: the stored record and the [`Entry`] a read returns.
+//! - `expiry`: TTLs, [`TtlChange`], and the reclaim pass.
+//! - `listing`: prefix listing in pages.
+//! - `clock`: [`Clock`], with [`SystemClock`] and [`ManualClock`].
+//! - `error`: the [`Error`] enum.
+
+#![deny(missing_docs)]
+
+mod clock;
+mod entry;
+mod error;
+mod expiry;
+mod listing;
+mod shard;
+mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use entry::Entry;
+pub use error::{Error, Result};
+pub use expiry::{ActiveExpiry, MAX_TTL, MIN_TTL, TtlChange};
+pub use listing::Page;
+pub use shard::Tuning;
+pub use store::{Limits, Stats, Store, StoreBuilder, Written};
