@@ -166,3 +166,10 @@ impl fmt::Debug for Entry {
             .finish()
     }
 }
+
+impl AsRef<[u8]> for Entry {
+    /// The value's bytes, so an `Entry` can back a zero-copy buffer.
+    fn as_ref(&self) -> &[u8] {
+        self.value()
+    }
+}

@@ -64,4 +64,4 @@ pub use error::{Error, Result};
 pub use expiry::{ActiveExpiry, MAX_TTL, MIN_TTL, TtlChange};
 pub use listing::Page;
 pub use shard::Tuning;
-pub use store::{Limits, Stats, Store, StoreBuilder, Written};
+pub use store::{Condition, Limits, Stats, Store, StoreBuilder, Written};

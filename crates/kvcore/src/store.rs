@@ -37,11 +37,28 @@ impl Default for Limits {
 
 /// The outcome of a successful write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Written {
     /// The revision this write took; the key's new version.
     pub version: u64,
     /// True when the key was absent (or expired) before the write.
     pub created: bool,
+    /// Time left before the key expires, as of the write; `None` without a
+    /// deadline (a kept deadline counts).
+    pub ttl: Option<Duration>,
+}
+
+/// What must hold for [`Store::put`] to apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// Nothing: create or replace ([`Store::upsert`]).
+    Always,
+    /// The key is absent or expired ([`Store::create`]).
+    Absent,
+    /// The key is present ([`Store::update`]).
+    Present,
+    /// The key is present at this version ([`Store::compare_and_swap`]).
+    Version(u64),
 }
 
 /// Figures about a store, read at one moment.
@@ -160,15 +177,6 @@ pub(crate) struct Inner {
     _stop_reclaimer: Sender<()>,
 }
 
-/// What must hold before a write may apply.
-#[derive(Debug, Clone, Copy)]
-enum Condition {
-    Any,
-    Absent,
-    Present,
-    Version(u64),
-}
-
 impl Store {
     /// A store with every default: balanced tuning, default limits, the
     /// system clock and background expiry.
@@ -206,7 +214,22 @@ impl Store {
 
     /// Creates or replaces the key, whichever applies.
     pub fn upsert(&self, key: &str, value: impl AsRef<[u8]>, ttl: TtlChange) -> Result<Written> {
-        self.write(key, value.as_ref(), ttl, Condition::Any)
+        self.write(key, value.as_ref(), ttl, Condition::Always)
+    }
+
+    /// The general conditional write behind `create`, `update`, `upsert` and
+    /// `compare_and_swap`: applies only when `condition` holds, failing with
+    /// [`Error::AlreadyExists`], [`Error::NotFound`] or
+    /// [`Error::VersionMismatch`] as the case may be. With
+    /// [`Condition::Absent`], [`TtlChange::Keep`] means no deadline.
+    pub fn put(
+        &self,
+        key: &str,
+        value: impl AsRef<[u8]>,
+        ttl: TtlChange,
+        condition: Condition,
+    ) -> Result<Written> {
+        self.write(key, value.as_ref(), ttl, condition)
     }
 
     /// Replaces the value only if the key's version is `expected`.
@@ -358,16 +381,19 @@ impl Store {
             check(condition, current)?;
             let current_deadline = current.map_or(NO_DEADLINE, Record::deadline_ms);
             let version = inner.next_revision();
-            record.stamp(
+            let deadline = expiry::resolve(ttl, new_deadline, current_deadline);
+            record.stamp(version, deadline);
+            let written = Written {
                 version,
-                expiry::resolve(ttl, new_deadline, current_deadline),
-            );
-            let created = current.is_none();
+                created: current.is_none(),
+                ttl: (deadline != NO_DEADLINE)
+                    .then(|| Duration::from_millis(deadline.saturating_sub(now))),
+            };
             let replaced = t.put(hash, record, |r| inner.hash(r.key()));
             if found_expired {
                 inner.count_reclaimed(1);
             }
-            Ok::<_, Error>((Written { version, created }, replaced))
+            Ok::<_, Error>((written, replaced))
         })?;
         // The replaced record may be the last reference to its bytes: free it
         // after the lock is released.
@@ -401,7 +427,9 @@ impl Store {
 /// Checks a write's condition against the live record (`None` if absent).
 fn check(condition: Condition, current: Option<&Record>) -> Result<()> {
     match (condition, current) {
-        (Condition::Any, _) | (Condition::Absent, None) | (Condition::Present, Some(_)) => Ok(()),
+        (Condition::Always, _) | (Condition::Absent, None) | (Condition::Present, Some(_)) => {
+            Ok(())
+        }
         (Condition::Absent, Some(r)) => Err(Error::AlreadyExists {
             current_version: r.version(),
         }),

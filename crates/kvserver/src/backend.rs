@@ -1,0 +1,171 @@
+//! The one door from HTTP routes to storage.
+//!
+//! Routes only see [`Backend`]; the embedded kvcore store is the first
+//! implementation ([`EmbeddedBackend`]). Another one (a cluster of a
+//! distributed store, say) implements the same trait and slots in through
+//! [`crate::Application::build_with_backend`] without touching a route.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use kvcore::{Condition, Store, TtlChange};
+
+/// A value as read from storage.
+#[derive(Debug, Clone)]
+pub struct StoredEntry {
+    /// The key.
+    pub key: String,
+    /// The value's bytes (shared, not copied, for the embedded store).
+    pub value: Bytes,
+    /// Revision of the key's last write.
+    pub version: u64,
+    /// Time left before expiry, if the key has a deadline.
+    pub ttl: Option<Duration>,
+}
+
+/// The outcome of a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteResult {
+    /// The key's new version.
+    pub version: u64,
+    /// True when the key did not exist before.
+    pub created: bool,
+    /// Time left before expiry after the write, if any.
+    pub ttl: Option<Duration>,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct ListPage {
+    /// Entries in byte order of their keys.
+    pub entries: Vec<StoredEntry>,
+    /// The last key of this page when more may follow.
+    pub next_after: Option<String>,
+}
+
+/// Figures for `/v1/info` and `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendInfo {
+    /// Live keys.
+    pub keys: usize,
+    /// Expired keys reclaimed so far.
+    pub expired_reclaimed: u64,
+    /// Latest revision.
+    pub revision: u64,
+    /// Tuning preset name.
+    pub tuning: &'static str,
+    /// Durability mode, for example `memory`.
+    pub durability: &'static str,
+    /// Longest key accepted, in bytes.
+    pub max_key_bytes: usize,
+    /// Longest value accepted, in bytes.
+    pub max_value_bytes: usize,
+}
+
+/// Storage as the routes see it. Errors are kvcore's, which every backend
+/// maps its own failures onto.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Reads a key; `None` when absent or expired.
+    async fn get(&self, key: &str) -> kvcore::Result<Option<StoredEntry>>;
+    /// Writes a key if `condition` holds.
+    async fn put(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: TtlChange,
+        condition: Condition,
+    ) -> kvcore::Result<WriteResult>;
+    /// Removes a key, optionally only at a given version. Returns the revision
+    /// of the removal.
+    async fn remove(&self, key: &str, expected_version: Option<u64>) -> kvcore::Result<u64>;
+    /// Lists keys with a prefix after a key, at most `limit`.
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> kvcore::Result<ListPage>;
+    /// Current figures and limits.
+    async fn info(&self) -> BackendInfo;
+}
+
+/// The embedded kvcore store as a backend.
+#[derive(Debug, Clone)]
+pub struct EmbeddedBackend {
+    store: Store,
+}
+
+impl EmbeddedBackend {
+    /// Serves `store`.
+    pub fn new(store: Store) -> EmbeddedBackend {
+        EmbeddedBackend { store }
+    }
+}
+
+fn stored(entry: kvcore::Entry) -> StoredEntry {
+    StoredEntry {
+        key: entry.key().to_owned(),
+        version: entry.version(),
+        ttl: entry.ttl(),
+        // Shares the store's allocation: no copy of the value.
+        value: Bytes::from_owner(entry),
+    }
+}
+
+#[async_trait]
+impl Backend for EmbeddedBackend {
+    async fn get(&self, key: &str) -> kvcore::Result<Option<StoredEntry>> {
+        Ok(self.store.get(key)?.map(stored))
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: TtlChange,
+        condition: Condition,
+    ) -> kvcore::Result<WriteResult> {
+        let written = self.store.put(key, &value, ttl, condition)?;
+        Ok(WriteResult {
+            version: written.version,
+            created: written.created,
+            ttl: written.ttl,
+        })
+    }
+
+    async fn remove(&self, key: &str, expected_version: Option<u64>) -> kvcore::Result<u64> {
+        match expected_version {
+            Some(expected) => self.store.remove_if_version(key, expected),
+            None => self.store.remove(key),
+        }
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> kvcore::Result<ListPage> {
+        let page = self.store.list(prefix, after, limit);
+        Ok(ListPage {
+            entries: page.entries.into_iter().map(stored).collect(),
+            next_after: page.next,
+        })
+    }
+
+    async fn info(&self) -> BackendInfo {
+        let stats = self.store.stats();
+        let limits = self.store.limits();
+        BackendInfo {
+            keys: stats.keys,
+            expired_reclaimed: stats.expired_reclaimed,
+            revision: stats.revision,
+            tuning: stats.tuning.name(),
+            durability: "memory",
+            max_key_bytes: limits.max_key_bytes,
+            max_value_bytes: limits.max_value_bytes,
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! kvserver: the kvstore HTTP service.
+
+pub mod backend;
