@@ -49,6 +49,7 @@
 //! - `error`: the [`Error`] enum.
 
 #![deny(missing_docs)]
+#![warn(missing_debug_implementations)]
 
 mod clock;
 mod entry;

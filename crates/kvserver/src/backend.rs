@@ -89,6 +89,9 @@ pub trait Backend: Send + Sync + 'static {
     ) -> kvcore::Result<ListPage>;
     /// Current figures and limits.
     async fn info(&self) -> BackendInfo;
+    /// Makes every acknowledged write durable as far as the backend promises;
+    /// called once at shutdown.
+    async fn flush(&self) -> anyhow::Result<()>;
 }
 
 /// The embedded kvcore store as a backend.
@@ -167,5 +170,10 @@ impl Backend for EmbeddedBackend {
             max_key_bytes: limits.max_key_bytes,
             max_value_bytes: limits.max_value_bytes,
         }
+    }
+
+    async fn flush(&self) -> anyhow::Result<()> {
+        // In memory only: nothing to write out.
+        Ok(())
     }
 }

@@ -1,3 +1,29 @@
 //! kvserver: the kvstore HTTP service.
+//!
+//! `main.rs` only parses flags and wires things; everything else lives here
+//! so tests can start the real app on port 0:
+//!
+//! - `app`: [`Application`] (bound listener in, shutdown signal in) and the
+//!   shared [`AppState`].
+//! - `routes`: `seed` (`/store`), `v1` (`/v1/kv`, `/v1/info`), `ops`
+//!   (`/healthz`, `/readyz`, `/metrics`).
+//! - `backend`: the [`Backend`] trait routes talk to, and the embedded store.
+//! - `error`: [`ApiError`], the one place HTTP statuses are decided.
+//! - `body`, `ttl`: reading bodies under limits, parsing TTLs.
+//! - `config`, `cli`: typed [`Config`], and the flags that produce it.
+//! - `metrics`: the Prometheus registry.
 
+pub mod app;
 pub mod backend;
+pub mod body;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod routes;
+pub mod ttl;
+
+pub use app::{AppState, Application, shutdown_signal};
+pub use backend::{Backend, EmbeddedBackend};
+pub use config::Config;
+pub use error::ApiError;

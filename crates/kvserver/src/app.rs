@@ -1,0 +1,207 @@
+//! The application: state shared by the routes, and the HTTP server that
+//! runs them on a listener the caller bound, until a shutdown signal.
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::middleware::Logger;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use kvcore::Store;
+
+use crate::backend::{Backend, EmbeddedBackend};
+use crate::config::Config;
+use crate::error::invalid;
+use crate::metrics::Metrics;
+use crate::routes;
+
+/// What every route can reach.
+pub struct AppState {
+    /// Storage.
+    pub backend: Arc<dyn Backend>,
+    /// Request limits enforced before storage is reached.
+    pub limits: RequestLimits,
+    /// When the server started, for `/v1/info`.
+    pub started: Instant,
+    /// The metrics registry.
+    pub metrics: Metrics,
+    ready: AtomicBool,
+}
+
+impl AppState {
+    /// Whether storage is recovered and serving.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
+
+/// Limits on requests.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// Longest body accepted.
+    pub max_body_bytes: usize,
+    /// Longest value accepted (a `/v1` body is the value).
+    pub max_value_bytes: usize,
+    /// How long a body may take to arrive.
+    pub body_timeout: Duration,
+}
+
+/// A server bound to its listener, ready to run.
+pub struct Application {
+    server: actix_web::dev::Server,
+    addr: SocketAddr,
+    state: web::Data<AppState>,
+    shutdown_timeout: Duration,
+}
+
+impl Application {
+    /// Builds the server over an in-memory kvcore store configured from
+    /// `config`. Must be called inside an actix (tokio) runtime.
+    pub fn build(config: Config, listener: TcpListener) -> anyhow::Result<Application> {
+        let store = Store::builder()
+            .tuning(config.tuning)
+            .max_key_bytes(config.max_key_bytes)
+            .max_value_bytes(config.max_value_bytes)
+            .clock(config.clock.clone())
+            .build();
+        log::warn!("storage: in memory only; data will not survive a restart (no --data-dir)");
+        let backend = Arc::new(EmbeddedBackend::new(store));
+        Application::build_with_backend(config, listener, backend)
+    }
+
+    /// Builds the server over any storage backend.
+    pub fn build_with_backend(
+        config: Config,
+        listener: TcpListener,
+        backend: Arc<dyn Backend>,
+    ) -> anyhow::Result<Application> {
+        let addr = listener
+            .local_addr()
+            .context("reading the listener's address")?;
+        let state = web::Data::new(AppState {
+            backend,
+            limits: RequestLimits {
+                max_body_bytes: config.max_body_bytes,
+                max_value_bytes: config.max_value_bytes,
+                body_timeout: config.body_timeout,
+            },
+            started: Instant::now(),
+            metrics: Metrics::new().context("registering metrics")?,
+            ready: AtomicBool::new(false),
+        });
+        let app_state = state.clone();
+        let per_worker = (config.max_connections / config.workers).max(1);
+        let server =
+            HttpServer::new(move || {
+                App::new()
+                    .app_data(app_state.clone())
+                    .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                        invalid(format!("invalid query string: {err}")).into()
+                    }))
+                    .configure(routes::configure)
+                    .default_service(web::to(routes::no_route))
+                    .wrap_fn(|request, service| {
+                        let started = Instant::now();
+                        let response = service.call(request);
+                        async move {
+                            let response = response.await?;
+                            record(&response, started.elapsed());
+                            Ok(response)
+                        }
+                    })
+                    .wrap(request_logger())
+            })
+            .workers(config.workers)
+            .max_connections(per_worker)
+            .shutdown_timeout(config.shutdown_timeout.as_secs().max(1))
+            // Signals are handled in `run_until`, which logs each phase.
+            .disable_signals()
+            .listen(listener)
+            .context("listening")?
+            .run();
+        state.ready.store(true, Ordering::Release);
+        Ok(Application {
+            server,
+            addr,
+            state,
+            shutdown_timeout: config.shutdown_timeout,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight
+    /// requests finish (within the shutdown timeout) and flushes storage.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        log::info!("listening on http://{}", self.addr);
+        let handle = self.server.handle();
+        let mut server = actix_web::rt::spawn(self.server);
+        tokio::select! {
+            finished = &mut server => {
+                finished.context("server task")?.context("server")?;
+            }
+            () = shutdown => {
+                log::info!(
+                    "shutdown: no longer accepting connections; finishing in-flight requests (at most {:?})",
+                    self.shutdown_timeout
+                );
+                let draining = Instant::now();
+                handle.stop(true).await;
+                server.await.context("server task")?.context("server")?;
+                log::info!("shutdown: in-flight requests done after {:?}", draining.elapsed());
+            }
+        }
+        self.state
+            .backend
+            .flush()
+            .await
+            .context("flushing storage at shutdown")?;
+        log::info!("shutdown: storage flushed; exiting");
+        Ok(())
+    }
+}
+
+/// Counts a finished request in the metrics.
+fn record(response: &ServiceResponse, elapsed: Duration) {
+    let request = response.request();
+    if let Some(state) = request.app_data::<web::Data<AppState>>() {
+        let route = request.match_pattern();
+        state.metrics.observe(
+            request.method().as_str(),
+            route.as_deref().unwrap_or("unmatched"),
+            response.status().as_u16(),
+            elapsed,
+        );
+    }
+}
+
+/// One line per request: peer address, method, path (no query string: it
+/// could carry a key's value in a future API), status, size, duration.
+/// Never a body, never a header value.
+fn request_logger() -> Logger {
+    Logger::new("%{r}a \"%{method}xi %U\" %s %b %Dms")
+        .custom_request_replace("method", |request| request.method().to_string())
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C), logging which arrived.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        log::error!("could not install signal handlers; stop the server with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => log::info!("shutdown: SIGTERM received"),
+        _ = int.recv() => log::info!("shutdown: SIGINT received"),
+    }
+}

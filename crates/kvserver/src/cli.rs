@@ -1,0 +1,93 @@
+//! Command-line flags, each with a `KV_*` environment twin.
+
+use std::time::Duration;
+
+use clap::Parser;
+use kvcore::Tuning;
+
+use crate::config::Config;
+use crate::ttl::parse_duration;
+
+/// kvstore's HTTP server: the seed `/store` API and the `/v1` REST API over an
+/// embedded kvcore store.
+///
+/// Every flag can also be set through the environment variable shown with it;
+/// a flag on the command line wins.
+#[derive(Debug, Parser)]
+#[command(name = "kvserver", version, about, long_about = None)]
+pub struct Cli {
+    /// Address to listen on. Binding anything but loopback needs auth.
+    #[arg(long, env = "KV_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: String,
+
+    /// Store layout: balanced, read-heavy (mostly gets) or write-heavy (many sets).
+    #[arg(long, env = "KV_TUNING", default_value = "balanced", value_parser = parse_tuning)]
+    pub tuning: Tuning,
+
+    /// Longest key accepted, in bytes.
+    #[arg(long, env = "KV_MAX_KEY_BYTES", default_value_t = 1024)]
+    pub max_key_bytes: usize,
+
+    /// Longest value accepted, in bytes.
+    #[arg(long, env = "KV_MAX_VALUE_BYTES", default_value_t = 1024 * 1024)]
+    pub max_value_bytes: usize,
+
+    /// Longest request body accepted, in bytes.
+    #[arg(long, env = "KV_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// How long in-flight requests may run after SIGTERM/SIGINT before the
+    /// server exits anyway (e.g. 30s, 1500ms).
+    #[arg(long, env = "KV_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// How long a client may take to send a request body before it is cut off.
+    #[arg(long, env = "KV_BODY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+
+    /// Worker threads [default: one per core].
+    #[arg(long, env = "KV_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// Most connections open at once [default: what the file-descriptor limit allows].
+    #[arg(long, env = "KV_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+}
+
+fn parse_tuning(text: &str) -> Result<Tuning, String> {
+    text.parse()
+}
+
+impl Cli {
+    /// The typed configuration these flags describe. `fd_limit` is the
+    /// process's file-descriptor limit, which bounds connections.
+    pub fn into_config(self, fd_limit: u64) -> Result<Config, String> {
+        let defaults = Config::default();
+        let workers = self.workers.unwrap_or(defaults.workers).max(1);
+        // Keep 64 descriptors for the listener, log files and the runtime.
+        let allowed = fd_limit.saturating_sub(64).max(16) as usize;
+        let max_connections = match self.max_connections {
+            Some(n) if n > allowed => {
+                return Err(format!(
+                    "--max-connections {n} is over what the file-descriptor limit ({fd_limit}) allows: at most {allowed}"
+                ));
+            }
+            Some(n) => n.max(1),
+            None => allowed.min(defaults.max_connections),
+        };
+        if self.max_key_bytes == 0 || self.max_key_bytes > u32::MAX as usize {
+            return Err("--max-key-bytes must be between 1 and 4294967295".into());
+        }
+        Ok(Config {
+            tuning: self.tuning,
+            max_key_bytes: self.max_key_bytes,
+            max_value_bytes: self.max_value_bytes,
+            max_body_bytes: self.max_body_bytes,
+            shutdown_timeout: self.shutdown_timeout,
+            body_timeout: self.body_timeout,
+            workers,
+            max_connections,
+            ..defaults
+        })
+    }
+}

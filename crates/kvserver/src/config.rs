@@ -1,0 +1,48 @@
+//! The server's typed configuration. Only `cli.rs` knows about flags and
+//! environment variables; everything past `main` receives a [`Config`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kvcore::{Clock, SystemClock, Tuning};
+
+/// Everything the server needs to know to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Shard layout preset of the embedded store. Default balanced.
+    pub tuning: Tuning,
+    /// Longest key accepted, in bytes. Default 1024.
+    pub max_key_bytes: usize,
+    /// Longest value accepted, in bytes. Default 1 MiB.
+    pub max_value_bytes: usize,
+    /// Longest request body accepted, in bytes. Default 2 MiB, room for a
+    /// 1 MiB value in the seed API's JSON with escapes.
+    pub max_body_bytes: usize,
+    /// How long in-flight requests may take to finish after SIGTERM. Default 30 s.
+    pub shutdown_timeout: Duration,
+    /// How long a client may take to send a request body. Default 10 s.
+    pub body_timeout: Duration,
+    /// Worker threads. Default: one per core.
+    pub workers: usize,
+    /// Connections the server keeps open at once, over all workers. Default:
+    /// what the file-descriptor limit allows, minus room for files.
+    pub max_connections: usize,
+    /// Where the store reads the time. Tests swap in a manual clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            tuning: Tuning::default(),
+            max_key_bytes: 1024,
+            max_value_bytes: 1024 * 1024,
+            max_body_bytes: 2 * 1024 * 1024,
+            shutdown_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(10),
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_connections: 25_000,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! The one error type of the HTTP layer and its translation to responses.
+//!
+//! Every 4xx and 5xx leaves the server as
+//! `{"error": "<sentence>", "code": "<code>", ...}`. Status codes are decided
+//! here and nowhere else.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::{Map, Value, json};
+
+/// An error that becomes an HTTP response.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The key is absent or expired.
+    #[error("key {key:?} not found")]
+    NotFound {
+        /// The key asked for.
+        key: String,
+    },
+    /// A create found the key present.
+    #[error("key {key:?} already exists")]
+    AlreadyExists {
+        /// The key.
+        key: String,
+        /// Its current version.
+        current_version: u64,
+        /// 412 for a `/v1` precondition, 409 for the seed API.
+        status: StatusCode,
+    },
+    /// A conditional write or delete found another version.
+    #[error("{message}")]
+    VersionMismatch {
+        /// The key.
+        key: String,
+        /// What the store said.
+        message: String,
+        /// The current version, if the key exists.
+        current_version: Option<u64>,
+    },
+    /// A `/v1` `If-Match: *` found no key.
+    #[error("key {key:?} does not exist, and If-Match requires it to")]
+    PreconditionAbsent {
+        /// The key.
+        key: String,
+    },
+    /// The request is malformed; the message says how.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// Something is over a configured limit.
+    #[error("{what} is {size} bytes, over the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// What was too large: `key`, `value`, `request body`.
+        what: &'static str,
+        /// Its size, or a lower bound when the body was cut off.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The route does not exist.
+    #[error("no route for {method} {path}")]
+    NoRoute {
+        /// Request method.
+        method: String,
+        /// Request path.
+        path: String,
+    },
+    /// The route exists but not for this method.
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed {
+        /// Request method.
+        method: String,
+        /// Request path.
+        path: String,
+    },
+    /// The client took too long to send its body.
+    #[error("the request body did not arrive within {seconds} s")]
+    BodyTimeout {
+        /// The configured bound.
+        seconds: u64,
+    },
+    /// Not ready to serve yet.
+    #[error("the server is not ready yet")]
+    Unavailable,
+    /// A failure that is the server's fault. The cause goes to the log only.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    /// Translates a store error about `key`. `exists_status` is the status a
+    /// failed create gets (409 on the seed API, 412 for `/v1` preconditions).
+    pub fn from_store(err: kvcore::Error, key: &str, exists_status: StatusCode) -> ApiError {
+        use kvcore::Error as E;
+        let key = key.to_owned();
+        match err {
+            E::EmptyKey => ApiError::InvalidRequest("key must not be empty".into()),
+            E::KeyTooLarge { size, limit } => ApiError::PayloadTooLarge {
+                what: "key",
+                size,
+                limit,
+            },
+            E::ValueTooLarge { size, limit } => ApiError::PayloadTooLarge {
+                what: "value",
+                size,
+                limit,
+            },
+            E::InvalidTtl { .. } => ApiError::InvalidRequest(err.to_string()),
+            E::NotFound => ApiError::NotFound { key },
+            E::AlreadyExists { current_version } => ApiError::AlreadyExists {
+                key,
+                current_version,
+                status: exists_status,
+            },
+            E::VersionMismatch { current, .. } => ApiError::VersionMismatch {
+                key,
+                message: err.to_string(),
+                current_version: current,
+            },
+            other => ApiError::Internal(anyhow::Error::new(other)),
+        }
+    }
+
+    /// The machine-readable code of the JSON body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::NotFound { .. } | ApiError::NoRoute { .. } => "not_found",
+            ApiError::PreconditionAbsent { .. } => "not_found",
+            ApiError::AlreadyExists { .. } => "already_exists",
+            ApiError::VersionMismatch { .. } => "version_mismatch",
+            ApiError::InvalidRequest(_)
+            | ApiError::MethodNotAllowed { .. }
+            | ApiError::BodyTimeout { .. } => "invalid_request",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::Unavailable => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    fn extra_fields(&self, body: &mut Map<String, Value>) {
+        match self {
+            ApiError::NotFound { key } | ApiError::PreconditionAbsent { key } => {
+                body.insert("key".into(), json!(key));
+            }
+            ApiError::AlreadyExists {
+                key,
+                current_version,
+                ..
+            } => {
+                body.insert("key".into(), json!(key));
+                body.insert("current_version".into(), json!(current_version));
+            }
+            ApiError::VersionMismatch {
+                key,
+                current_version,
+                ..
+            } => {
+                body.insert("key".into(), json!(key));
+                body.insert("current_version".into(), json!(current_version));
+            }
+            ApiError::PayloadTooLarge { limit, size, .. } => {
+                body.insert("limit".into(), json!(limit));
+                body.insert("size".into(), json!(size));
+            }
+            _ => {}
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::NotFound { .. } | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
+            ApiError::AlreadyExists { status, .. } => *status,
+            ApiError::VersionMismatch { .. } | ApiError::PreconditionAbsent { .. } => {
+                StatusCode::PRECONDITION_FAILED
+            }
+            ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(cause) = self {
+            // The body stays opaque; the whole chain goes to the log.
+            log::error!("internal error: {cause:#}");
+        }
+        let mut body = Map::new();
+        body.insert("error".into(), json!(self.to_string()));
+        body.insert("code".into(), json!(self.code()));
+        self.extra_fields(&mut body);
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::BodyTimeout { .. }) {
+            response.insert_header((header::CONNECTION, HeaderValue::from_static("close")));
+        }
+        response.json(Value::Object(body))
+    }
+}
+
+/// Shorthand for a 400 with a message.
+pub fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::InvalidRequest(message.into())
+}

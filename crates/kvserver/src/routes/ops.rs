@@ -1,0 +1,48 @@
+//! Health, readiness and metrics: never behind auth.
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use super::method_not_allowed;
+use crate::app::AppState;
+use crate::error::ApiError;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/healthz")
+            .route(web::get().to(healthz))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/readyz")
+            .route(web::get().to(readyz))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/metrics")
+            .route(web::get().to(metrics))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+/// Alive: the process answers.
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// Ready: storage is recovered and serving.
+async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if state.is_ready() {
+        Ok(HttpResponse::Ok().json(json!({ "status": "ready" })))
+    } else {
+        Err(ApiError::Unavailable)
+    }
+}
+
+/// Prometheus text format.
+async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let text = state.metrics.render(&*state.backend).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text))
+}

@@ -1,0 +1,117 @@
+//! TTLs as clients write them: seconds in JSON (`0.5`), or a duration with a
+//! unit in a query string (`1500ms`, `30s`, `5m`, `2h`, `7d`).
+
+use std::time::Duration;
+
+use kvcore::{MAX_TTL, MIN_TTL};
+
+/// Reads a TTL given as a number of seconds (decimals allowed).
+pub fn from_seconds(seconds: f64) -> Result<Duration, String> {
+    if !seconds.is_finite() || seconds <= 0.0 {
+        return Err(format!(
+            "ttl must be a positive number of seconds, got {seconds}"
+        ));
+    }
+    let ttl = Duration::try_from_secs_f64(seconds)
+        .map_err(|_| format!("ttl of {seconds} s is longer than the maximum of 10 years"))?;
+    within_range(ttl, &seconds.to_string())
+}
+
+/// Reads a TTL from a query parameter: a plain number is seconds; `ms`, `s`,
+/// `m`, `h` and `d` are units.
+pub fn from_query(text: &str) -> Result<Duration, String> {
+    within_range(parse_duration(text)?, text.trim())
+}
+
+/// Reads a positive duration: a plain number is seconds; `ms`, `s`, `m`, `h`
+/// and `d` are units.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale = match unit {
+        "" | "s" => 1.0,
+        "ms" => 0.001,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        _ => {
+            return Err(format!(
+                "ttl {text:?} has an unknown unit {unit:?}: use ms, s, m, h or d"
+            ));
+        }
+    };
+    let value: f64 = number.parse().map_err(|_| {
+        format!("ttl {text:?} is not a number with an optional unit (e.g. 30s, 1500ms)")
+    })?;
+    if !value.is_finite() || value <= 0.0 {
+        return Err(format!("ttl must be positive, got {text:?}"));
+    }
+    Duration::try_from_secs_f64(value * scale)
+        .map_err(|_| format!("ttl {text:?} is longer than the maximum of 10 years"))
+}
+
+fn within_range(ttl: Duration, shown: &str) -> Result<Duration, String> {
+    if ttl < MIN_TTL {
+        return Err(format!("ttl {shown} is shorter than the minimum of 1 ms"));
+    }
+    if ttl > MAX_TTL {
+        return Err(format!(
+            "ttl {shown} is longer than the maximum of 10 years"
+        ));
+    }
+    Ok(ttl)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_ttls_read_their_units() {
+        let cases = [
+            ("1500ms", Duration::from_millis(1500), "milliseconds"),
+            ("30s", Duration::from_secs(30), "seconds with unit"),
+            ("30", Duration::from_secs(30), "bare number is seconds"),
+            ("0.5", Duration::from_millis(500), "decimal seconds"),
+            ("5m", Duration::from_secs(300), "minutes"),
+            ("2h", Duration::from_secs(7200), "hours"),
+            ("7d", Duration::from_secs(7 * 86400), "days"),
+        ];
+        for (text, expected, why) in cases {
+            assert_eq!(from_query(text), Ok(expected), "{why}: {text}");
+        }
+    }
+
+    #[test]
+    fn bad_query_ttls_are_refused_with_a_reason() {
+        let cases = [
+            ("0", "positive", "zero"),
+            ("-1", "positive", "negative"),
+            ("abc", "unknown unit", "no number"),
+            ("10y", "unknown unit", "unknown unit"),
+            ("s", "not a number", "unit without number"),
+            ("0.1ms", "minimum", "under a millisecond"),
+            ("4000d", "maximum", "over ten years"),
+            ("1e3", "unknown unit", "exponents are not a unit"),
+            ("NaN", "unknown unit", "NaN"),
+            ("", "not a number", "empty"),
+        ];
+        for (text, needle, why) in cases {
+            let err = from_query(text).expect_err(why);
+            assert!(err.contains(needle), "{why}: {text} gave {err:?}");
+        }
+    }
+
+    #[test]
+    fn json_seconds_must_be_positive_and_in_range() {
+        assert_eq!(from_seconds(3.0), Ok(Duration::from_secs(3)));
+        assert_eq!(from_seconds(0.5), Ok(Duration::from_millis(500)));
+        assert!(from_seconds(0.0).is_err());
+        assert!(from_seconds(-2.0).is_err());
+        assert!(from_seconds(1e12).unwrap_err().contains("maximum"));
+        assert!(from_seconds(0.0001).unwrap_err().contains("minimum"));
+    }
+}
