@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 use crate::backend::StoredEntry;
 use crate::error::ApiError;
 
+pub mod openapi;
 pub mod ops;
 pub mod seed;
 pub mod v1;
@@ -18,6 +19,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     seed::configure(cfg);
     v1::configure(cfg);
     ops::configure(cfg);
+    openapi::configure(cfg);
 }
 
 /// Puts a value into a JSON object: as a string when it is UTF-8, otherwise
