@@ -1,5 +1,9 @@
 //! The one error type of kvcore.
 
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What can go wrong in a store operation.
@@ -51,7 +55,70 @@ pub enum Error {
         /// The key's current version, or `None` when the key is absent.
         current: Option<u64>,
     },
+    /// Reading or writing the data directory failed.
+    #[error("{action}")]
+    Io {
+        /// What the store was doing.
+        action: String,
+        /// The operating system's error.
+        #[source]
+        source: IoCause,
+    },
+    /// A file in the data directory is damaged.
+    #[error("{} is corrupt at offset {offset}: {reason}", file.display())]
+    Corrupt {
+        /// The damaged file.
+        file: PathBuf,
+        /// Byte offset of the first damaged frame.
+        offset: u64,
+        /// What is wrong there.
+        reason: &'static str,
+    },
+    /// Another process has the data directory open.
+    #[error("data directory {} is in use by another process", dir.display())]
+    Locked {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// An earlier write or sync failed; the store refuses writes from then
+    /// on rather than risk acknowledging data the disk dropped.
+    #[error("writes are refused after an earlier storage failure")]
+    StorageFailed,
 }
+
+impl Error {
+    pub(crate) fn io(action: impl Into<String>, source: io::Error) -> Error {
+        Error::Io {
+            action: action.into(),
+            source: IoCause(Arc::new(source)),
+        }
+    }
+}
+
+/// An operating-system error, shareable so that [`Error`] stays `Clone`.
+/// Two causes are equal when their kinds and messages are.
+#[derive(Debug, Clone)]
+pub struct IoCause(pub Arc<io::Error>);
+
+impl fmt::Display for IoCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for IoCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for IoCause {
+    fn eq(&self, other: &IoCause) -> bool {
+        self.0.kind() == other.0.kind() && self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for IoCause {}
 
 fn version_mismatch_message(expected: u64, current: Option<u64>) -> String {
     match current {

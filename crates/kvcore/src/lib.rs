@@ -51,18 +51,30 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
+mod builder;
 mod clock;
+mod disk;
+#[cfg(test)]
+mod durability_tests;
+mod durable;
 mod entry;
 mod error;
 mod expiry;
 mod listing;
+mod log;
 mod shard;
+#[cfg(test)]
+mod sim_disk;
+mod snapshot;
 mod store;
 
+pub use builder::{Limits, StoreBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use durable::{OnCorruption, RecoveryReport, Truncation};
 pub use entry::Entry;
-pub use error::{Error, Result};
+pub use error::{Error, IoCause, Result};
 pub use expiry::{ActiveExpiry, MAX_TTL, MIN_TTL, TtlChange};
 pub use listing::Page;
+pub use log::Fsync;
 pub use shard::Tuning;
-pub use store::{Condition, Limits, Stats, Store, StoreBuilder, Written};
+pub use store::{Condition, DurabilityStats, Stats, Store, Written};

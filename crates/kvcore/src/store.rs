@@ -3,37 +3,22 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Sender, channel};
+use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use std::hash::BuildHasher;
 
 use hashbrown::DefaultHashBuilder;
 
-use crate::clock::{Clock, SystemClock};
+use crate::builder::{Limits, StoreBuilder};
+use crate::clock::Clock;
+use crate::durable::{Durable, RecoveryReport};
 use crate::entry::{Entry, NO_DEADLINE, Record};
 use crate::error::{Error, Result};
-use crate::expiry::{self, ActiveExpiry, TtlChange};
+use crate::expiry::{self, TtlChange};
 use crate::listing::{self, Page};
+use crate::log::{Frame, Fsync, Op};
 use crate::shard::{Shard, Table, Tuning};
-
-/// Size limits a store enforces on every write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Longest key accepted, in bytes. Default 1024.
-    pub max_key_bytes: usize,
-    /// Longest value accepted, in bytes. Default 1 MiB.
-    pub max_value_bytes: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits {
-            max_key_bytes: 1024,
-            max_value_bytes: 1024 * 1024,
-        }
-    }
-}
 
 /// The outcome of a successful write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,79 +61,24 @@ pub struct Stats {
     pub shards: usize,
     /// The tuning preset the store was built with.
     pub tuning: Tuning,
+    /// Log and snapshot figures; `None` for an in-memory store.
+    pub durability: Option<DurabilityStats>,
 }
 
-/// Configures and builds a [`Store`].
-#[derive(Debug)]
-pub struct StoreBuilder {
-    tuning: Tuning,
-    shards: Option<usize>,
-    limits: Limits,
-    clock: Arc<dyn Clock>,
-    active_expiry: ActiveExpiry,
-}
-
-impl StoreBuilder {
-    /// Chooses a layout for the workload. Default: [`Tuning::Balanced`].
-    pub fn tuning(mut self, tuning: Tuning) -> StoreBuilder {
-        self.tuning = tuning;
-        self
-    }
-
-    /// Sets the number of shards explicitly, overriding the tuning's choice
-    /// (the tuning still picks the lock). Values below 1 count as 1.
-    /// Default: whatever the tuning picks.
-    pub fn shards(mut self, shards: usize) -> StoreBuilder {
-        self.shards = Some(shards.max(1));
-        self
-    }
-
-    /// Longest key accepted, in bytes (at most `u32::MAX`). Default 1024.
-    pub fn max_key_bytes(mut self, bytes: usize) -> StoreBuilder {
-        self.limits.max_key_bytes = bytes.min(u32::MAX as usize);
-        self
-    }
-
-    /// Longest value accepted, in bytes. Default 1 MiB.
-    pub fn max_value_bytes(mut self, bytes: usize) -> StoreBuilder {
-        self.limits.max_value_bytes = bytes;
-        self
-    }
-
-    /// Where the store reads the time. Default: [`SystemClock`].
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> StoreBuilder {
-        self.clock = clock;
-        self
-    }
-
-    /// How expired keys' memory is reclaimed. Default: a background thread
-    /// every 100 ms ([`ActiveExpiry::default`]).
-    pub fn active_expiry(mut self, active_expiry: ActiveExpiry) -> StoreBuilder {
-        self.active_expiry = active_expiry;
-        self
-    }
-
-    /// Builds the store and, unless told otherwise, starts its reclaimer.
-    pub fn build(self) -> Store {
-        let layout = self.tuning.layout();
-        let shards = self.shards.unwrap_or(layout.shards);
-        let (stop, stopped) = channel();
-        let inner = Arc::new(Inner {
-            shards: (0..shards).map(|_| Shard::new(layout.lock)).collect(),
-            hasher: DefaultHashBuilder::default(),
-            revision: AtomicU64::new(0),
-            clock: self.clock,
-            limits: self.limits,
-            tuning: self.tuning,
-            expired_reclaimed: AtomicU64::new(0),
-            reclaim_cursor: AtomicUsize::new(0),
-            _stop_reclaimer: stop,
-        });
-        if let ActiveExpiry::Background { interval } = self.active_expiry {
-            expiry::spawn_reclaimer(Arc::downgrade(&inner), interval, stopped);
-        }
-        Store { inner }
-    }
+/// Figures about a durable store's files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DurabilityStats {
+    /// The sync policy.
+    pub fsync: Fsync,
+    /// Bytes in the current log segment.
+    pub log_bytes: u64,
+    /// Size of the latest snapshot.
+    pub snapshot_bytes: u64,
+    /// Log syncs performed since open.
+    pub fsyncs: u64,
+    /// Compactions (snapshots written) since open.
+    pub compactions: u64,
 }
 
 /// A concurrent key-value store. Cloning is cheap: clones share the data.
@@ -161,20 +91,24 @@ pub struct Store {
 }
 
 pub(crate) struct Inner {
-    shards: Box<[Shard]>,
-    hasher: DefaultHashBuilder,
+    pub(crate) shards: Box<[Shard]>,
+    pub(crate) hasher: DefaultHashBuilder,
     /// The store-wide revision. Taken under the shard lock of the write it
     /// numbers, so a key's versions increase in the order its writes apply.
-    revision: AtomicU64,
-    clock: Arc<dyn Clock>,
-    limits: Limits,
-    tuning: Tuning,
-    expired_reclaimed: AtomicU64,
+    pub(crate) revision: AtomicU64,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) limits: Limits,
+    pub(crate) tuning: Tuning,
+    pub(crate) expired_reclaimed: AtomicU64,
     /// Shard where the next background pass starts, so a pass cut short by
     /// its time budget does not starve the shards after it.
-    reclaim_cursor: AtomicUsize,
-    /// Dropped with the store, which disconnects and stops the reclaimer.
-    _stop_reclaimer: Sender<()>,
+    pub(crate) reclaim_cursor: AtomicUsize,
+    /// The data directory of a durable store.
+    pub(crate) durable: Option<Durable>,
+    /// What opening the data directory recovered.
+    pub(crate) recovery: Option<RecoveryReport>,
+    /// Dropped with the store, which disconnects and stops its threads.
+    pub(crate) _stop_threads: Vec<Sender<()>>,
 }
 
 impl Store {
@@ -186,12 +120,44 @@ impl Store {
 
     /// Starts configuring a store.
     pub fn builder() -> StoreBuilder {
-        StoreBuilder {
-            tuning: Tuning::default(),
-            shards: None,
-            limits: Limits::default(),
-            clock: Arc::new(SystemClock),
-            active_expiry: ActiveExpiry::default(),
+        StoreBuilder::default()
+    }
+
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Store {
+        Store { inner }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn inner_for_tests(&self) -> &Inner {
+        &self.inner
+    }
+
+    /// Opens a durable store in `dir` with every other default; see
+    /// [`StoreBuilder::open`].
+    pub fn open(dir: impl AsRef<std::path::Path>) -> Result<Store> {
+        Store::builder().open(dir)
+    }
+
+    /// What recovery found when this store was opened; `None` in memory.
+    pub fn recovery(&self) -> Option<&RecoveryReport> {
+        self.inner.recovery.as_ref()
+    }
+
+    /// Writes a snapshot now and drops the log it covers, instead of waiting
+    /// for the log to outgrow the last snapshot. A no-op in memory.
+    pub fn compact(&self) -> Result<()> {
+        match &self.inner.durable {
+            Some(durable) => self.inner.compact(durable),
+            None => Ok(()),
+        }
+    }
+
+    /// Syncs every acknowledged write to stable storage now, whatever the
+    /// fsync policy. A no-op for an in-memory store.
+    pub fn flush(&self) -> Result<()> {
+        match &self.inner.durable {
+            Some(durable) => durable.log.sync_now(),
+            None => Ok(()),
         }
     }
 
@@ -254,14 +220,20 @@ impl Store {
         let hash = self.inner.hash(key.as_bytes());
         let shard = self.inner.shard(hash);
         // Cloning the record bumps a reference count; the value is not copied
-        // while the lock is held.
-        let Some(record) = shard.read(|t| t.get(hash, key.as_bytes()).cloned()) else {
+        // while the lock is held. The clock is read under the lock too (only
+        // for keys with a deadline): expiry is judged while the record is
+        // still the key's current one, or a writer could persist it in
+        // between and this read would report a live key absent.
+        let Some((record, now)) = shard.read(|t| {
+            let record = t.get(hash, key.as_bytes())?.clone();
+            let now = match record.deadline_ms() {
+                NO_DEADLINE => 0,
+                _ => self.inner.clock.now_ms(),
+            };
+            Some((record, now))
+        }) else {
             return Ok(None);
         };
-        if record.deadline_ms() == NO_DEADLINE {
-            return Ok(Some(Entry::new(record, 0)));
-        }
-        let now = self.inner.clock.now_ms();
         if record.is_expired(now) {
             // Lazy reclaim: remove it unless a writer replaced it meanwhile.
             if shard.write(|t| t.remove_exact(hash, &record)) {
@@ -341,6 +313,13 @@ impl Store {
             revision: self.inner.revision.load(Ordering::Acquire),
             shards: self.inner.shards.len(),
             tuning: self.inner.tuning,
+            durability: self.inner.durable.as_ref().map(|d| DurabilityStats {
+                fsync: d.log.policy(),
+                log_bytes: d.log.segment_bytes(),
+                snapshot_bytes: d.snapshot_bytes(),
+                fsyncs: d.log.fsyncs(),
+                compactions: d.compactions(),
+            }),
         }
     }
 
@@ -364,17 +343,20 @@ impl Store {
         let inner = &*self.inner;
         inner.check_key(key)?;
         inner.check_value(value)?;
-        let now = inner.clock.now_ms();
-        let new_deadline = match ttl {
-            TtlChange::Set(ttl) => expiry::deadline_after(now, ttl)?,
-            TtlChange::Keep | TtlChange::Persist => NO_DEADLINE,
-        };
         // Allocate and copy before taking the lock; only the version and the
         // deadline depend on what the shard holds.
         let record = Record::new(key, value);
         let hash = inner.hash(key.as_bytes());
         let shard = inner.shard(hash);
-        let (written, replaced) = shard.write(|t| {
+        let (written, replaced, lsn) = shard.write(|t| {
+            // The clock is read under the lock: whether the stored record has
+            // expired is judged at the instant this write holds the key, so
+            // no other caller can see it expire before the write applies.
+            let now = inner.clock.now_ms();
+            let new_deadline = match ttl {
+                TtlChange::Set(ttl) => expiry::deadline_after(now, ttl)?,
+                TtlChange::Keep | TtlChange::Persist => NO_DEADLINE,
+            };
             let stored = t.get(hash, key.as_bytes());
             let current = stored.filter(|r| !r.is_expired(now));
             let found_expired = stored.is_some() && current.is_none();
@@ -389,15 +371,21 @@ impl Store {
                 ttl: (deadline != NO_DEADLINE)
                     .then(|| Duration::from_millis(deadline.saturating_sub(now))),
             };
+            // Logged under the shard lock, before the table changes: a key's
+            // frames reach the log in the order its writes apply, and a
+            // write the log refused never becomes visible.
+            let lsn = inner.log(Op::Put, &record)?;
             let replaced = t.put(hash, record, |r| inner.hash(r.key()));
             if found_expired {
                 inner.count_reclaimed(1);
             }
-            Ok::<_, Error>((written, replaced))
+            Ok::<_, Error>((written, replaced, lsn))
         })?;
         // The replaced record may be the last reference to its bytes: free it
         // after the lock is released.
         drop(replaced);
+        // Wait for the sync (with `always`) without holding the shard.
+        inner.wait_durable(lsn)?;
         Ok(written)
     }
 
@@ -417,10 +405,19 @@ impl Store {
                 return (Err(err), None);
             }
             let version = inner.next_revision();
-            (Ok(version), t.remove(hash, key.as_bytes()))
+            let logged = match current {
+                Some(record) => inner.log_removal(record, version),
+                None => Ok(None),
+            };
+            match logged {
+                Ok(lsn) => (Ok((version, lsn)), t.remove(hash, key.as_bytes())),
+                Err(err) => (Err(err), None),
+            }
         });
         drop(removed);
-        result
+        let (version, lsn) = result?;
+        inner.wait_durable(lsn)?;
+        Ok(version)
     }
 }
 
@@ -463,11 +460,80 @@ impl Inner {
     }
 
     fn shard(&self, hash: u64) -> &Shard {
-        // Bits 24..56 pick the shard: hashbrown uses the low bits for the
-        // bucket and the top seven for its tag, so keys sharing a shard
-        // still differ in both. Multiply-shift maps onto any shard count.
-        let bits = (hash >> 24) as u32 as u64;
-        &self.shards[((bits * self.shards.len() as u64) >> 32) as usize]
+        &self.shards[shard_index(hash, self.shards.len())]
+    }
+
+    /// Writes a record's frame to the log of a durable store; returns the
+    /// position to wait on, or `None` in memory.
+    fn log(&self, op: Op, record: &Record) -> Result<Option<u64>> {
+        let Some(durable) = &self.durable else {
+            return Ok(None);
+        };
+        let frame = Frame {
+            op,
+            revision: record.version(),
+            deadline_ms: record.deadline_ms(),
+            key: record.key(),
+            value: if op == Op::Put { record.value() } else { b"" },
+        };
+        durable.log.append(&frame).map(Some)
+    }
+
+    /// Logs the removal of `record`'s key at `revision`.
+    fn log_removal(&self, record: &Record, revision: u64) -> Result<Option<u64>> {
+        let Some(durable) = &self.durable else {
+            return Ok(None);
+        };
+        durable
+            .log
+            .append(&Frame {
+                op: Op::Remove,
+                revision,
+                deadline_ms: 0,
+                key: record.key(),
+                value: b"",
+            })
+            .map(Some)
+    }
+
+    /// Returns once a logged write is as durable as the fsync policy promises.
+    fn wait_durable(&self, lsn: Option<u64>) -> Result<()> {
+        match (&self.durable, lsn) {
+            (Some(durable), Some(lsn)) => durable.log.wait_durable(lsn),
+            _ => Ok(()),
+        }
+    }
+
+    /// Background log duties: the `everysec` sync and compaction.
+    pub(crate) fn maintain_log(&self) {
+        let Some(durable) = &self.durable else {
+            return;
+        };
+        if durable.log.policy() == Fsync::EverySec && durable.log.has_unsynced() {
+            // A failure marks the log failed and refuses later writes; there
+            // is no one to return it to here.
+            let _ = durable.log.sync_now();
+        }
+        if durable.needs_compaction() {
+            // A failed compaction leaves the old snapshot and log in place and
+            // is tried again on a later tick.
+            let _ = self.compact(durable);
+        }
+    }
+
+    fn compact(&self, durable: &Durable) -> Result<()> {
+        {
+            let now = self.clock.now_ms();
+            durable.compact(
+                |index| {
+                    let shard = self.shards.get(index)?;
+                    // Cloning records is cheap (a reference count each) and keeps
+                    // file I/O out of the shard lock.
+                    Some(shard.read(|t| t.iter().filter(|r| !r.is_expired(now)).cloned().collect()))
+                },
+                || self.revision.load(Ordering::Acquire),
+            )
+        }
     }
 
     fn next_revision(&self) -> u64 {
@@ -534,6 +600,24 @@ impl Inner {
                     .store((index + 1) % count, Ordering::Relaxed);
                 return;
             }
+        }
+    }
+}
+
+/// The shard a hash belongs to. Bits 24..56 pick it: hashbrown uses the low
+/// bits for the bucket and the top seven for its tag, so keys sharing a shard
+/// still differ in both. Multiply-shift maps onto any shard count.
+pub(crate) fn shard_index(hash: u64, shards: usize) -> usize {
+    let bits = (hash >> 24) as u32 as u64;
+    ((bits * shards as u64) >> 32) as usize
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle is gone: make what was acknowledged durable. An
+        // error cannot be reported from here; `Store::flush` reports it.
+        if let Some(durable) = &self.durable {
+            let _ = durable.log.sync_now();
         }
     }
 }
