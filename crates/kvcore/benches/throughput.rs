@@ -1,0 +1,415 @@
+//! Throughput of kvcore's tuning presets next to std, dashmap and moka.
+//!
+//! 100k keys of 16 bytes with 16-byte values; 1 and 2 threads; a 95/5 and a
+//! 50/50 get/upsert mix. Every get hits a present key and every set replaces
+//! one. Each thread picks keys with its own xorshift generator, so the only
+//! state threads share is the map under test.
+//!
+//! Threads are spawned once per sample and released together by a barrier;
+//! each times its own operations and the sample takes the slowest thread, so
+//! spawning is never timed. One criterion "element" is one operation of every
+//! thread: the reported rate is operations per second summed over threads.
+//!
+//! The machine is shared and noisy, and criterion measures one benchmark
+//! after another, so a burst of someone else's work lands on whichever
+//! contender runs at that moment. After the criterion groups the run
+//! therefore measures again in *paired rounds*: every round runs every
+//! contender once for ~15 ms, back to back in rotating order, and each ratio
+//! is taken within a round. The medians of those ratios (and how many rounds
+//! each side won) are the figures BENCHMARKS.md quotes.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::{Arc, Barrier, RwLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use kvcore::{ActiveExpiry, Store, TtlChange, Tuning};
+
+const KEYS: usize = 100_000;
+const KEY_BYTES: usize = 16;
+/// Long enough never to expire during a run.
+const TTL: Duration = Duration::from_secs(3600);
+/// Paired rounds per mix and thread count (`KVCORE_BENCH_ROUNDS` overrides).
+const ROUNDS: usize = 40;
+/// Wall time each contender gets in one paired round.
+const ROUND_SLICE: Duration = Duration::from_millis(15);
+
+/// A get/upsert mix: `get_percent` of operations are gets.
+#[derive(Clone, Copy)]
+struct Mix {
+    name: &'static str,
+    get_percent: u32,
+}
+
+const MIXES: [Mix; 2] = [
+    Mix {
+        name: "get95-set5",
+        get_percent: 95,
+    },
+    Mix {
+        name: "get50-set50",
+        get_percent: 50,
+    },
+];
+
+const THREADS: [usize; 2] = [1, 2];
+
+const PRESETS: [Tuning; 3] = [Tuning::Balanced, Tuning::ReadHeavy, Tuning::WriteHeavy];
+
+/// What every contender offers the workload.
+trait Contender: Sync {
+    /// Reads the value of a present key; returns something derived from its
+    /// bytes so the read cannot be optimized away (0 on a miss).
+    fn get(&self, key: &str) -> usize;
+    /// Creates or replaces `key`.
+    fn set(&self, key: &str, value: &[u8]);
+}
+
+/// Touches the value's bytes the way a caller would.
+fn digest(value: &[u8]) -> usize {
+    value.len() + value.last().copied().unwrap_or(0) as usize
+}
+
+impl Contender for Store {
+    fn get(&self, key: &str) -> usize {
+        match Store::get(self, key) {
+            Ok(Some(entry)) => digest(entry.value()),
+            _ => 0,
+        }
+    }
+
+    fn set(&self, key: &str, value: &[u8]) {
+        let written = self.upsert(key, value, TtlChange::Keep);
+        debug_assert!(written.is_ok());
+    }
+}
+
+impl Contender for RwLock<HashMap<String, Vec<u8>>> {
+    fn get(&self, key: &str) -> usize {
+        let map = self.read().unwrap_or_else(|e| e.into_inner());
+        map.get(key).map_or(0, |v| digest(v))
+    }
+
+    fn set(&self, key: &str, value: &[u8]) {
+        let mut map = self.write().unwrap_or_else(|e| e.into_inner());
+        map.insert(key.to_owned(), value.to_vec());
+    }
+}
+
+impl Contender for dashmap::DashMap<String, Vec<u8>> {
+    fn get(&self, key: &str) -> usize {
+        dashmap::DashMap::get(self, key).map_or(0, |v| digest(&v))
+    }
+
+    fn set(&self, key: &str, value: &[u8]) {
+        self.insert(key.to_owned(), value.to_vec());
+    }
+}
+
+impl Contender for moka::sync::Cache<String, Arc<[u8]>> {
+    fn get(&self, key: &str) -> usize {
+        moka::sync::Cache::get(self, key).map_or(0, |v| digest(&v))
+    }
+
+    fn set(&self, key: &str, value: &[u8]) {
+        self.insert(key.to_owned(), Arc::from(value));
+    }
+}
+
+/// The key space: `KEYS` keys of `KEY_BYTES` bytes in one string, so reading
+/// a key costs the harness no pointer chase of its own.
+struct Keys(String);
+
+impl Keys {
+    fn new() -> Keys {
+        let mut all = String::with_capacity(KEYS * KEY_BYTES);
+        for i in 0..KEYS {
+            all.push_str(&format!("key:{i:012}"));
+        }
+        Keys(all)
+    }
+
+    fn get(&self, i: usize) -> &str {
+        &self.0[i * KEY_BYTES..(i + 1) * KEY_BYTES]
+    }
+}
+
+/// xorshift64*: cheap, and private to each thread.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        // Any non-zero state works; spread small seeds over the bits.
+        Rng(seed.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+fn value_for(i: u64) -> [u8; 16] {
+    let mut value = [b'v'; 16];
+    value[..8].copy_from_slice(&i.to_le_bytes());
+    value
+}
+
+/// One mix at one thread count over the shared key space.
+#[derive(Clone, Copy)]
+struct Workload<'k> {
+    keys: &'k Keys,
+    mix: Mix,
+    threads: usize,
+}
+
+impl Workload<'_> {
+    fn name(&self) -> String {
+        format!("{}/{}-threads", self.mix.name, self.threads)
+    }
+
+    /// Runs `ops` operations on each of `threads` fresh threads and returns
+    /// the time of the slowest, from the moment the barrier released them.
+    fn run(&self, map: &impl Contender, seed: u64, ops: u64) -> Duration {
+        let barrier = Barrier::new(self.threads);
+        thread::scope(|s| {
+            let workers: Vec<_> = (0..self.threads)
+                .map(|t| {
+                    let barrier = &barrier;
+                    let seed = seed.wrapping_mul(64).wrapping_add(t as u64);
+                    s.spawn(move || {
+                        barrier.wait();
+                        self.run_thread(map, seed, ops)
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("bench thread panicked"))
+                .max()
+                .unwrap_or_default()
+        })
+    }
+
+    fn run_thread(&self, map: &impl Contender, seed: u64, ops: u64) -> Duration {
+        let mut rng = Rng::new(seed);
+        let (mut gets, mut hits) = (0u64, 0u64);
+        let start = Instant::now();
+        for _ in 0..ops {
+            let r = rng.next();
+            // Low 32 bits pick the key (multiply-shift), high bits the op.
+            let index = ((r & 0xFFFF_FFFF) * KEYS as u64) >> 32;
+            let key = self.keys.get(index as usize);
+            if ((r >> 32) as u32) % 100 < self.mix.get_percent {
+                gets += 1;
+                hits += u64::from(map.get(key) > 0);
+            } else {
+                map.set(key, &value_for(r));
+            }
+        }
+        let elapsed = start.elapsed();
+        assert_eq!(hits, gets, "every get must hit a present key");
+        black_box(hits);
+        elapsed
+    }
+}
+
+/// A contender under a name, its type erased once per sample, not per op.
+type Runner<'a> = Box<dyn Fn(&Workload<'_>, u64, u64) -> Duration + 'a>;
+
+fn runner<'a>(map: &'a (impl Contender + 'a)) -> Runner<'a> {
+    Box::new(move |w: &Workload<'_>, seed, ops| w.run(map, seed, ops))
+}
+
+fn fill(map: &impl Contender, keys: &Keys) {
+    for i in 0..KEYS {
+        map.set(keys.get(i), &value_for(i as u64));
+    }
+}
+
+fn main() {
+    let keys = Keys::new();
+    let stores: Vec<(String, Store)> = PRESETS
+        .iter()
+        .map(|&tuning| {
+            let store = Store::builder()
+                .tuning(tuning)
+                // Nothing expires during a run: keep the reclaimer's thread
+                // out of the measurement.
+                .active_expiry(ActiveExpiry::Manual)
+                .build();
+            for i in 0..KEYS {
+                store
+                    .create(keys.get(i), value_for(i as u64), Some(TTL))
+                    .expect("fresh key");
+            }
+            (format!("kvcore-{}", tuning.name()), store)
+        })
+        .collect();
+    let std_map = RwLock::new(HashMap::new());
+    fill(&std_map, &keys);
+    let dash = dashmap::DashMap::new();
+    fill(&dash, &keys);
+    let moka = moka::sync::Cache::builder().time_to_live(TTL).build();
+    fill(&moka, &keys);
+    moka.run_pending_tasks();
+
+    let mut contenders: Vec<(String, Runner<'_>)> = stores
+        .iter()
+        .map(|(name, store)| (name.clone(), runner(store)))
+        .collect();
+    contenders.push(("std-rwlock".into(), runner(&std_map)));
+    contenders.push(("dashmap".into(), runner(&dash)));
+    contenders.push(("moka".into(), runner(&moka)));
+
+    let keys = &keys;
+    let workloads: Vec<Workload<'_>> = MIXES
+        .iter()
+        .flat_map(|&mix| {
+            THREADS
+                .iter()
+                .map(move |&threads| Workload { keys, mix, threads })
+        })
+        .collect();
+
+    let mut criterion = Criterion::default().configure_from_args();
+    let mut seed = 0u64;
+    for w in &workloads {
+        let mut group = criterion.benchmark_group(w.name());
+        group.throughput(Throughput::Elements(w.threads as u64));
+        for (name, run) in &contenders {
+            group.bench_function(BenchmarkId::from_parameter(name), |b| {
+                b.iter_custom(|iters| {
+                    seed += 1;
+                    run(w, seed, iters)
+                })
+            });
+        }
+        group.finish();
+    }
+    criterion.final_summary();
+
+    // `cargo bench` passes --bench; `cargo test --benches` does not, and
+    // only wants to know that the benchmarks run.
+    if std::env::args().any(|a| a == "--bench") {
+        let rounds = std::env::var("KVCORE_BENCH_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(ROUNDS);
+        paired_rounds(&workloads, &contenders, rounds);
+    }
+}
+
+/// Rates (operations per second) of every contender, one row per round.
+struct Rounds {
+    names: Vec<String>,
+    rates: Vec<Vec<f64>>,
+}
+
+impl Rounds {
+    fn column(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+
+    fn median_rate(&self, name: &str) -> Option<f64> {
+        let c = self.column(name)?;
+        median(self.rates.iter().map(|row| row[c]).collect())
+    }
+
+    /// Median over rounds of `a / b`, and the share of rounds `a` won.
+    fn ratio(&self, a: &str, b: &str) -> Option<(f64, f64)> {
+        let (a, b) = (self.column(a)?, self.column(b)?);
+        let ratios: Vec<f64> = self.rates.iter().map(|row| row[a] / row[b]).collect();
+        let won = ratios.iter().filter(|r| **r > 1.0).count() as f64 / ratios.len() as f64;
+        Some((median(ratios)?, won))
+    }
+}
+
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied()
+}
+
+fn paired_rounds(workloads: &[Workload<'_>], contenders: &[(String, Runner<'_>)], rounds: usize) {
+    let names: Vec<String> = contenders.iter().map(|(n, _)| n.clone()).collect();
+    let mut results = Vec::new();
+    for (wi, w) in workloads.iter().enumerate() {
+        // Size each contender's slice once, so all get about the same time.
+        let ops: Vec<u64> = contenders
+            .iter()
+            .map(|(_, run)| {
+                let probe = 20_000;
+                let took = run(w, 1, probe).as_secs_f64().max(1e-6);
+                ((probe as f64 * ROUND_SLICE.as_secs_f64() / took) as u64).max(1_000)
+            })
+            .collect();
+        let mut rates = vec![vec![0.0; contenders.len()]; rounds];
+        for (round, row) in rates.iter_mut().enumerate() {
+            for k in 0..contenders.len() {
+                // Rotate the order so no contender always follows another.
+                let c = (k + round + wi) % contenders.len();
+                let took = contenders[c].1(w, (round * 31 + c) as u64, ops[c]);
+                row[c] = (ops[c] * w.threads as u64) as f64 / took.as_secs_f64();
+            }
+        }
+        results.push((
+            w,
+            Rounds {
+                names: names.clone(),
+                rates,
+            },
+        ));
+    }
+    print_tables(&results, rounds);
+}
+
+fn print_tables(results: &[(&Workload<'_>, Rounds)], rounds: usize) {
+    let names = &results[0].1.names;
+    println!("\n## Paired rounds: median throughput, million operations per second\n");
+    println!("({rounds} rounds of ~{ROUND_SLICE:?} per contender and workload)\n");
+    println!("| mix | threads | {} |", names.join(" | "));
+    println!("|---|---:|{}", "---:|".repeat(names.len()));
+    for (w, r) in results {
+        let cells: Vec<String> = names
+            .iter()
+            .map(|n| {
+                r.median_rate(n)
+                    .map_or("-".into(), |x| format!("{:.2}", x / 1e6))
+            })
+            .collect();
+        println!("| {} | {} | {} |", w.mix.name, w.threads, cells.join(" | "));
+    }
+    let show = |ratio: Option<(f64, f64)>| {
+        ratio.map_or("-".into(), |(r, won)| {
+            format!("{r:.2}x ({:.0}%)", won * 100.0)
+        })
+    };
+    println!("\n## Paired rounds: median ratios (share of rounds the first one won)\n");
+    println!(
+        "| mix | threads | read-heavy / write-heavy | best preset | best / dashmap | best / moka | best / std-rwlock |"
+    );
+    println!("|---|---:|---:|---|---:|---:|---:|");
+    for (w, r) in results {
+        let best = PRESETS
+            .iter()
+            .map(|t| format!("kvcore-{}", t.name()))
+            .filter_map(|n| Some((r.median_rate(&n)?, n)))
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, n)| n)
+            .unwrap_or_default();
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            w.mix.name,
+            w.threads,
+            show(r.ratio("kvcore-read-heavy", "kvcore-write-heavy")),
+            best.trim_start_matches("kvcore-"),
+            show(r.ratio(&best, "dashmap")),
+            show(r.ratio(&best, "moka")),
+            show(r.ratio(&best, "std-rwlock")),
+        );
+    }
+}
