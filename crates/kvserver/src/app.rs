@@ -191,17 +191,25 @@ fn request_logger() -> Logger {
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C), logging which arrived.
-pub async fn shutdown_signal() {
+///
+/// The handlers are installed when this is called, not when the future is
+/// first polled: `run_until` logs "listening" before polling it, and a signal
+/// in between would otherwise kill the process instead of draining it. Call
+/// it inside the runtime.
+pub fn shutdown_signal() -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        log::error!("could not install signal handlers; stop the server with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => log::info!("shutdown: SIGTERM received"),
-        _ = int.recv() => log::info!("shutdown: SIGINT received"),
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            log::error!("could not install signal handlers; stop the server with SIGKILL");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => log::info!("shutdown: SIGTERM received"),
+            _ = int.recv() => log::info!("shutdown: SIGINT received"),
+        }
     }
 }
