@@ -128,7 +128,8 @@ impl Application {
             server,
             addr,
             state,
-            shutdown_timeout: config.shutdown_timeout,
+            // What actix applies: whole seconds, at least one.
+            shutdown_timeout: Duration::from_secs(config.shutdown_timeout.as_secs().max(1)),
         })
     }
 
@@ -155,7 +156,17 @@ impl Application {
                 let draining = Instant::now();
                 handle.stop(true).await;
                 server.await.context("server task")?.context("server")?;
-                log::info!("shutdown: in-flight requests done after {:?}", draining.elapsed());
+                let drained = draining.elapsed();
+                // actix gives no verdict; it only returns early when every
+                // connection finished, so running the whole timeout means some
+                // were dropped.
+                if drained >= self.shutdown_timeout {
+                    log::warn!(
+                        "shutdown: requests still unfinished after {drained:?} were cut off"
+                    );
+                } else {
+                    log::info!("shutdown: in-flight requests done after {drained:?}");
+                }
             }
         }
         self.state
