@@ -3,8 +3,7 @@
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix_web::dev::{Service, ServiceResponse};
@@ -15,29 +14,42 @@ use kvcore::Store;
 
 use crate::backend::{Backend, EmbeddedBackend};
 use crate::config::Config;
-use crate::error::invalid;
+use crate::error::{ApiError, invalid};
 use crate::metrics::Metrics;
 use crate::routes;
 
 /// What every route can reach.
 pub struct AppState {
-    /// Storage.
-    pub backend: Arc<dyn Backend>,
+    /// Storage, once it is recovered and serving.
+    backend: OnceLock<Arc<dyn Backend>>,
     /// Request limits enforced before storage is reached.
     pub limits: RequestLimits,
     /// When the server started, for `/v1/info`.
     pub started: Instant,
     /// The metrics registry.
     pub metrics: Metrics,
-    ready: AtomicBool,
 }
 
 impl AppState {
+    fn set_backend(&self, backend: Arc<dyn Backend>) {
+        // Set once: by `build_with_backend` or when recovery finishes.
+        let _ = self.backend.set(backend);
+    }
+
+    /// Storage, or 503 while it is still being recovered.
+    pub fn backend(&self) -> Result<&Arc<dyn Backend>, ApiError> {
+        self.backend.get().ok_or(ApiError::Unavailable)
+    }
+
     /// Whether storage is recovered and serving.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        self.backend.get().is_some()
     }
 }
+
+/// Storage being opened in the background while the server already answers
+/// `/healthz` (and 503 on `/readyz`).
+type Recovery = actix_web::rt::task::JoinHandle<anyhow::Result<Arc<dyn Backend>>>;
 
 /// Limits on requests.
 #[derive(Debug, Clone, Copy)]
@@ -56,21 +68,43 @@ pub struct Application {
     addr: SocketAddr,
     state: web::Data<AppState>,
     shutdown_timeout: Duration,
+    recovery: Option<Recovery>,
 }
 
 impl Application {
-    /// Builds the server over an in-memory kvcore store configured from
-    /// `config`. Must be called inside an actix (tokio) runtime.
+    /// Builds the server over the embedded kvcore store configured from
+    /// `config`: in memory, or recovered from `config.data_dir` in the
+    /// background while the server already listens. Must be called inside an
+    /// actix (tokio) runtime.
     pub fn build(config: Config, listener: TcpListener) -> anyhow::Result<Application> {
-        let store = Store::builder()
+        let builder = Store::builder()
             .tuning(config.tuning)
             .max_key_bytes(config.max_key_bytes)
             .max_value_bytes(config.max_value_bytes)
             .clock(config.clock.clone())
-            .build();
-        log::warn!("storage: in memory only; data will not survive a restart (no --data-dir)");
-        let backend = Arc::new(EmbeddedBackend::new(store));
-        Application::build_with_backend(config, listener, backend)
+            .fsync(config.fsync)
+            .on_corruption(config.on_corruption);
+        let Some(dir) = config.data_dir.clone() else {
+            log::warn!("storage: in memory only; data will not survive a restart (no --data-dir)");
+            let backend = Arc::new(EmbeddedBackend::new(builder.build()));
+            return Application::build_with_backend(config, listener, backend);
+        };
+        log::info!(
+            "storage: recovering {} (fsync={})",
+            dir.display(),
+            config.fsync.name()
+        );
+        let recovery = actix_web::rt::task::spawn_blocking(move || {
+            let store = builder
+                .open(&dir)
+                .with_context(|| format!("opening data directory {}", dir.display()))?;
+            log_recovery(&store);
+            let backend: Arc<dyn Backend> = Arc::new(EmbeddedBackend::new(store));
+            Ok(backend)
+        });
+        let mut app = Application::serve(config, listener)?;
+        app.recovery = Some(recovery);
+        Ok(app)
     }
 
     /// Builds the server over any storage backend.
@@ -79,11 +113,18 @@ impl Application {
         listener: TcpListener,
         backend: Arc<dyn Backend>,
     ) -> anyhow::Result<Application> {
+        let app = Application::serve(config, listener)?;
+        app.state.set_backend(backend);
+        Ok(app)
+    }
+
+    /// Starts serving; storage is attached when it is ready.
+    fn serve(config: Config, listener: TcpListener) -> anyhow::Result<Application> {
         let addr = listener
             .local_addr()
             .context("reading the listener's address")?;
         let state = web::Data::new(AppState {
-            backend,
+            backend: OnceLock::new(),
             limits: RequestLimits {
                 max_body_bytes: config.max_body_bytes,
                 max_value_bytes: config.max_value_bytes,
@@ -91,7 +132,6 @@ impl Application {
             },
             started: Instant::now(),
             metrics: Metrics::new().context("registering metrics")?,
-            ready: AtomicBool::new(false),
         });
         let app_state = state.clone();
         let per_worker = (config.max_connections / config.workers).max(1);
@@ -123,13 +163,13 @@ impl Application {
             .listen(listener)
             .context("listening")?
             .run();
-        state.ready.store(true, Ordering::Release);
         Ok(Application {
             server,
             addr,
             state,
             // What actix applies: whole seconds, at least one.
             shutdown_timeout: Duration::from_secs(config.shutdown_timeout.as_secs().max(1)),
+            recovery: None,
         })
     }
 
@@ -144,39 +184,103 @@ impl Application {
         log::info!("listening on http://{}", self.addr);
         let handle = self.server.handle();
         let mut server = actix_web::rt::spawn(self.server);
-        tokio::select! {
-            finished = &mut server => {
-                finished.context("server task")?.context("server")?;
-            }
-            () = shutdown => {
-                log::info!(
-                    "shutdown: no longer accepting connections; finishing in-flight requests (at most {:?})",
-                    self.shutdown_timeout
-                );
-                let draining = Instant::now();
-                handle.stop(true).await;
-                server.await.context("server task")?.context("server")?;
-                let drained = draining.elapsed();
-                // actix gives no verdict; it only returns early when every
-                // connection finished, so running the whole timeout means some
-                // were dropped.
-                if drained >= self.shutdown_timeout {
-                    log::warn!(
-                        "shutdown: requests still unfinished after {drained:?} were cut off"
+        let mut recovery = self.recovery;
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                finished = &mut server => {
+                    finished.context("server task")?.context("server")?;
+                    break;
+                }
+                recovered = async {
+                    match recovery.as_mut() {
+                        Some(task) => task.await,
+                        None => std::future::pending().await,
+                    }
+                }, if recovery.is_some() => {
+                    recovery = None;
+                    match recovered.context("recovery task").and_then(|r| r) {
+                        Ok(backend) => {
+                            self.state.set_backend(backend);
+                            log::info!("ready: storage recovered; /readyz now answers 200");
+                        }
+                        Err(err) => {
+                            handle.stop(false).await;
+                            return Err(err);
+                        }
+                    }
+                }
+                () = &mut shutdown => {
+                    log::info!(
+                        "shutdown: no longer accepting connections; finishing in-flight requests (at most {:?})",
+                        self.shutdown_timeout
                     );
-                } else {
-                    log::info!("shutdown: in-flight requests done after {drained:?}");
+                    let draining = Instant::now();
+                    handle.stop(true).await;
+                    server.await.context("server task")?.context("server")?;
+                    let drained = draining.elapsed();
+                    // actix gives no verdict; it only returns early when every
+                    // connection finished, so running the whole timeout means
+                    // some were dropped.
+                    if drained >= self.shutdown_timeout {
+                        log::warn!(
+                            "shutdown: requests still unfinished after {drained:?} were cut off"
+                        );
+                    } else {
+                        log::info!("shutdown: in-flight requests done after {drained:?}");
+                    }
+                    break;
                 }
             }
         }
-        self.state
-            .backend
-            .flush()
-            .await
-            .context("flushing storage at shutdown")?;
-        log::info!("shutdown: storage flushed; exiting");
+        if let Some(recovery) = recovery {
+            // Stopped while still recovering: let recovery finish so the data
+            // directory is left consistent and unlocked, then flush it.
+            if let Ok(Ok(backend)) = recovery.await {
+                self.state.set_backend(backend);
+            }
+        }
+        if let Ok(backend) = self.state.backend() {
+            backend
+                .flush()
+                .await
+                .context("flushing storage at shutdown")?;
+            log::info!("shutdown: storage flushed and synced; exiting");
+        }
         Ok(())
     }
+}
+
+/// Logs what recovery found.
+fn log_recovery(store: &Store) {
+    let Some(report) = store.recovery() else {
+        return;
+    };
+    if let Some(torn) = &report.torn_tail {
+        log::warn!(
+            "recovery: cut an incomplete final record off {} at offset {} ({} bytes dropped)",
+            torn.file.display(),
+            torn.offset,
+            torn.bytes_dropped
+        );
+    }
+    if let Some(cut) = &report.truncated_corruption {
+        log::warn!(
+            "recovery: --truncate-corrupt-log cut {} at offset {} ({} bytes dropped, and any later log files)",
+            cut.file.display(),
+            cut.offset,
+            cut.bytes_dropped
+        );
+    }
+    log::info!(
+        "recovery: {} keys from {} snapshot and {} log records ({} expired while down) in {:?}; revision {}",
+        report.keys,
+        report.snapshot_records,
+        report.log_records,
+        report.expired_dropped,
+        report.duration,
+        report.revision
+    );
 }
 
 /// Counts a finished request in the metrics.

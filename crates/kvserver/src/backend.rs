@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use kvcore::{Condition, Store, TtlChange};
+use kvcore::{Condition, Fsync, Store, TtlChange};
 
 /// A value as read from storage.
 #[derive(Debug, Clone)]
@@ -55,12 +55,28 @@ pub struct BackendInfo {
     pub revision: u64,
     /// Tuning preset name.
     pub tuning: &'static str,
-    /// Durability mode, for example `memory`.
+    /// Durability mode: `memory`, or the fsync policy of the data directory
+    /// (`always`, `everysec`, `never`).
     pub durability: &'static str,
+    /// Log figures, when there is a data directory.
+    pub log: Option<LogFigures>,
     /// Longest key accepted, in bytes.
     pub max_key_bytes: usize,
     /// Longest value accepted, in bytes.
     pub max_value_bytes: usize,
+}
+
+/// Figures about the log and snapshots of a durable backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogFigures {
+    /// Bytes in the current log segment.
+    pub log_bytes: u64,
+    /// Bytes in the latest snapshot.
+    pub snapshot_bytes: u64,
+    /// Log syncs since start.
+    pub fsyncs: u64,
+    /// Compactions since start.
+    pub compactions: u64,
 }
 
 /// Storage as the routes see it. Errors are kvcore's, which every backend
@@ -98,12 +114,41 @@ pub trait Backend: Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub struct EmbeddedBackend {
     store: Store,
+    /// With `fsync=always` a write waits for the disk: it runs on the
+    /// blocking pool, so the worker keeps serving and concurrent writers
+    /// share one sync.
+    writes_wait_for_disk: bool,
 }
 
 impl EmbeddedBackend {
     /// Serves `store`.
     pub fn new(store: Store) -> EmbeddedBackend {
-        EmbeddedBackend { store }
+        let writes_wait_for_disk = store
+            .stats()
+            .durability
+            .is_some_and(|d| d.fsync == Fsync::Always);
+        EmbeddedBackend {
+            store,
+            writes_wait_for_disk,
+        }
+    }
+
+    /// Runs a store call inline, or on the blocking pool when it may wait
+    /// for the disk.
+    async fn run<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&Store) -> kvcore::Result<T> + Send + 'static,
+    ) -> kvcore::Result<T> {
+        if !self.writes_wait_for_disk {
+            return call(&self.store);
+        }
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || call(&store)).await {
+            Ok(result) => result,
+            // The call panicked or the runtime is shutting down: either way
+            // the write's fate is unknown, which is what a storage error says.
+            Err(_) => Err(kvcore::Error::StorageFailed),
+        }
     }
 }
 
@@ -130,7 +175,10 @@ impl Backend for EmbeddedBackend {
         ttl: TtlChange,
         condition: Condition,
     ) -> kvcore::Result<WriteResult> {
-        let written = self.store.put(key, &value, ttl, condition)?;
+        let key = key.to_owned();
+        let written = self
+            .run(move |store| store.put(&key, &value, ttl, condition))
+            .await?;
         Ok(WriteResult {
             version: written.version,
             created: written.created,
@@ -139,10 +187,12 @@ impl Backend for EmbeddedBackend {
     }
 
     async fn remove(&self, key: &str, expected_version: Option<u64>) -> kvcore::Result<u64> {
-        match expected_version {
-            Some(expected) => self.store.remove_if_version(key, expected),
-            None => self.store.remove(key),
-        }
+        let key = key.to_owned();
+        self.run(move |store| match expected_version {
+            Some(expected) => store.remove_if_version(&key, expected),
+            None => store.remove(&key),
+        })
+        .await
     }
 
     async fn list(
@@ -166,14 +216,26 @@ impl Backend for EmbeddedBackend {
             expired_reclaimed: stats.expired_reclaimed,
             revision: stats.revision,
             tuning: stats.tuning.name(),
-            durability: "memory",
+            durability: stats
+                .durability
+                .as_ref()
+                .map_or("memory", |d| d.fsync.name()),
+            log: stats.durability.as_ref().map(|d| LogFigures {
+                log_bytes: d.log_bytes,
+                snapshot_bytes: d.snapshot_bytes,
+                fsyncs: d.fsyncs,
+                compactions: d.compactions,
+            }),
             max_key_bytes: limits.max_key_bytes,
             max_value_bytes: limits.max_value_bytes,
         }
     }
 
     async fn flush(&self) -> anyhow::Result<()> {
-        // In memory only: nothing to write out.
-        Ok(())
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.flush())
+            .await
+            .map_err(anyhow::Error::new)?
+            .map_err(anyhow::Error::new)
     }
 }

@@ -1,9 +1,10 @@
 //! Command-line flags, each with a `KV_*` environment twin.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use kvcore::Tuning;
+use kvcore::{Fsync, OnCorruption, Tuning};
 
 use crate::config::Config;
 use crate::ttl::parse_duration;
@@ -19,6 +20,23 @@ pub struct Cli {
     /// Address to listen on. Binding anything but loopback needs auth.
     #[arg(long, env = "KV_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: String,
+
+    /// Directory for the log and snapshots. Without it, data lives in memory
+    /// only and does not survive a restart.
+    #[arg(long, env = "KV_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// When the log is synced to disk: always (before each write is
+    /// acknowledged), everysec (at least once a second), or never (left to the
+    /// OS). Only with --data-dir.
+    #[arg(long, env = "KV_FSYNC", default_value = "everysec", value_parser = parse_fsync)]
+    pub fsync: Fsync,
+
+    /// If the log is damaged before its end, cut it at the first bad record
+    /// (losing that record and everything after it) instead of refusing to
+    /// start. For an operator who accepts the loss.
+    #[arg(long, env = "KV_TRUNCATE_CORRUPT_LOG")]
+    pub truncate_corrupt_log: bool,
 
     /// Store layout: balanced, read-heavy (mostly gets) or write-heavy (many sets).
     #[arg(long, env = "KV_TUNING", default_value = "balanced", value_parser = parse_tuning)]
@@ -58,6 +76,10 @@ fn parse_tuning(text: &str) -> Result<Tuning, String> {
     text.parse()
 }
 
+fn parse_fsync(text: &str) -> Result<Fsync, String> {
+    text.parse()
+}
+
 impl Cli {
     /// The typed configuration these flags describe. `fd_limit` is the
     /// process's file-descriptor limit, which bounds connections.
@@ -79,6 +101,13 @@ impl Cli {
             return Err("--max-key-bytes must be between 1 and 4294967295".into());
         }
         Ok(Config {
+            data_dir: self.data_dir,
+            fsync: self.fsync,
+            on_corruption: if self.truncate_corrupt_log {
+                OnCorruption::TruncateLog
+            } else {
+                OnCorruption::Refuse
+            },
             tuning: self.tuning,
             max_key_bytes: self.max_key_bytes,
             max_value_bytes: self.max_value_bytes,

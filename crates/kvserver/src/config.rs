@@ -1,14 +1,21 @@
 //! The server's typed configuration. Only `cli.rs` knows about flags and
 //! environment variables; everything past `main` receives a [`Config`].
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kvcore::{Clock, SystemClock, Tuning};
+use kvcore::{Clock, Fsync, OnCorruption, SystemClock, Tuning};
 
 /// Everything the server needs to know to run.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Where data is kept; `None` keeps it in memory only. Default `None`.
+    pub data_dir: Option<PathBuf>,
+    /// When the log is synced (with a data directory). Default everysec.
+    pub fsync: Fsync,
+    /// What to do about a log damaged before its end. Default: refuse to start.
+    pub on_corruption: OnCorruption,
     /// Shard layout preset of the embedded store. Default balanced.
     pub tuning: Tuning,
     /// Longest key accepted, in bytes. Default 1024.
@@ -34,6 +41,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
+            data_dir: None,
+            fsync: Fsync::default(),
+            on_corruption: OnCorruption::default(),
             tuning: Tuning::default(),
             max_key_bytes: 1024,
             max_value_bytes: 1024 * 1024,

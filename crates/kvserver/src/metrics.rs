@@ -9,6 +9,8 @@ use prometheus::{
     TextEncoder,
 };
 
+use std::sync::Arc;
+
 use crate::backend::Backend;
 use crate::error::ApiError;
 
@@ -19,10 +21,35 @@ pub struct Metrics {
     latency: HistogramVec,
     keys: IntGauge,
     revision: IntGauge,
-    expired: IntCounter,
-    /// The store's reclaim count at the last scrape; the counter grows by the
-    /// difference, since a Prometheus counter can only be incremented.
-    expired_seen: AtomicU64,
+    expired: Tracked,
+    log_bytes: IntGauge,
+    snapshot_bytes: IntGauge,
+    fsyncs: Tracked,
+    compactions: Tracked,
+}
+
+/// A counter that follows a total kept elsewhere (in the store): at each
+/// scrape it grows by the difference from the last total seen, since a
+/// Prometheus counter can only be incremented.
+struct Tracked {
+    counter: IntCounter,
+    seen: AtomicU64,
+}
+
+impl Tracked {
+    fn new(registry: &Registry, name: &str, help: &str) -> anyhow::Result<Tracked> {
+        let counter = IntCounter::new(name, help)?;
+        registry.register(Box::new(counter.clone()))?;
+        Ok(Tracked {
+            counter,
+            seen: AtomicU64::new(0),
+        })
+    }
+
+    fn follow(&self, total: u64) {
+        let before = self.seen.fetch_max(total, Ordering::Relaxed);
+        self.counter.inc_by(total.saturating_sub(before));
+    }
 }
 
 impl Metrics {
@@ -49,15 +76,25 @@ impl Metrics {
         )?;
         let keys = IntGauge::new("kv_keys", "Live keys in the store")?;
         let revision = IntGauge::new("kv_revision", "Latest revision handed out")?;
-        let expired = IntCounter::new(
-            "kv_expired_keys_total",
-            "Expired keys whose memory was reclaimed",
-        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(keys.clone()))?;
         registry.register(Box::new(revision.clone()))?;
-        registry.register(Box::new(expired.clone()))?;
+        let log_bytes = IntGauge::new("kv_log_bytes", "Bytes in the current log segment")?;
+        let snapshot_bytes = IntGauge::new("kv_snapshot_bytes", "Bytes in the latest snapshot")?;
+        registry.register(Box::new(log_bytes.clone()))?;
+        registry.register(Box::new(snapshot_bytes.clone()))?;
+        let expired = Tracked::new(
+            &registry,
+            "kv_expired_keys_total",
+            "Expired keys whose memory was reclaimed",
+        )?;
+        let fsyncs = Tracked::new(&registry, "kv_fsyncs_total", "Log syncs to stable storage")?;
+        let compactions = Tracked::new(
+            &registry,
+            "kv_compactions_total",
+            "Log compactions into a snapshot",
+        )?;
         Ok(Metrics {
             registry,
             requests,
@@ -65,7 +102,10 @@ impl Metrics {
             keys,
             revision,
             expired,
-            expired_seen: AtomicU64::new(0),
+            log_bytes,
+            snapshot_bytes,
+            fsyncs,
+            compactions,
         })
     }
 
@@ -79,16 +119,21 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// The text exposition, with store figures refreshed.
-    pub async fn render(&self, backend: &dyn Backend) -> Result<String, ApiError> {
-        let info = backend.info().await;
-        self.keys.set(info.keys as i64);
-        self.revision.set(info.revision as i64);
-        let before = self
-            .expired_seen
-            .fetch_max(info.expired_reclaimed, Ordering::Relaxed);
-        self.expired
-            .inc_by(info.expired_reclaimed.saturating_sub(before));
+    /// The text exposition, with store figures refreshed (when storage is
+    /// serving: during recovery only the request metrics are shown).
+    pub async fn render(&self, backend: Option<&Arc<dyn Backend>>) -> Result<String, ApiError> {
+        if let Some(backend) = backend {
+            let info = backend.info().await;
+            self.keys.set(info.keys as i64);
+            self.revision.set(info.revision as i64);
+            self.expired.follow(info.expired_reclaimed);
+            if let Some(log) = info.log {
+                self.log_bytes.set(log.log_bytes as i64);
+                self.snapshot_bytes.set(log.snapshot_bytes as i64);
+                self.fsyncs.follow(log.fsyncs);
+                self.compactions.follow(log.compactions);
+            }
+        }
         let mut text = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut text)

@@ -88,7 +88,7 @@ async fn respond(
 ) -> Result<HttpResponse, ApiError> {
     let value = Bytes::from(write.value);
     let written = state
-        .backend
+        .backend()?
         .put(&write.key, value.clone(), ttl, condition)
         .await
         .map_err(|err| ApiError::from_store(err, &write.key, StatusCode::CONFLICT))?;
@@ -106,7 +106,7 @@ async fn get(
     query: web::Query<KeyQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let key = query.into_inner().key()?;
-    match state.backend.get(&key).await {
+    match state.backend()?.get(&key).await {
         Ok(Some(entry)) => Ok(HttpResponse::Ok().json(entry_json(&entry))),
         Ok(None) => Err(ApiError::NotFound { key }),
         Err(err) => Err(ApiError::from_store(err, &key, StatusCode::CONFLICT)),
@@ -119,7 +119,7 @@ async fn remove(
 ) -> Result<HttpResponse, ApiError> {
     let key = query.into_inner().key()?;
     state
-        .backend
+        .backend()?
         .remove(&key, None)
         .await
         .map_err(|err| ApiError::from_store(err, &key, StatusCode::CONFLICT))?;

@@ -79,7 +79,7 @@ async fn put(
     )
     .await?;
     let written = state
-        .backend
+        .backend()?
         .put(&key, value, ttl, condition)
         .await
         .map_err(|err| match err {
@@ -104,7 +104,7 @@ async fn put(
 async fn get(state: web::Data<AppState>, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     let key = path_key(&request)?;
     let entry = state
-        .backend
+        .backend()?
         .get(&key)
         .await
         .map_err(|err| ApiError::from_store(err, &key, StatusCode::CONFLICT))?
@@ -140,7 +140,7 @@ async fn remove(
         },
     };
     state
-        .backend
+        .backend()?
         .remove(&key, expected)
         .await
         .map_err(|err| ApiError::from_store(err, &key, StatusCode::PRECONDITION_FAILED))?;
@@ -184,7 +184,7 @@ async fn list(
     let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
     let prefix = query.prefix.unwrap_or_default();
     let page = state
-        .backend
+        .backend()?
         .list(&prefix, after.as_deref(), limit)
         .await
         .map_err(|err| ApiError::from_store(err, &prefix, StatusCode::CONFLICT))?;
@@ -209,9 +209,17 @@ async fn list(
     Ok(HttpResponse::Ok().json(json!({ "items": items, "next": next })))
 }
 
-async fn info(state: web::Data<AppState>) -> HttpResponse {
-    let info = state.backend.info().await;
-    HttpResponse::Ok().json(json!({
+async fn info(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let info = state.backend()?.info().await;
+    let log = info.log.map(|log| {
+        json!({
+            "log_bytes": log.log_bytes,
+            "snapshot_bytes": log.snapshot_bytes,
+            "fsyncs": log.fsyncs,
+            "compactions": log.compactions,
+        })
+    });
+    Ok(HttpResponse::Ok().json(json!({
         "name": "kvstore",
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs(),
@@ -225,7 +233,8 @@ async fn info(state: web::Data<AppState>) -> HttpResponse {
             "max_value_bytes": info.max_value_bytes,
             "max_body_bytes": state.limits.max_body_bytes,
         },
-    }))
+        "log": log,
+    })))
 }
 
 /// The key from the request path, percent-decoded. Taken from the raw path
