@@ -1,0 +1,27 @@
+//! kvserver's black-box tests, one binary. Each module is one topic of the
+//! HTTP contract (PRODUCT.md sections 2 to 4). Every test talks real HTTP to
+//! the real app on port 0, or to the real binary where signals are the point.
+
+mod raw_http;
+mod test_app;
+
+/// Many clients at once: compare-and-swap loops and racing creates.
+mod concurrency;
+/// Key, value and body limits: 413 naming the limit and the size.
+mod limits;
+/// Listing in pages: byte order, prefixes, limits, cursors, values.
+mod listing;
+/// Malformed requests of every kind: the right 4xx, a useful sentence, no change.
+mod malformed_input;
+/// `/healthz`, `/readyz`, `/metrics`, `/v1/info`.
+mod operations;
+/// The seed API at `/store`: the README's curl commands, entry JSON, any Content-Type.
+mod seed_api;
+/// Clients that trickle their body are cut off after the body timeout.
+mod slow_clients;
+/// TTLs on both APIs with a manual clock: keep, set, remove, expire.
+mod ttl;
+/// One key through `/v1/kv/{key}`: raw bytes, ETags, preconditions, HEAD, DELETE, encoded keys.
+mod v1_kv;
+/// kill -9 under concurrent writes, against the real binary: nothing acknowledged is lost.
+mod crash;
