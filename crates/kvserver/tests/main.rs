@@ -3,6 +3,7 @@
 //! the real app on port 0, or to the real binary where signals are the point.
 
 mod raw_http;
+mod server_process;
 mod test_app;
 
 /// Many clients at once: compare-and-swap loops and racing creates.
@@ -17,11 +18,11 @@ mod malformed_input;
 mod operations;
 /// The seed API at `/store`: the README's curl commands, entry JSON, any Content-Type.
 mod seed_api;
+/// The binary under SIGTERM and SIGINT, and its request log.
+mod shutdown;
 /// Clients that trickle their body are cut off after the body timeout.
 mod slow_clients;
 /// TTLs on both APIs with a manual clock: keep, set, remove, expire.
 mod ttl;
 /// One key through `/v1/kv/{key}`: raw bytes, ETags, preconditions, HEAD, DELETE, encoded keys.
 mod v1_kv;
-/// kill -9 under concurrent writes, against the real binary: nothing acknowledged is lost.
-mod crash;

@@ -1,0 +1,137 @@
+//! The real `kvserver` binary as a child process: its address read from the
+//! log, signals sent with `kill`, its stderr log collected line by line.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+/// How long start-up, a log line or an exit may take before the test fails.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A running server process. Killed on drop if the test did not stop it.
+pub struct ServerProcess {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    lines: Receiver<String>,
+    log: Vec<String>,
+}
+
+impl ServerProcess {
+    /// Starts the binary on `127.0.0.1:0` with `RUST_LOG=rust_log` and extra
+    /// flags, and waits for its `listening on` line.
+    pub fn start(rust_log: &str, flags: &[&str]) -> ServerProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kvserver"));
+        command
+            .args(["--addr", "127.0.0.1:0", "--workers", "2"])
+            .args(flags)
+            .env("RUST_LOG", rust_log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        // The test's own environment must not configure the server.
+        for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("KV_")) {
+            command.env_remove(name);
+        }
+        let mut child = command.spawn().expect("starting kvserver");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (sender, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = ServerProcess {
+            child,
+            addr: "127.0.0.1:0".parse().expect("an address"),
+            lines,
+            log: Vec::new(),
+        };
+        let line = server.wait_for_log("listening on http://");
+        let (_, address) = line
+            .split_once("listening on http://")
+            .expect("the line holds the address");
+        server.addr = address
+            .trim()
+            .parse()
+            .unwrap_or_else(|err| panic!("{address:?} is not an address: {err}"));
+        server
+    }
+
+    /// Waits for a log line containing `needle` and returns it.
+    pub fn wait_for_log(&mut self, needle: &str) -> String {
+        if let Some(line) = self.log.iter().find(|line| line.contains(needle)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("no log line with {needle:?} in:\n{}", self.log.join("\n"))
+                }
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "the server exited before logging {needle:?}:\n{}",
+                    self.log.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Sends a signal (`TERM`, `INT`) with `kill`.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the process to exit, then returns its status and whole log.
+    pub fn wait_for_exit(mut self) -> (ExitStatus, Vec<String>) {
+        let deadline = Instant::now() + PATIENCE;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("polling the child") {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not exit; log:\n{}",
+                self.log.join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // The pipe closes with the process: the reader thread ends.
+        while let Ok(line) = self.lines.recv_timeout(PATIENCE) {
+            self.log.push(line);
+        }
+        (status, std::mem::take(&mut self.log))
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        // A failed test must not leave a server behind; a no-op after exit.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The index of the first line containing `needle`, failing the test if none.
+pub fn position(log: &[String], needle: &str) -> usize {
+    log.iter()
+        .position(|line| line.contains(needle))
+        .unwrap_or_else(|| panic!("no log line with {needle:?} in:\n{}", log.join("\n")))
+}

@@ -1,0 +1,208 @@
+//! PRODUCT.md §4 and §5 against the real binary: SIGTERM and SIGINT stop
+//! accepting, finish in-flight requests within `--shutdown-timeout`, exit 0
+//! and log each phase; one log line per request, never a value.
+
+use std::io::ErrorKind;
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use crate::raw_http::RawRequest;
+use crate::server_process::{ServerProcess, position};
+
+/// A value the log must never show.
+const SECRET: &str = "top-secret-value";
+
+/// Polls until connecting fails with "connection refused".
+fn wait_until_refused(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+            Err(err) if err.kind() == ErrorKind::ConnectionRefused => return,
+            Err(err) => panic!("connecting after shutdown began: {err}"),
+            // The listener may not be closed yet; what we reached is dropped.
+            Ok(_) => {
+                assert!(Instant::now() < deadline, "still accepting connections");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// Sends a whole request and returns the response's status.
+fn status_of(addr: SocketAddr, head: &str, body: &str) -> u16 {
+    let head = format!("{head}\r\nContent-Length: {}", body.len());
+    let mut request = RawRequest::start(addr, &head);
+    request.send(body.as_bytes()).expect("sending the body");
+    request.response().expect("a response").status
+}
+
+#[test]
+fn sigterm_finishes_in_flight_requests_refuses_new_connections_and_exits_0() {
+    let mut server = ServerProcess::start(
+        "info",
+        &["--shutdown-timeout", "10s", "--body-timeout", "10s"],
+    );
+    let addr = server.addr;
+    assert_eq!(
+        status_of(addr, "PUT /v1/kv/greeting?ttl=60s HTTP/1.1", SECRET),
+        201
+    );
+    assert_eq!(
+        status_of(
+            addr,
+            "POST /store HTTP/1.1",
+            &format!(r#"{{"key":"seed","value":"{SECRET}"}}"#)
+        ),
+        201
+    );
+
+    // Two requests in flight: the server has read their headers (it said
+    // 100 Continue) and half of their bodies.
+    let in_flight: Vec<RawRequest> = (0..2)
+        .map(|i| {
+            let mut request = RawRequest::start(
+                addr,
+                &format!(
+                    "PUT /v1/kv/slow-{i} HTTP/1.1\r\nContent-Length: 10\r\nExpect: 100-continue"
+                ),
+            );
+            request.wait_for_continue();
+            request.send(b"hush-").expect("half the body");
+            request
+        })
+        .collect();
+
+    server.signal("TERM");
+    server.wait_for_log("no longer accepting connections");
+    wait_until_refused(addr);
+
+    for (i, mut request) in in_flight.into_iter().enumerate() {
+        request
+            .send(b"hush!")
+            .expect("the server still reads the body");
+        let response = request.response().expect("a response");
+        assert_eq!(response.status, 201, "in-flight request {i}: {response:?}");
+    }
+
+    let (status, log) = server.wait_for_exit();
+    let text = log.join("\n");
+    assert_eq!(status.code(), Some(0), "exit status; log:\n{text}");
+    let phases = [
+        "data will not survive a restart",
+        "listening on http://127.0.0.1:",
+        "shutdown: SIGTERM received",
+        "shutdown: no longer accepting connections",
+        "shutdown: in-flight requests done",
+        "shutdown: storage flushed",
+    ];
+    let at: Vec<usize> = phases.iter().map(|phase| position(&log, phase)).collect();
+    assert!(
+        at.windows(2).all(|pair| pair[0] < pair[1]),
+        "phases in order:\n{text}"
+    );
+
+    let cases = [
+        ("\"PUT /v1/kv/greeting\" 201 ", "a quick write"),
+        ("\"POST /store\" 201 ", "a seed write"),
+        ("\"PUT /v1/kv/slow-0\" 201 ", "an in-flight write"),
+        ("\"PUT /v1/kv/slow-1\" 201 ", "another in-flight write"),
+    ];
+    for (needle, why) in cases {
+        let lines = log.iter().filter(|line| line.contains(needle)).count();
+        assert_eq!(lines, 1, "{why}: one line per request:\n{text}");
+        let line = &log[position(&log, needle)];
+        assert!(
+            line.contains("127.0.0.1") && line.ends_with("ms"),
+            "{why}: method, path, status, remote address and duration in {line:?}"
+        );
+    }
+    for line in &log {
+        assert!(
+            !line.contains(SECRET) && !line.contains("hush") && !line.contains("ttl=60s"),
+            "the log shows no value and no query: {line:?}"
+        );
+    }
+}
+
+#[test]
+fn a_request_that_never_finishes_holds_shutdown_only_for_the_shutdown_timeout() {
+    let server = ServerProcess::start(
+        "info",
+        &["--shutdown-timeout", "1s", "--body-timeout", "60s"],
+    );
+    let mut stuck = RawRequest::start(
+        server.addr,
+        "PUT /v1/kv/stuck HTTP/1.1\r\nContent-Length: 10\r\nExpect: 100-continue",
+    );
+    stuck.wait_for_continue();
+
+    let signalled = Instant::now();
+    server.signal("TERM");
+    let (status, log) = server.wait_for_exit();
+    let waited = signalled.elapsed();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status; log:\n{}",
+        log.join("\n")
+    );
+    assert!(
+        waited < Duration::from_secs(5),
+        "exited {waited:?} after SIGTERM with a 1 s shutdown timeout"
+    );
+    let cut = position(&log, "shutdown: requests still unfinished after 1");
+    assert!(
+        log[cut].contains("were cut off"),
+        "the log says requests were dropped, not done: {}",
+        log[cut]
+    );
+    position(&log, "shutdown: storage flushed");
+    let cut_off = stuck.response();
+    assert!(
+        cut_off
+            .as_ref()
+            .is_none_or(|response| response.status >= 400),
+        "the unfinished request is cut off, not completed: {cut_off:?}"
+    );
+}
+
+#[test]
+fn sigint_and_sigterm_with_nothing_in_flight_exit_0_promptly() {
+    let cases = [
+        ("TERM", "shutdown: SIGTERM received"),
+        ("INT", "shutdown: SIGINT received"),
+    ];
+    for (signal, logged) in cases {
+        let server = ServerProcess::start("info", &[]);
+        let signalled = Instant::now();
+        server.signal(signal);
+        let (status, log) = server.wait_for_exit();
+        let text = log.join("\n");
+        assert_eq!(status.code(), Some(0), "SIG{signal}; log:\n{text}");
+        position(&log, logged);
+        position(&log, "shutdown: storage flushed");
+        assert!(
+            signalled.elapsed() < Duration::from_secs(5),
+            "SIG{signal}: exited after {:?}",
+            signalled.elapsed()
+        );
+    }
+}
+
+#[test]
+fn rust_log_chooses_what_is_logged() {
+    let server = ServerProcess::start("warn,kvserver=info", &[]);
+    assert_eq!(
+        status_of(server.addr, "PUT /v1/kv/quiet HTTP/1.1", "v"),
+        201
+    );
+    server.signal("TERM");
+    let (status, log) = server.wait_for_exit();
+    assert_eq!(status.code(), Some(0));
+    position(&log, "shutdown: storage flushed");
+    assert!(
+        !log.iter().any(|line| line.contains("/v1/kv/quiet")),
+        "the request logger's level is off:\n{}",
+        log.join("\n")
+    );
+}
