@@ -1,0 +1,611 @@
+//! A typed, blocking client for kvserver's `/v1` API: one method per
+//! operation, typed answers, and every HTTP failure translated into an
+//! [`Error`] here and nowhere else.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::StatusCode;
+use reqwest::blocking::{RequestBuilder, Response};
+use reqwest::header::{ETAG, HeaderMap, IF_MATCH, IF_NONE_MATCH};
+use serde::Deserialize;
+
+use crate::duration;
+use crate::error::Error;
+
+/// Everything but RFC 3986's unreserved characters is escaped in a key, `/`
+/// included, so a key is always exactly one path segment.
+const KEY: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The most keys the server returns in one page.
+pub const MAX_PAGE: usize = 1000;
+
+/// The server's base URL: `http` or `https`, no query, no trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint(String);
+
+impl Endpoint {
+    /// Checks an endpoint given on the command line.
+    pub fn parse(text: &str) -> Result<Endpoint, String> {
+        const EXAMPLE: &str = "e.g. http://127.0.0.1:8080";
+        let url = reqwest::Url::parse(text)
+            .map_err(|err| format!("{text:?} is not a URL ({err}); {EXAMPLE}"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(format!(
+                "{text:?} must start with http:// or https:// and name a host; {EXAMPLE}"
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(format!(
+                "{text:?} must not have a query or fragment; {EXAMPLE}"
+            ));
+        }
+        Ok(Endpoint(url.as_str().trim_end_matches('/').to_owned()))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.0)
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A bearer token. Its `Debug` never shows it, so it can't leak into a log or
+/// an error message by accident.
+#[derive(Clone)]
+pub struct Token(String);
+
+impl Token {
+    /// Wraps a token.
+    pub fn new(token: String) -> Token {
+        Token(token)
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// How to reach the server.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Where the server is.
+    pub endpoint: Endpoint,
+    /// Sent as `Authorization: Bearer` when present.
+    pub token: Option<Token>,
+    /// Bound on each request, from connecting to the last byte of the answer.
+    pub timeout: Duration,
+    /// A PEM file of extra CA certificates to trust for `https`.
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// When a write may happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// Always (upsert).
+    Always,
+    /// Only if the key is absent (`If-None-Match: *`).
+    Absent,
+    /// Only if the key is present (`If-Match: *`).
+    Present,
+    /// Only if the key is at this version (`If-Match: "<version>"`).
+    Version(u64),
+}
+
+/// What a write does to the key's deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TtlChange {
+    /// Keep the current deadline, if any.
+    Keep,
+    /// Expire this long after the write.
+    Set(Duration),
+    /// Remove the deadline.
+    Persist,
+}
+
+/// The outcome of a successful write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The key's new version.
+    pub version: u64,
+    /// Whether the key was created rather than replaced.
+    pub created: bool,
+    /// The time left until the key's deadline, if it has one.
+    pub ttl: Option<Duration>,
+}
+
+/// A key's metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meta {
+    /// The revision of the key's last write.
+    pub version: u64,
+    /// The time left until the key's deadline, if it has one.
+    pub ttl: Option<Duration>,
+}
+
+/// A key's value and metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The exact bytes.
+    pub value: Vec<u8>,
+    /// Version and deadline.
+    pub meta: Meta,
+}
+
+/// One key of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// The key.
+    pub key: String,
+    /// Version and deadline.
+    pub meta: Meta,
+    /// The value's length in bytes.
+    pub size: u64,
+    /// The value, when the listing asked for values.
+    pub value: Option<Vec<u8>>,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// Keys in byte order.
+    pub items: Vec<Item>,
+    /// The cursor of the next page; `None` when the listing is complete.
+    pub next: Option<String>,
+}
+
+/// A connection to one kvserver.
+#[derive(Debug)]
+pub struct Client {
+    http: reqwest::blocking::Client,
+    config: ClientConfig,
+}
+
+impl Client {
+    /// Builds a client. Reads the CA file now, so a bad one is reported before
+    /// any request.
+    pub fn new(config: ClientConfig) -> Result<Client, Error> {
+        let mut builder = reqwest::blocking::Client::builder()
+            .timeout(config.timeout)
+            .user_agent(concat!("kvctl/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &config.ca_cert {
+            let pem = std::fs::read(path).map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let bad = |why: String| Error::Input(format!("--cacert {}: {why}", path.display()));
+            let certificates =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|err| bad(err.to_string()))?;
+            if certificates.is_empty() {
+                return Err(bad("no PEM certificate found in the file".into()));
+            }
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|err| Error::Input(root_cause(&err)))?;
+        Ok(Client { http, config })
+    }
+
+    /// The endpoint this client talks to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.config.endpoint
+    }
+
+    /// Writes `value` under `key` when `condition` holds.
+    pub fn put(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        condition: Condition,
+        ttl: TtlChange,
+    ) -> Result<Written, Error> {
+        let mut request = self.http.put(self.key_url(key)?).body(value);
+        request = match ttl {
+            TtlChange::Keep => request,
+            TtlChange::Set(ttl) => request.query(&[("ttl", format!("{}ms", ttl.as_millis()))]),
+            TtlChange::Persist => request.query(&[("persist", "true")]),
+        };
+        let mut expected = None;
+        request = match condition {
+            Condition::Always => request,
+            Condition::Absent => request.header(IF_NONE_MATCH, "*"),
+            Condition::Present => request.header(IF_MATCH, "*"),
+            Condition::Version(version) => {
+                expected = Some(version);
+                request.header(IF_MATCH, format!("\"{version}\""))
+            }
+        };
+        let response = self.send(request)?;
+        if !matches!(response.status(), StatusCode::OK | StatusCode::CREATED) {
+            return Err(self.failure(response, Some(key), expected));
+        }
+        #[derive(Deserialize)]
+        struct Body {
+            version: u64,
+            created: bool,
+            ttl_ms: Option<u64>,
+        }
+        let body: Body = self.json(response)?;
+        Ok(Written {
+            version: body.version,
+            created: body.created,
+            ttl: body.ttl_ms.map(Duration::from_millis),
+        })
+    }
+
+    /// The key's value and metadata.
+    pub fn get(&self, key: &str) -> Result<Entry, Error> {
+        let response = self.send(self.http.get(self.key_url(key)?))?;
+        if response.status() != StatusCode::OK {
+            return Err(self.failure(response, Some(key), None));
+        }
+        let meta = self.meta(response.headers())?;
+        let value = response.bytes().map_err(|err| self.transport(err))?;
+        Ok(Entry {
+            value: value.to_vec(),
+            meta,
+        })
+    }
+
+    /// The key's metadata, without its value.
+    pub fn head(&self, key: &str) -> Result<Meta, Error> {
+        let response = self.send(self.http.head(self.key_url(key)?))?;
+        match response.status() {
+            StatusCode::OK => self.meta(response.headers()),
+            // A HEAD answer has no body to tell a missing key from a missing
+            // route; on this path only keys can be missing.
+            StatusCode::NOT_FOUND => Err(Error::NotFound { key: key.into() }),
+            _ => Err(self.failure(response, Some(key), None)),
+        }
+    }
+
+    /// Removes the key, only at `expected` version when given.
+    pub fn remove(&self, key: &str, expected: Option<u64>) -> Result<(), Error> {
+        let mut request = self.http.delete(self.key_url(key)?);
+        if let Some(version) = expected {
+            request = request.header(IF_MATCH, format!("\"{version}\""));
+        }
+        let response = self.send(request)?;
+        if response.status() != StatusCode::NO_CONTENT {
+            return Err(self.failure(response, Some(key), expected));
+        }
+        Ok(())
+    }
+
+    /// One page of the keys starting with `prefix`, after `cursor`. `limit`
+    /// is at most [`MAX_PAGE`]; `values` asks for the values too.
+    pub fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+        values: bool,
+    ) -> Result<Page, Error> {
+        let mut query = vec![("limit", limit.to_string())];
+        if !prefix.is_empty() {
+            query.push(("prefix", prefix.to_owned()));
+        }
+        if let Some(cursor) = cursor {
+            query.push(("cursor", cursor.to_owned()));
+        }
+        if values {
+            query.push(("values", "true".to_owned()));
+        }
+        let request = self
+            .http
+            .get(self.config.endpoint.url("/v1/kv"))
+            .query(&query);
+        let response = self.send(request)?;
+        if response.status() != StatusCode::OK {
+            return Err(self.failure(response, None, None));
+        }
+        #[derive(Deserialize)]
+        struct Body {
+            items: Vec<RawItem>,
+            next: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct RawItem {
+            key: String,
+            version: u64,
+            size: u64,
+            ttl_ms: Option<u64>,
+            value: Option<String>,
+            encoding: Option<String>,
+        }
+        let body: Body = self.json(response)?;
+        let items = body
+            .items
+            .into_iter()
+            .map(|raw| {
+                let value = match (raw.value, raw.encoding.as_deref()) {
+                    (None, _) => None,
+                    (Some(text), None) => Some(text.into_bytes()),
+                    (Some(text), Some("base64")) => Some(STANDARD.decode(text).map_err(|_| {
+                        self.unexpected(format!("the value of {:?} is not valid base64", raw.key))
+                    })?),
+                    (Some(_), Some(other)) => {
+                        return Err(self.unexpected(format!("unknown value encoding {other:?}")));
+                    }
+                };
+                Ok(Item {
+                    key: raw.key,
+                    meta: Meta {
+                        version: raw.version,
+                        ttl: raw.ttl_ms.map(Duration::from_millis),
+                    },
+                    size: raw.size,
+                    value,
+                })
+            })
+            .collect::<Result<_, Error>>()?;
+        Ok(Page {
+            items,
+            next: body.next,
+        })
+    }
+
+    /// Whether the server is alive (`GET /healthz`).
+    pub fn health(&self) -> Result<(), Error> {
+        let response = self.send(self.http.get(self.config.endpoint.url("/healthz")))?;
+        if response.status() != StatusCode::OK {
+            return Err(self.failure(response, None, None));
+        }
+        Ok(())
+    }
+
+    fn key_url(&self, key: &str) -> Result<String, Error> {
+        if key.is_empty() {
+            return Err(Error::Usage("a key must not be empty".into()));
+        }
+        // URL parsers resolve `.` and `..` segments (escaped or not) before
+        // the request leaves, so these two keys can't be named in a path.
+        if key == "." || key == ".." {
+            return Err(Error::Usage(format!(
+                "key {key:?} can't be used over HTTP: URLs resolve it as a relative path"
+            )));
+        }
+        let encoded = utf8_percent_encode(key, KEY);
+        Ok(self.config.endpoint.url(&format!("/v1/kv/{encoded}")))
+    }
+
+    fn send(&self, mut request: RequestBuilder) -> Result<Response, Error> {
+        if let Some(Token(token)) = &self.config.token {
+            // reqwest marks the header sensitive, so it is never printed.
+            request = request.bearer_auth(token);
+        }
+        request.send().map_err(|err| self.transport(err))
+    }
+
+    /// A failure to talk to the server at all.
+    fn transport(&self, err: reqwest::Error) -> Error {
+        let endpoint = self.config.endpoint.to_string();
+        if err.is_timeout() {
+            Error::Timeout {
+                endpoint,
+                timeout: duration::format(self.config.timeout),
+            }
+        } else {
+            Error::Unreachable {
+                endpoint,
+                cause: root_cause(&err),
+            }
+        }
+    }
+
+    fn meta(&self, headers: &HeaderMap) -> Result<Meta, Error> {
+        let version = headers
+            .get(ETAG)
+            .and_then(|tag| tag.to_str().ok())
+            .and_then(|tag| {
+                tag.trim()
+                    .trim_start_matches("W/")
+                    .trim_matches('"')
+                    .parse()
+                    .ok()
+            })
+            .ok_or_else(|| self.unexpected("the answer has no ETag with the key's version"))?;
+        let ttl = match headers.get("kv-ttl-ms") {
+            None => None,
+            Some(ms) => Some(
+                ms.to_str()
+                    .ok()
+                    .and_then(|ms| ms.parse().ok())
+                    .map(Duration::from_millis)
+                    .ok_or_else(|| self.unexpected("the Kv-Ttl-Ms header is not a number"))?,
+            ),
+        };
+        Ok(Meta { version, ttl })
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(&self, response: Response) -> Result<T, Error> {
+        let status = response.status();
+        let bytes = response.bytes().map_err(|err| self.transport(err))?;
+        serde_json::from_slice(&bytes).map_err(|err| Error::Server {
+            endpoint: self.config.endpoint.to_string(),
+            status: status_text(status),
+            message: format!("the answer is not the JSON kvctl expects ({err})"),
+        })
+    }
+
+    /// A successful answer kvctl can't make sense of.
+    fn unexpected(&self, message: impl Into<String>) -> Error {
+        Error::Server {
+            endpoint: self.config.endpoint.to_string(),
+            status: status_text(StatusCode::OK),
+            message: message.into(),
+        }
+    }
+
+    /// Translates an unsuccessful answer about `key` (written with `expected`
+    /// version, if any) into an error. This is where HTTP statuses and the
+    /// server's error codes get their meaning.
+    fn failure(&self, response: Response, key: Option<&str>, expected: Option<u64>) -> Error {
+        #[derive(Deserialize, Default)]
+        struct Body {
+            error: Option<String>,
+            code: Option<String>,
+            key: Option<String>,
+            current_version: Option<u64>,
+        }
+        let status = response.status();
+        let body: Body = response
+            .bytes()
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        let said = body
+            .error
+            .clone()
+            .unwrap_or_else(|| "(no explanation in the answer)".into());
+        let shown = key.unwrap_or_default();
+        match (status, body.code.as_deref()) {
+            // A `not_found` without a key is a missing route: a wrong endpoint,
+            // not a missing key.
+            (_, Some("not_found")) if body.key.is_some() => Error::NotFound {
+                key: body.key.unwrap_or_default(),
+            },
+            (_, Some("already_exists")) => Error::ConditionFailed {
+                message: match body.current_version {
+                    Some(version) => format!("key {shown:?} already exists (version {version})"),
+                    None => format!("key {shown:?} already exists"),
+                },
+            },
+            (_, Some("version_mismatch")) => Error::ConditionFailed {
+                message: match (body.current_version, expected) {
+                    (Some(current), Some(expected)) => {
+                        format!("key {shown:?} is at version {current}, not {expected}")
+                    }
+                    (None, Some(expected)) => {
+                        format!("key {shown:?} does not exist, so it is not at version {expected}")
+                    }
+                    _ => format!("key {shown:?}: {said}"),
+                },
+            },
+            (StatusCode::UNAUTHORIZED, _) => Error::Auth {
+                message: format!(
+                    "the server at {} wants a valid token (401 Unauthorized: {said}); pass --token or set KVCTL_TOKEN",
+                    self.config.endpoint
+                ),
+            },
+            (StatusCode::FORBIDDEN, _) => Error::Auth {
+                message: format!("the token is not allowed to do this (403 Forbidden: {said})"),
+            },
+            (StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE, _) => {
+                Error::Invalid { message: said }
+            }
+            _ => Error::Server {
+                endpoint: self.config.endpoint.to_string(),
+                status: status_text(status),
+                message: said,
+            },
+        }
+    }
+}
+
+/// A status as people read it: `500 Internal Server Error`.
+fn status_text(status: StatusCode) -> String {
+    match status.canonical_reason() {
+        Some(reason) => format!("{} {reason}", status.as_u16()),
+        None => status.as_u16().to_string(),
+    }
+}
+
+/// The innermost cause of an error: for a refused connection that is
+/// "Connection refused (os error 111)", which says more than the layers
+/// wrapped around it.
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_must_be_http_urls() {
+        let cases = [
+            (
+                "http://127.0.0.1:8080",
+                Ok("http://127.0.0.1:8080"),
+                "plain",
+            ),
+            (
+                "http://127.0.0.1:8080/",
+                Ok("http://127.0.0.1:8080"),
+                "trailing slash",
+            ),
+            (
+                "https://kv.example/api/",
+                Ok("https://kv.example/api"),
+                "with a base path",
+            ),
+            ("127.0.0.1:8080", Err("http://"), "no scheme"),
+            ("ftp://host", Err("http://"), "wrong scheme"),
+            ("http://host/?a=b", Err("query"), "query"),
+            ("not a url", Err("not a URL"), "garbage"),
+        ];
+        for (text, expected, why) in cases {
+            match (Endpoint::parse(text), expected) {
+                (Ok(endpoint), Ok(want)) => assert_eq!(endpoint.to_string(), want, "{why}"),
+                (Err(err), Err(needle)) => assert!(err.contains(needle), "{why}: {err}"),
+                (got, want) => panic!("{why}: {text} gave {got:?}, wanted {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn keys_are_one_escaped_path_segment() {
+        let client = Client::new(ClientConfig {
+            endpoint: Endpoint::parse("http://h").unwrap(),
+            token: None,
+            timeout: Duration::from_secs(1),
+            ca_cert: None,
+        })
+        .unwrap();
+        let cases = [
+            ("plain", "http://h/v1/kv/plain"),
+            ("a/b", "http://h/v1/kv/a%2Fb"),
+            ("sp ace?#%", "http://h/v1/kv/sp%20ace%3F%23%25"),
+            ("é", "http://h/v1/kv/%C3%A9"),
+            ("a.b-c_d~", "http://h/v1/kv/a.b-c_d~"),
+            ("...", "http://h/v1/kv/..."),
+        ];
+        for (key, url) in cases {
+            assert_eq!(client.key_url(key).unwrap(), url, "{key}");
+        }
+        for key in ["", ".", ".."] {
+            assert!(
+                matches!(client.key_url(key), Err(Error::Usage(_))),
+                "{key:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn tokens_never_show_in_debug_output() {
+        let token = Token::new("s3cret".into());
+        assert!(!format!("{token:?}").contains("s3cret"));
+    }
+}

@@ -1,0 +1,131 @@
+//! Durations as people type them (`30s`, `1500ms`, `5m`, `2h`, `7d`, or a
+//! bare number of seconds) and as kvctl prints them back.
+
+use std::time::Duration;
+
+/// Reads a positive duration: a plain number is seconds; `ms`, `s`, `m`, `h`
+/// and `d` are units. Decimals are allowed (`0.5`, `1.5h`).
+pub fn parse(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let seconds_per_unit = match unit {
+        "" | "s" => 1.0,
+        "ms" => 0.001,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?}: use ms, s, m, h or d"
+            ));
+        }
+    };
+    let value: f64 = number.parse().map_err(|_| {
+        format!("{text:?} is not a number with an optional unit (e.g. 30s, 1500ms)")
+    })?;
+    if !value.is_finite() || value <= 0.0 {
+        return Err(format!("{text:?} is not a positive duration"));
+    }
+    Duration::try_from_secs_f64(value * seconds_per_unit)
+        .map_err(|_| format!("{text:?} is too long"))
+}
+
+/// Reads a TTL: a duration of at least one millisecond, the store's
+/// resolution. The upper bound (10 years) is the server's to enforce.
+pub fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let ttl = parse(text)?;
+    if ttl < Duration::from_millis(1) {
+        return Err(format!("{text:?} is shorter than the minimum TTL of 1ms"));
+    }
+    Ok(ttl)
+}
+
+/// Prints a duration for a person: `850ms`, `29.5s`, `5m 12s`, `2d 3h`.
+/// Past a minute the two largest units are enough.
+pub fn format(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    if millis < 1000 {
+        return format!("{millis}ms");
+    }
+    if millis < 60_000 {
+        let text = format!("{:.1}", millis as f64 / 1000.0);
+        return format!("{}s", text.trim_end_matches(".0"));
+    }
+    let seconds = duration.as_secs();
+    let units = [
+        (seconds / 86400, "d"),
+        (seconds / 3600 % 24, "h"),
+        (seconds / 60 % 60, "m"),
+        (seconds % 60, "s"),
+    ];
+    let first = units.iter().position(|(n, _)| *n > 0).unwrap_or(3);
+    units[first..]
+        .iter()
+        .take(2)
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_their_units() {
+        let cases = [
+            ("1500ms", Duration::from_millis(1500), "milliseconds"),
+            ("30s", Duration::from_secs(30), "seconds with a unit"),
+            ("30", Duration::from_secs(30), "a bare number is seconds"),
+            ("0.5", Duration::from_millis(500), "decimal seconds"),
+            ("5m", Duration::from_secs(300), "minutes"),
+            ("1.5h", Duration::from_secs(5400), "decimal hours"),
+            ("7d", Duration::from_secs(7 * 86400), "days"),
+            (" 2h ", Duration::from_secs(7200), "surrounding spaces"),
+        ];
+        for (text, expected, why) in cases {
+            assert_eq!(parse(text), Ok(expected), "{why}: {text}");
+        }
+    }
+
+    #[test]
+    fn bad_durations_are_refused_with_a_reason() {
+        let cases = [
+            ("0", "positive", "zero"),
+            ("-1s", "positive", "negative"),
+            ("10y", "unknown unit", "unknown unit"),
+            ("s", "not a number", "unit without a number"),
+            ("", "not a number", "empty"),
+            (
+                "99999999999999999999999d",
+                "too long",
+                "past what a Duration holds",
+            ),
+        ];
+        for (text, needle, why) in cases {
+            let err = parse(text).expect_err(why);
+            assert!(err.contains(needle), "{why}: {text} gave {err:?}");
+        }
+        assert!(parse_ttl("0.5ms").unwrap_err().contains("1ms"));
+    }
+
+    #[test]
+    fn durations_print_in_the_largest_units() {
+        let cases = [
+            (Duration::from_millis(850), "850ms"),
+            (Duration::from_millis(29_500), "29.5s"),
+            (Duration::from_secs(30), "30s"),
+            (Duration::from_secs(312), "5m 12s"),
+            (Duration::from_secs(3600), "1h"),
+            (Duration::from_secs(3600 + 5), "1h"),
+            (Duration::from_secs(2 * 86400 + 3 * 3600 + 60), "2d 3h"),
+        ];
+        for (duration, expected) in cases {
+            assert_eq!(format(duration), expected, "{duration:?}");
+        }
+    }
+}

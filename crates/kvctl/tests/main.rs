@@ -1,0 +1,16 @@
+//! kvctl's integration tests: the real binary against a real kvserver
+//! started in this process on port 0, or against small fake servers for
+//! the failures a real one won't produce on demand.
+//!
+//! - `keys`: set, get, del, update and ttl; values from stdin and `@file`.
+//! - `listing`: list, its pages, limits and JSON.
+//! - `transfer`: export and import, binary values and deadlines.
+//! - `failures`: every way a command fails, and its exit code.
+//! - `tooling`: health, completions, help.
+
+mod failures;
+mod keys;
+mod listing;
+mod support;
+mod tooling;
+mod transfer;
