@@ -110,12 +110,12 @@ async fn get(state: web::Data<AppState>, request: HttpRequest) -> Result<HttpRes
         .map_err(|err| ApiError::from_store(err, &key, StatusCode::CONFLICT))?
         .ok_or_else(|| ApiError::NotFound { key: key.clone() })?;
     let tag = etag(entry.version);
-    if let Some(wanted) = request.headers().get(header::IF_NONE_MATCH) {
-        if etag_list_matches(wanted, entry.version) {
-            return Ok(HttpResponse::NotModified()
-                .insert_header((header::ETAG, tag))
-                .finish());
-        }
+    if let Some(wanted) = request.headers().get(header::IF_NONE_MATCH)
+        && etag_list_matches(wanted, entry.version)
+    {
+        return Ok(HttpResponse::NotModified()
+            .insert_header((header::ETAG, tag))
+            .finish());
     }
     let mut response = HttpResponse::Ok();
     response
