@@ -26,3 +26,5 @@ mod slow_clients;
 mod ttl;
 /// One key through `/v1/kv/{key}`: raw bytes, ETags, preconditions, HEAD, DELETE, encoded keys.
 mod v1_kv;
+/// kill -9 under concurrent writes, against the real binary: nothing acknowledged is lost.
+mod crash;
