@@ -9,7 +9,8 @@ use std::time::Duration;
 use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, Parser, Subcommand};
 
-use crate::client::{ClientConfig, Endpoint, MAX_PAGE, Token};
+use crate::client::MAX_PAGE;
+use crate::config::{ClientConfig, Endpoint, Token};
 use crate::duration;
 use crate::output::Format;
 use crate::value::ValueSource;

@@ -6,7 +6,8 @@
 //! - `cli`: the clap definitions, the only place that knows flags and
 //!   environment variables.
 //! - `client`: a typed, blocking HTTP client for kvserver's `/v1` API; the
-//!   one place HTTP answers get their meaning.
+//!   one place HTTP answers get their meaning. `config` says how it reaches
+//!   the server.
 //! - `commands`: what each command does, printing through `output`.
 //! - `error`: [`Error`], one variant per kind of failure.
 //! - `record`: the JSON Lines format of `export` and `import`.
@@ -16,6 +17,7 @@
 pub mod cli;
 pub mod client;
 mod commands;
+pub mod config;
 mod duration;
 pub mod error;
 mod output;

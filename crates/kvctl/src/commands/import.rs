@@ -142,7 +142,7 @@ fn progress_bar(size: Option<u64>) -> ProgressBar {
     let (bar, template) = match size {
         Some(size) => (
             ProgressBar::new(size),
-            "importing {wide_bar} {bytes}/{total_bytes} {msg}",
+            "importing {wide_bar} {bytes}/{total_bytes}, {msg}, {eta} left",
         ),
         None => (ProgressBar::new_spinner(), "{spinner} importing: {msg}"),
     };
