@@ -90,7 +90,7 @@ pub enum Error {
     Output(#[source] io::Error),
 
     /// A record of an import failed; the cause decides the exit code.
-    #[error("{file} line {line} ({imported} records imported before it)")]
+    #[error("{file} line {line} ({imported} written before it)")]
     Import {
         /// The import file.
         file: String,

@@ -179,7 +179,7 @@ fn import_stops_at_a_malformed_line_naming_it_with_exit_2() {
     let cases = [
         (
             "{\"key\":\"b\",\"value\":\"v\"}\nnot json\n",
-            "line 2 (1 records imported before it)",
+            "line 2 (1 written before it)",
             "not an export record",
         ),
         (
@@ -214,4 +214,31 @@ fn import_of_a_missing_file_exits_2_naming_it() {
         .kvctl(&["import", "/nonexistent/dump.jsonl"])
         .run()
         .fails(2, &["cannot read /nonexistent/dump.jsonl", "No such file"]);
+}
+
+#[test]
+fn import_shows_a_progress_bar_on_a_terminal() {
+    let server = Server::start();
+    let file = temp_dir().join("dump.jsonl");
+    let lines: String = (0..3)
+        .map(|n| format!("{{\"key\":\"k{n}\",\"value\":\"v\"}}\n"))
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    // script(1) (Debian's bsdutils) runs kvctl on a pseudo-terminal.
+    let command = format!(
+        "'{}' --endpoint {} import '{}'",
+        env!("CARGO_BIN_EXE_kvctl"),
+        server.endpoint,
+        file.display()
+    );
+    let output = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script(1) from bsdutils runs kvctl on a terminal");
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{screen}");
+    assert!(screen.contains("importing "), "a bar was drawn: {screen}");
+    assert!(screen.contains("3 keys"), "it counts keys: {screen}");
+    assert!(screen.contains("imported 3 keys from"), "{screen}");
 }

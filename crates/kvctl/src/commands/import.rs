@@ -147,6 +147,7 @@ fn progress_bar(size: Option<u64>) -> ProgressBar {
         None => (ProgressBar::new_spinner(), "{spinner} importing: {msg}"),
     };
     bar.set_draw_target(ProgressDrawTarget::stderr());
+    bar.set_message("0 keys");
     bar.set_style(
         ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
