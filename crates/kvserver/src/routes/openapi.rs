@@ -256,6 +256,37 @@ mod tests {
         }
     }
 
+    #[test]
+    fn every_link_names_a_documented_operation() {
+        let document = document();
+        let mut operation_ids = BTreeSet::new();
+        let mut linked = Vec::new();
+        for item in document["paths"].as_object().expect("paths").values() {
+            for operation in item.as_object().expect("a path item").values() {
+                if let Some(id) = operation["operationId"].as_str() {
+                    assert!(operation_ids.insert(id), "operationId {id} is used twice");
+                }
+                let responses = operation["responses"].as_object().into_iter().flatten();
+                for (_, response) in responses {
+                    let links = response["links"].as_object().into_iter().flatten();
+                    for (name, link) in links {
+                        linked.push((name.clone(), link["operationId"].as_str().unwrap_or("")));
+                    }
+                }
+            }
+        }
+        assert!(
+            !linked.is_empty(),
+            "the document links operations for stateful tests"
+        );
+        for (name, target) in linked {
+            assert!(
+                operation_ids.contains(target),
+                "link {name} targets {target:?}, which no operation is"
+            );
+        }
+    }
+
     fn collect_refs(value: &Value, refs: &mut Vec<String>) {
         match value {
             Value::Object(object) => {
