@@ -12,6 +12,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use kvcore::Store;
 
+use crate::auth::Tokens;
 use crate::backend::{Backend, EmbeddedBackend};
 use crate::config::Config;
 use crate::error::{ApiError, invalid};
@@ -28,6 +29,10 @@ pub struct AppState {
     pub started: Instant,
     /// The metrics registry.
     pub metrics: Metrics,
+    /// Accepted tokens; `None` when auth is off.
+    pub tokens: Option<Arc<Tokens>>,
+    /// Whether `/metrics` and `/v1/info` are served without a token.
+    pub open_metrics: bool,
 }
 
 impl AppState {
@@ -132,6 +137,8 @@ impl Application {
             },
             started: Instant::now(),
             metrics: Metrics::new().context("registering metrics")?,
+            tokens: config.tokens.clone().map(Arc::new),
+            open_metrics: config.open_metrics,
         });
         let app_state = state.clone();
         let per_worker = (config.max_connections / config.workers).max(1);

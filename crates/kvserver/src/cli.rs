@@ -3,9 +3,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use std::net::ToSocketAddrs;
+
+use clap::{Parser, Subcommand};
 use kvcore::{Fsync, OnCorruption, Tuning};
 
+use crate::auth::{Grant, Tokens};
 use crate::config::Config;
 use crate::ttl::parse_duration;
 
@@ -15,8 +18,12 @@ use crate::ttl::parse_duration;
 /// Every flag can also be set through the environment variable shown with it;
 /// a flag on the command line wins.
 #[derive(Debug, Parser)]
-#[command(name = "kvserver", version, about, long_about = None)]
+#[command(name = "kvserver", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 pub struct Cli {
+    /// Without a command, kvserver serves.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Address to listen on. Binding anything but loopback needs auth.
     #[arg(long, env = "KV_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: String,
@@ -37,6 +44,22 @@ pub struct Cli {
     /// start. For an operator who accepts the loss.
     #[arg(long, env = "KV_TRUNCATE_CORRUPT_LOG")]
     pub truncate_corrupt_log: bool,
+
+    /// File of accepted bearer tokens (one `NAME SHA256 GRANT...` per line;
+    /// make lines with `kvserver token create`). Must not be readable by group
+    /// or others.
+    #[arg(long, env = "KV_AUTH_FILE")]
+    pub auth_file: Option<PathBuf>,
+
+    /// Serve without authentication on an address other than loopback.
+    /// Anyone who can reach the address can read and write everything.
+    #[arg(long, env = "KV_ALLOW_UNAUTHENTICATED")]
+    pub allow_unauthenticated: bool,
+
+    /// Serve /metrics and /v1/info without a token (by default they need a
+    /// token with admin: on every key).
+    #[arg(long, env = "KV_OPEN_METRICS")]
+    pub open_metrics: bool,
 
     /// Store layout: balanced, read-heavy (mostly gets) or write-heavy (many sets).
     #[arg(long, env = "KV_TUNING", default_value = "balanced", value_parser = parse_tuning)]
@@ -72,6 +95,33 @@ pub struct Cli {
     pub max_connections: Option<usize>,
 }
 
+/// What kvserver can do besides serving.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// Token commands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a new random token. Prints the token on the first line (give it
+    /// to the client; it is not stored anywhere) and its auth-file line on
+    /// the second (append it to the file given to --auth-file).
+    ///
+    /// Example: kvserver token create --name app --allow write:app/ --allow read:shared/
+    Create {
+        /// A name for the token, shown in 403 messages (no spaces).
+        #[arg(long)]
+        name: String,
+        /// A permission, LEVEL:PREFIX with LEVEL read, write or admin; an
+        /// empty prefix means every key. Repeat for more.
+        #[arg(long = "allow", required = true, value_parser = Grant::parse)]
+        grants: Vec<Grant>,
+    },
+}
+
 fn parse_tuning(text: &str) -> Result<Tuning, String> {
     text.parse()
 }
@@ -97,12 +147,26 @@ impl Cli {
             Some(n) => n.max(1),
             None => allowed.min(defaults.max_connections),
         };
+        let tokens = match &self.auth_file {
+            Some(path) => Some(Tokens::load(path).map_err(|err| format!("{err:#}"))?),
+            None => None,
+        };
+        if tokens.is_none() && !self.allow_unauthenticated && !is_loopback(&self.addr)? {
+            return Err(format!(
+                "refusing to serve {} without authentication: anyone who can reach it could read and write everything. \
+                 Give tokens with --auth-file FILE (see `kvserver token create --help`), \
+                 or pass --allow-unauthenticated to accept that",
+                self.addr
+            ));
+        }
         if self.max_key_bytes == 0 || self.max_key_bytes > u32::MAX as usize {
             return Err("--max-key-bytes must be between 1 and 4294967295".into());
         }
         Ok(Config {
             data_dir: self.data_dir,
             fsync: self.fsync,
+            tokens,
+            open_metrics: self.open_metrics,
             on_corruption: if self.truncate_corrupt_log {
                 OnCorruption::TruncateLog
             } else {
@@ -119,4 +183,13 @@ impl Cli {
             ..defaults
         })
     }
+}
+
+/// Whether every address `addr` resolves to is a loopback address.
+fn is_loopback(addr: &str) -> Result<bool, String> {
+    let resolved: Vec<_> = addr
+        .to_socket_addrs()
+        .map_err(|err| format!("cannot resolve --addr {addr}: {err}"))?
+        .collect();
+    Ok(!resolved.is_empty() && resolved.iter().all(|a| a.ip().is_loopback()))
 }

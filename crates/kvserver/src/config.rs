@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use kvcore::{Clock, Fsync, OnCorruption, SystemClock, Tuning};
 
+use crate::auth::Tokens;
+
 /// Everything the server needs to know to run.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -16,6 +18,12 @@ pub struct Config {
     pub fsync: Fsync,
     /// What to do about a log damaged before its end. Default: refuse to start.
     pub on_corruption: OnCorruption,
+    /// Accepted bearer tokens; `None` serves everyone (only allowed on
+    /// loopback unless explicitly asked for). Default `None`.
+    pub tokens: Option<Tokens>,
+    /// Serve `/metrics` and `/v1/info` without a token. Default false: they
+    /// need a token with `admin:` on every key.
+    pub open_metrics: bool,
     /// Shard layout preset of the embedded store. Default balanced.
     pub tuning: Tuning,
     /// Longest key accepted, in bytes. Default 1024.
@@ -44,6 +52,8 @@ impl Default for Config {
             data_dir: None,
             fsync: Fsync::default(),
             on_corruption: OnCorruption::default(),
+            tokens: None,
+            open_metrics: false,
             tuning: Tuning::default(),
             max_key_bytes: 1024,
             max_value_bytes: 1024 * 1024,

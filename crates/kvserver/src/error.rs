@@ -79,6 +79,18 @@ pub enum ApiError {
         /// The configured bound.
         seconds: u64,
     },
+    /// No token, or one the server does not know.
+    #[error("{message}")]
+    Unauthorized {
+        /// What was wrong with the credentials (never the token itself).
+        message: String,
+    },
+    /// The token lacks the permission.
+    #[error("{message}")]
+    Forbidden {
+        /// Which permission was missing.
+        message: String,
+    },
     /// Not ready to serve yet.
     #[error("the server is not ready yet")]
     Unavailable,
@@ -133,6 +145,8 @@ impl ApiError {
             | ApiError::BodyTimeout { .. } => "invalid_request",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Unavailable => "unavailable",
+            ApiError::Unauthorized { .. } => "unauthorized",
+            ApiError::Forbidden { .. } => "forbidden",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -180,6 +194,8 @@ impl ResponseError for ApiError {
             ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -194,6 +210,9 @@ impl ResponseError for ApiError {
         body.insert("code".into(), json!(self.code()));
         self.extra_fields(&mut body);
         let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::Unauthorized { .. }) {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
         if matches!(self, ApiError::BodyTimeout { .. }) {
             response.insert_header((header::CONNECTION, HeaderValue::from_static("close")));
         }

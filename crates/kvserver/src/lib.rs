@@ -14,6 +14,7 @@
 //! - `metrics`: the Prometheus registry.
 
 pub mod app;
+pub mod auth;
 pub mod backend;
 pub mod body;
 pub mod cli;

@@ -5,12 +5,16 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use kvserver::cli::Cli;
+use kvserver::auth;
+use kvserver::cli::{Cli, Command, TokenCommand};
 use kvserver::{Application, shutdown_signal};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if let Some(Command::Token(TokenCommand::Create { name, grants })) = cli.command.take() {
+        return create_token(&name, &grants);
+    }
     match actix_web::rt::System::new().block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -29,4 +33,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&addr).with_context(|| format!("binding {addr}"))?;
     let app = Application::build(config, listener)?;
     app.run_until(shutdown_signal()).await
+}
+
+fn create_token(name: &str, grants: &[auth::Grant]) -> ExitCode {
+    match auth::create_token(name, grants) {
+        Ok((token, line)) => {
+            println!("{token}");
+            println!("{line}");
+            eprintln!(
+                "The first line is the token: give it to the client now, it is not stored anywhere.\n\
+                 The second line goes into the auth file (kvserver --auth-file FILE)."
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("kvserver: {err}");
+            ExitCode::from(2)
+        }
+    }
 }

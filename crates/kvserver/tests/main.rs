@@ -2,12 +2,16 @@
 //! HTTP contract (PRODUCT.md sections 2 to 4). Every test talks real HTTP to
 //! the real app on port 0, or to the real binary where signals are the point.
 
+/// Bearer tokens: 401/403, prefix permissions against a model, no secrets in logs, secure defaults.
+mod auth;
 mod raw_http;
 mod server_process;
 mod test_app;
 
 /// Many clients at once: compare-and-swap loops and racing creates.
 mod concurrency;
+/// kill -9 under concurrent writes, against the real binary: nothing acknowledged is lost.
+mod crash;
 /// Key, value and body limits: 413 naming the limit and the size.
 mod limits;
 /// Listing in pages: byte order, prefixes, limits, cursors, values.
@@ -26,5 +30,3 @@ mod slow_clients;
 mod ttl;
 /// One key through `/v1/kv/{key}`: raw bytes, ETags, preconditions, HEAD, DELETE, encoded keys.
 mod v1_kv;
-/// kill -9 under concurrent writes, against the real binary: nothing acknowledged is lost.
-mod crash;

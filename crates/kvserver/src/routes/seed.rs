@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::{entry_json, method_not_allowed};
 use crate::app::AppState;
+use crate::auth::{Caller, Level};
 use crate::backend::StoredEntry;
 use crate::body;
 use crate::error::{ApiError, invalid};
@@ -53,11 +54,13 @@ enum TtlField {
 }
 
 async fn create(
+    caller: Caller,
     state: web::Data<AppState>,
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let write = read_write(&state, &request, payload).await?;
+    caller.require(Level::Write, &write.key)?;
     let ttl = match write.ttl {
         TtlField::Seconds(ttl) => TtlChange::Set(ttl),
         TtlField::Omitted | TtlField::Null => TtlChange::Keep,
@@ -66,11 +69,13 @@ async fn create(
 }
 
 async fn update(
+    caller: Caller,
     state: web::Data<AppState>,
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let write = read_write(&state, &request, payload).await?;
+    caller.require(Level::Write, &write.key)?;
     let ttl = match write.ttl {
         TtlField::Omitted => TtlChange::Keep,
         TtlField::Null => TtlChange::Persist,
@@ -102,10 +107,12 @@ async fn respond(
 }
 
 async fn get(
+    caller: Caller,
     state: web::Data<AppState>,
     query: web::Query<KeyQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let key = query.into_inner().key()?;
+    caller.require(Level::Read, &key)?;
     match state.backend()?.get(&key).await {
         Ok(Some(entry)) => Ok(HttpResponse::Ok().json(entry_json(&entry))),
         Ok(None) => Err(ApiError::NotFound { key }),
@@ -114,10 +121,12 @@ async fn get(
 }
 
 async fn remove(
+    caller: Caller,
     state: web::Data<AppState>,
     query: web::Query<KeyQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let key = query.into_inner().key()?;
+    caller.require(Level::Write, &key)?;
     state
         .backend()?
         .remove(&key, None)

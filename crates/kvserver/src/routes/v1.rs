@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::{insert_ttl, insert_value, method_not_allowed};
 use crate::app::AppState;
+use crate::auth::{Caller, Level};
 use crate::body;
 use crate::error::{ApiError, invalid};
 use crate::ttl;
@@ -50,12 +51,15 @@ struct PutQuery {
 }
 
 async fn put(
+    caller: Caller,
     state: web::Data<AppState>,
     request: HttpRequest,
     query: web::Query<PutQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let key = path_key(&request)?;
+    // Checked before the body is read: a refused client sends no value.
+    caller.require(Level::Write, &key)?;
     let query = query.into_inner();
     let ttl = match (query.ttl, query.persist.as_deref()) {
         (Some(_), Some("true")) => {
@@ -101,8 +105,13 @@ async fn put(
         .json(Value::Object(body)))
 }
 
-async fn get(state: web::Data<AppState>, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+async fn get(
+    caller: Caller,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let key = path_key(&request)?;
+    caller.require(Level::Read, &key)?;
     let entry = state
         .backend()?
         .get(&key)
@@ -128,10 +137,12 @@ async fn get(state: web::Data<AppState>, request: HttpRequest) -> Result<HttpRes
 }
 
 async fn remove(
+    caller: Caller,
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let key = path_key(&request)?;
+    caller.require(Level::Write, &key)?;
     let expected = match request.headers().get(header::IF_MATCH) {
         None => None,
         Some(value) => match parse_if_match(value)? {
@@ -157,10 +168,12 @@ struct ListQuery {
 }
 
 async fn list(
+    caller: Caller,
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
+    caller.require_listing(query.prefix.as_deref().unwrap_or_default())?;
     let limit = match query.limit.as_deref() {
         None => DEFAULT_LIMIT,
         Some(text) => match text.parse::<usize>() {
@@ -209,7 +222,10 @@ async fn list(
     Ok(HttpResponse::Ok().json(json!({ "items": items, "next": next })))
 }
 
-async fn info(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn info(request: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if !state.open_metrics {
+        Caller::of(&request)?.require_admin()?;
+    }
     let info = state.backend()?.info().await;
     let log = info.log.map(|log| {
         json!({
