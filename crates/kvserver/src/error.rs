@@ -94,6 +94,12 @@ pub enum ApiError {
     /// Not ready to serve yet.
     #[error("the server is not ready yet")]
     Unavailable,
+    /// The disk failed under the store, which now refuses writes. The cause
+    /// goes to the log only.
+    #[error(
+        "storage is failing and refuses writes; the operator must check the server's disk and restart it"
+    )]
+    StorageFailing(#[source] anyhow::Error),
     /// A failure that is the server's fault. The cause goes to the log only.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -129,6 +135,9 @@ impl ApiError {
                 message: err.to_string(),
                 current_version: current,
             },
+            E::StorageFailed | E::Io { .. } | E::Corrupt { .. } | E::Locked { .. } => {
+                ApiError::StorageFailing(anyhow::Error::new(err))
+            }
             other => ApiError::Internal(anyhow::Error::new(other)),
         }
     }
@@ -144,7 +153,7 @@ impl ApiError {
             | ApiError::MethodNotAllowed { .. }
             | ApiError::BodyTimeout { .. } => "invalid_request",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
-            ApiError::Unavailable => "unavailable",
+            ApiError::Unavailable | ApiError::StorageFailing(_) => "unavailable",
             ApiError::Unauthorized { .. } => "unauthorized",
             ApiError::Forbidden { .. } => "forbidden",
             ApiError::Internal(_) => "internal",
@@ -193,7 +202,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::StorageFailing(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -201,6 +210,9 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let ApiError::StorageFailing(cause) = self {
+            log::error!("storage failure: {cause:#}");
+        }
         if let ApiError::Internal(cause) = self {
             // The body stays opaque; the whole chain goes to the log.
             log::error!("internal error: {cause:#}");
