@@ -15,6 +15,9 @@ pub struct Page {
     pub next: Option<String>,
 }
 
+/// Most entries a collector allocates room for up front.
+const PRESIZED_PAGE: usize = 1024;
+
 /// Keeps the `limit + 1` smallest matching keys seen so far; the extra one
 /// tells whether another page follows.
 pub(crate) struct Collector<'a> {
@@ -31,7 +34,9 @@ impl<'a> Collector<'a> {
             prefix: prefix.as_bytes(),
             after: after.map(str::as_bytes),
             limit,
-            kept: BinaryHeap::with_capacity(limit + 1),
+            // A caller may pass a huge limit to mean "everything": size the
+            // heap for a typical page and let it grow, never for the limit.
+            kept: BinaryHeap::with_capacity(limit.min(PRESIZED_PAGE) + 1),
         }
     }
 

@@ -1,0 +1,113 @@
+//! The data-model promises that reach across a restart of a durable store:
+//! versions are never reused, deadlines are absolute, and keys that expired
+//! while the store was closed are gone.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use kvcore::{ActiveExpiry, Error, ManualClock, Store, TtlChange};
+
+use super::fixtures::{T0, ms};
+
+/// Opens `dir` on `clock` with no background reclaimer.
+///
+/// A store's background log thread may hold the store for the length of one
+/// tick after the last handle is dropped, and with it the directory lock; a
+/// reopen right after a drop waits (boundedly) for that tick to end.
+fn open(dir: &Path, clock: &Arc<ManualClock>) -> Store {
+    let give_up = Instant::now() + Duration::from_secs(5);
+    loop {
+        let opened = Store::builder()
+            .clock(clock.clone())
+            .active_expiry(ActiveExpiry::Manual)
+            .open(dir);
+        match opened {
+            Err(Error::Locked { .. }) if Instant::now() < give_up => thread::sleep(ms(10)),
+            other => return other.expect("the data directory opens"),
+        }
+    }
+}
+
+#[test]
+fn versions_are_never_reused_after_a_durable_store_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+
+    let store = open(dir.path(), &clock);
+    let kept = store.create("kept", "v", None).unwrap();
+    store.create("gone", "v", None).unwrap();
+    let last = store.remove("gone").unwrap();
+    drop(store);
+
+    let store = open(dir.path(), &clock);
+    assert_eq!(
+        store.stats().revision,
+        last,
+        "the revision continues, removals included"
+    );
+    assert_eq!(store.get("kept").unwrap().unwrap().version(), kept);
+    assert!(store.get("gone").unwrap().is_none());
+    let recreated = store.create("gone", "again", None).unwrap();
+    assert!(
+        recreated > last,
+        "a key recreated after the restart takes a new version ({recreated} after {last})"
+    );
+}
+
+#[test]
+fn deadlines_survive_a_restart_and_keys_that_expired_meanwhile_are_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+
+    let store = open(dir.path(), &clock);
+    store.create("short", "v", Some(ms(100))).unwrap();
+    store.create("long", "v", Some(ms(10_000))).unwrap();
+    store.create("forever", "v", None).unwrap();
+    store.create("kept-ttl", "v", Some(ms(5_000))).unwrap();
+    store.update("kept-ttl", "v2", TtlChange::Keep).unwrap();
+    drop(store);
+
+    // Time passes while the store is closed.
+    clock.set(T0 + 101);
+    let store = open(dir.path(), &clock);
+
+    assert!(
+        store.get("short").unwrap().is_none(),
+        "expired while closed"
+    );
+    let cases = [
+        (
+            "a long ttl keeps its absolute deadline",
+            "long",
+            Some(T0 + 10_000),
+        ),
+        ("a key without deadline", "forever", None),
+        ("a deadline kept by an update", "kept-ttl", Some(T0 + 5_000)),
+    ];
+    for (message, key, deadline) in cases {
+        let entry = store.get(key).unwrap().expect(message);
+        assert_eq!(entry.deadline_ms(), deadline, "{message}");
+    }
+    assert_eq!(store.len(), 3);
+}
+
+#[test]
+fn a_data_directory_opens_in_one_store_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let _first = open(dir.path(), &clock);
+
+    let second = Store::builder().clock(clock).open(dir.path());
+    let Err(error) = second else {
+        panic!("a second store opened the same directory");
+    };
+    assert_eq!(
+        error,
+        Error::Locked {
+            dir: dir.path().to_owned()
+        }
+    );
+    assert!(error.to_string().contains("in use"), "{error}");
+}
