@@ -72,6 +72,8 @@ pub enum ApiError {
         method: String,
         /// Request path.
         path: String,
+        /// The methods the path serves, for the `Allow` header.
+        allow: &'static str,
     },
     /// The client took too long to send its body.
     #[error("the request body did not arrive within {seconds} s")]
@@ -224,6 +226,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if matches!(self, ApiError::Unauthorized { .. }) {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        if let ApiError::MethodNotAllowed { allow, .. } = self {
+            response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
         }
         if matches!(self, ApiError::BodyTimeout { .. }) {
             response.insert_header((header::CONNECTION, HeaderValue::from_static("close")));

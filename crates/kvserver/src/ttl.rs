@@ -9,12 +9,12 @@ use kvcore::{MAX_TTL, MIN_TTL};
 pub fn from_seconds(seconds: f64) -> Result<Duration, String> {
     if !seconds.is_finite() || seconds <= 0.0 {
         return Err(format!(
-            "ttl must be a positive number of seconds, got {seconds}"
+            "ttl must be a positive number of seconds, got {seconds:?}"
         ));
     }
     let ttl = Duration::try_from_secs_f64(seconds)
-        .map_err(|_| format!("ttl of {seconds} s is longer than the maximum of 10 years"))?;
-    within_range(ttl, &seconds.to_string())
+        .map_err(|_| format!("ttl of {seconds:?} s is longer than the maximum of 10 years"))?;
+    within_range(ttl, &format!("{seconds:?}"))
 }
 
 /// Reads a TTL from a query parameter: a plain number is seconds; `ms`, `s`,

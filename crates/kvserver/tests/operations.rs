@@ -123,16 +123,33 @@ async fn info_shows_version_uptime_keys_limits_tuning_and_durability() {
 }
 
 #[actix_web::test]
-async fn other_methods_on_operational_endpoints_get_a_json_405() {
+async fn other_methods_get_a_json_405_naming_the_allowed_ones() {
     let app = TestApp::spawn().await;
-    for path in ["/healthz", "/readyz", "/metrics", "/v1/info"] {
-        let response = app.send(app.request(Method::PUT, path)).await;
+    let cases = [
+        (Method::PUT, "/healthz", "GET"),
+        (Method::PUT, "/readyz", "GET"),
+        (Method::PUT, "/metrics", "GET"),
+        (Method::PUT, "/v1/info", "GET"),
+        (Method::POST, "/v1/kv", "GET"),
+        (Method::POST, "/v1/kv/k", "PUT, GET, HEAD, DELETE"),
+        (Method::PATCH, "/store", "POST, GET, PUT, DELETE"),
+    ];
+    for (method, path, allow) in cases {
+        let response = app.send(app.request(method.clone(), path)).await;
         assert_eq!(
             response.status(),
             StatusCode::METHOD_NOT_ALLOWED,
-            "PUT {path}"
+            "{method} {path}"
+        );
+        assert_eq!(
+            response
+                .headers()
+                .get("allow")
+                .and_then(|v| v.to_str().ok()),
+            Some(allow),
+            "{method} {path}"
         );
         let body: serde_json::Value = response.json().await.expect("a JSON error");
-        assert_eq!(body["code"], "invalid_request", "PUT {path}");
+        assert_eq!(body["code"], "invalid_request", "{method} {path}");
     }
 }

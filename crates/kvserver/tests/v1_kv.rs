@@ -305,15 +305,17 @@ async fn delete_with_if_match_removes_only_the_expected_version() {
     );
     assert_eq!(read(&app, "k").await, Err(StatusCode::NOT_FOUND));
 
-    let absent = app.send(delete_if(v2)).await;
-    assert!(
-        matches!(
+    // With any If-Match, an absent key fails the precondition, as on PUT.
+    for tag in [v2, "*".to_string()] {
+        let absent = app.send(delete_if(tag.clone())).await;
+        assert_eq!(
             absent.status(),
-            StatusCode::NOT_FOUND | StatusCode::PRECONDITION_FAILED
-        ),
-        "an absent key: {}",
-        absent.status()
-    );
+            StatusCode::PRECONDITION_FAILED,
+            "If-Match {tag} on an absent key"
+        );
+    }
+    let plain = app.send(app.request(Method::DELETE, "/v1/kv/k")).await;
+    assert_eq!(plain.status(), StatusCode::NOT_FOUND, "no condition: 404");
 }
 
 #[actix_web::test]

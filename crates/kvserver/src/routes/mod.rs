@@ -61,10 +61,14 @@ pub async fn no_route(request: HttpRequest) -> Result<HttpResponse, ApiError> {
     })
 }
 
-/// The answer for a known path asked with a method it does not serve.
-pub async fn method_not_allowed(request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed {
-        method: request.method().to_string(),
-        path: request.path().to_owned(),
+/// The default service of a resource that serves only the `allow` methods
+/// (e.g. `"GET, HEAD"`): 405 with an `Allow` header.
+pub fn only(allow: &'static str) -> actix_web::Route {
+    web::to(move |request: HttpRequest| async move {
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
+            method: request.method().to_string(),
+            path: request.path().to_owned(),
+            allow,
+        })
     })
 }

@@ -8,7 +8,7 @@
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
 
-use super::method_not_allowed;
+use super::only;
 
 /// The document, embedded at build time.
 pub const DOCUMENT: &str = include_str!("../../openapi.json");
@@ -17,7 +17,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/openapi.json")
             .route(web::get().to(document))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(only("GET")),
     );
 }
 

@@ -8,7 +8,7 @@ use kvcore::{Condition, TtlChange};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{entry_json, method_not_allowed};
+use super::{entry_json, only};
 use crate::app::AppState;
 use crate::auth::{Caller, Level};
 use crate::backend::StoredEntry;
@@ -23,7 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(get))
             .route(web::put().to(update))
             .route(web::delete().to(remove))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(only("POST, GET, PUT, DELETE")),
     );
 }
 

@@ -11,7 +11,7 @@ use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{insert_ttl, insert_value, method_not_allowed};
+use super::{insert_ttl, insert_value, only};
 use crate::app::AppState;
 use crate::auth::{Caller, Level};
 use crate::body;
@@ -26,7 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v1/kv")
             .route(web::get().to(list))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(only("GET")),
     )
     .service(
         web::resource("/v1/kv/{key:.*}")
@@ -34,12 +34,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(get))
             .route(web::head().to(get))
             .route(web::delete().to(remove))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(only("PUT, GET, HEAD, DELETE")),
     )
     .service(
         web::resource("/v1/info")
             .route(web::get().to(info))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(only("GET")),
     );
 }
 
@@ -143,18 +143,25 @@ async fn remove(
 ) -> Result<HttpResponse, ApiError> {
     let key = path_key(&request)?;
     caller.require(Level::Write, &key)?;
-    let expected = match request.headers().get(header::IF_MATCH) {
-        None => None,
+    let (expected, must_exist) = match request.headers().get(header::IF_MATCH) {
+        None => (None, false),
         Some(value) => match parse_if_match(value)? {
-            IfMatch::Any => None,
-            IfMatch::Version(version) => Some(version),
+            IfMatch::Any => (None, true),
+            IfMatch::Version(version) => (Some(version), true),
         },
     };
     state
         .backend()?
         .remove(&key, expected)
         .await
-        .map_err(|err| ApiError::from_store(err, &key, StatusCode::PRECONDITION_FAILED))?;
+        .map_err(|err| match err {
+            // With If-Match, an absent key fails the precondition (412), as
+            // on PUT; without it, it is simply not found (404).
+            kvcore::Error::NotFound if must_exist => {
+                ApiError::PreconditionAbsent { key: key.clone() }
+            }
+            err => ApiError::from_store(err, &key, StatusCode::PRECONDITION_FAILED),
+        })?;
     Ok(HttpResponse::NoContent().finish())
 }
 
