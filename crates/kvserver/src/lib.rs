@@ -12,6 +12,7 @@
 //! - `body`, `ttl`: reading bodies under limits, parsing TTLs.
 //! - `config`, `cli`: typed [`Config`], and the flags that produce it.
 //! - `metrics`: the Prometheus registry.
+//! - `logging`: env_logger behind a buffer flushed in the background.
 
 pub mod app;
 pub mod auth;
@@ -20,6 +21,7 @@ pub mod body;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod logging;
 pub mod metrics;
 pub mod routes;
 pub mod ttl;

@@ -5,20 +5,24 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use kvserver::auth;
 use kvserver::cli::{Cli, Command, TokenCommand};
 use kvserver::{Application, shutdown_signal};
+use kvserver::{auth, logging};
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let mut cli = Cli::parse();
     if let Some(Command::Token(TokenCommand::Create { name, grants })) = cli.command.take() {
         return create_token(&name, &grants);
     }
-    match actix_web::rt::System::new().block_on(run(cli)) {
+    logging::init();
+    let outcome = actix_web::rt::System::new().block_on(run(cli));
+    if let Err(err) = &outcome {
+        log::error!("{err:#}");
+    }
+    logging::flush();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            log::error!("{err:#}");
             eprintln!("kvserver: {err:#}");
             ExitCode::FAILURE
         }
