@@ -10,6 +10,8 @@ mod test_app;
 
 /// Many clients at once: compare-and-swap loops and racing creates.
 mod concurrency;
+/// Idle connections over the fd limit: absorbed, then served again.
+mod connections;
 /// kill -9 under concurrent writes, against the real binary: nothing acknowledged is lost.
 mod crash;
 /// Key, value and body limits: 413 naming the limit and the size.
