@@ -71,6 +71,8 @@ pub struct RequestLimits {
 pub struct Application {
     server: actix_web::dev::Server,
     addr: SocketAddr,
+    /// `https` with TLS, `http` without.
+    scheme: &'static str,
     state: web::Data<AppState>,
     shutdown_timeout: Duration,
     recovery: Option<Recovery>,
@@ -166,13 +168,25 @@ impl Application {
             .max_connections(per_worker)
             .shutdown_timeout(config.shutdown_timeout.as_secs().max(1))
             // Signals are handled in `run_until`, which logs each phase.
-            .disable_signals()
-            .listen(listener)
-            .context("listening")?
-            .run();
+            .disable_signals();
+        let (server, scheme) = match &config.tls {
+            Some(tls) => (
+                server.listen_rustls_0_23(listener, tls.server_config()),
+                "https",
+            ),
+            None => (server.listen(listener), "http"),
+        };
+        let server = server.context("listening")?.run();
+        if config.tokens.is_some() && config.tls.is_none() && !addr.ip().is_loopback() {
+            log::warn!(
+                "auth: tokens cross the network in clear text over plain HTTP; \
+                 serve HTTPS with --tls-cert and --tls-key, or put a TLS proxy in front"
+            );
+        }
         Ok(Application {
             server,
             addr,
+            scheme,
             state,
             // What actix applies: whole seconds, at least one.
             shutdown_timeout: Duration::from_secs(config.shutdown_timeout.as_secs().max(1)),
@@ -185,10 +199,16 @@ impl Application {
         self.addr
     }
 
+    /// The server's base URL: `https://ADDR` with TLS, `http://ADDR` without.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight
     /// requests finish (within the shutdown timeout) and flushes storage.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        log::info!("listening on http://{}", self.addr);
+        // Tools read the address from this line: keep it right after the scheme.
+        log::info!("listening on {}://{}", self.scheme, self.addr);
         let handle = self.server.handle();
         let mut server = actix_web::rt::spawn(self.server);
         let mut recovery = self.recovery;

@@ -10,6 +10,7 @@ use kvcore::{Fsync, OnCorruption, Tuning};
 
 use crate::auth::{Grant, Tokens};
 use crate::config::Config;
+use crate::tls::Tls;
 use crate::ttl::parse_duration;
 
 /// kvstore's HTTP server: the seed `/store` API and the `/v1` REST API over an
@@ -60,6 +61,16 @@ pub struct Cli {
     /// token with admin: on every key).
     #[arg(long, env = "KV_OPEN_METRICS")]
     pub open_metrics: bool,
+
+    /// Serve HTTPS with the certificate chain in this PEM file (the server's
+    /// certificate first, then any intermediates). Needs --tls-key.
+    #[arg(long, env = "KV_TLS_CERT", value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM file with the private key of --tls-cert (PKCS#8, PKCS#1 or
+    /// SEC1). Needs --tls-cert.
+    #[arg(long, env = "KV_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 
     /// Store layout: balanced, read-heavy (mostly gets) or write-heavy (many sets).
     #[arg(long, env = "KV_TUNING", default_value = "balanced", value_parser = parse_tuning)]
@@ -159,6 +170,13 @@ impl Cli {
                 self.addr
             ));
         }
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some(Tls::load(cert, key).map_err(|err| format!("{:#}", anyhow::Error::new(err)))?)
+            }
+            (None, None) => None,
+            _ => return Err("--tls-cert and --tls-key go together: give both, or neither".into()),
+        };
         if self.max_key_bytes == 0 || self.max_key_bytes > u32::MAX as usize {
             return Err("--max-key-bytes must be between 1 and 4294967295".into());
         }
@@ -167,6 +185,7 @@ impl Cli {
             fsync: self.fsync,
             tokens,
             open_metrics: self.open_metrics,
+            tls,
             on_corruption: if self.truncate_corrupt_log {
                 OnCorruption::TruncateLog
             } else {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use kvcore::{Clock, Fsync, OnCorruption, SystemClock, Tuning};
 
 use crate::auth::Tokens;
+use crate::tls::Tls;
 
 /// Everything the server needs to know to run.
 #[derive(Debug, Clone)]
@@ -24,6 +25,9 @@ pub struct Config {
     /// Serve `/metrics` and `/v1/info` without a token. Default false: they
     /// need a token with `admin:` on every key.
     pub open_metrics: bool,
+    /// Serve HTTPS with this certificate and key; `None` serves plain HTTP.
+    /// Default `None`.
+    pub tls: Option<Tls>,
     /// Shard layout preset of the embedded store. Default balanced.
     pub tuning: Tuning,
     /// Longest key accepted, in bytes. Default 1024.
@@ -54,6 +58,7 @@ impl Default for Config {
             on_corruption: OnCorruption::default(),
             tokens: None,
             open_metrics: false,
+            tls: None,
             tuning: Tuning::default(),
             max_key_bytes: 1024,
             max_value_bytes: 1024 * 1024,

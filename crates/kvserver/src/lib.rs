@@ -11,6 +11,7 @@
 //! - `error`: [`ApiError`], the one place HTTP statuses are decided.
 //! - `body`, `ttl`: reading bodies under limits, parsing TTLs.
 //! - `config`, `cli`: typed [`Config`], and the flags that produce it.
+//! - `tls`: [`Tls`], the certificate and key HTTPS is served with.
 //! - `metrics`: the Prometheus registry.
 //! - `logging`: env_logger behind a buffer flushed in the background.
 
@@ -24,9 +25,11 @@ pub mod error;
 pub mod logging;
 pub mod metrics;
 pub mod routes;
+pub mod tls;
 pub mod ttl;
 
 pub use app::{AppState, Application, shutdown_signal};
 pub use backend::{Backend, EmbeddedBackend};
 pub use config::Config;
 pub use error::ApiError;
+pub use tls::{Tls, TlsError};

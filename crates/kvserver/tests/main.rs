@@ -28,6 +28,8 @@ mod seed_api;
 mod shutdown;
 /// Clients that trickle their body are cut off after the body timeout.
 mod slow_clients;
+/// HTTPS: trusted and untrusted CAs, host names, plain HTTP refused, certificate mistakes at start-up.
+mod tls;
 /// TTLs on both APIs with a manual clock: keep, set, remove, expire.
 mod ttl;
 /// One key through `/v1/kv/{key}`: raw bytes, ETags, preconditions, HEAD, DELETE, encoded keys.

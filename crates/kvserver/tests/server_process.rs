@@ -15,6 +15,8 @@ pub struct ServerProcess {
     child: Child,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// `http` or `https`, as its log says.
+    pub scheme: String,
     lines: Receiver<String>,
     log: Vec<String>,
 }
@@ -49,13 +51,17 @@ impl ServerProcess {
         let mut server = ServerProcess {
             child,
             addr: "127.0.0.1:0".parse().expect("an address"),
+            scheme: String::new(),
             lines,
             log: Vec::new(),
         };
-        let line = server.wait_for_log("listening on http://");
-        let (_, address) = line
-            .split_once("listening on http://")
+        // `listening on http://ADDR`, or `https://ADDR` with TLS.
+        let line = server.wait_for_log("listening on http");
+        let (_, url) = line
+            .split_once("listening on ")
             .expect("the line holds the address");
+        let (scheme, address) = url.split_once("://").expect("the address has a scheme");
+        server.scheme = scheme.to_owned();
         server.addr = address
             .trim()
             .parse()

@@ -17,7 +17,7 @@ const START_MS: u64 = 1_700_000_000_000;
 pub struct TestApp {
     /// The listener's address.
     pub addr: SocketAddr,
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://` with TLS.
     pub base: String,
     /// The store's clock: only [`TestApp::advance`] moves it.
     pub clock: Arc<ManualClock>,
@@ -42,11 +42,11 @@ impl TestApp {
         adjust(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding port 0");
         let app = Application::build(config, listener).expect("building the app");
-        let addr = app.local_addr();
+        let (addr, base) = (app.local_addr(), app.url());
         actix_web::rt::spawn(app.run_until(std::future::pending()));
         TestApp {
             addr,
-            base: format!("http://{addr}"),
+            base,
             clock,
             client: reqwest::Client::new(),
         }
