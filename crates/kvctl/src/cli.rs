@@ -10,7 +10,7 @@ use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, Parser, Subcommand};
 
 use crate::client::MAX_PAGE;
-use crate::config::{ClientConfig, Endpoint, Token};
+use crate::config::{ClientConfig, Endpoint, Token, TokenOverHttp};
 use crate::duration;
 use crate::output::Format;
 use crate::value::ValueSource;
@@ -23,12 +23,17 @@ Examples:
   kvctl get greeting
   kvctl --endpoint https://kv.example:8443 --cacert ca.pem list user/
   KVCTL_ENDPOINT=http://10.0.0.5:8080 kvctl -o json get greeting
+  KVCTL_TOKEN=... kvctl --endpoint http://10.0.0.5:8080 --insecure get greeting
+
+A token is only sent over https, or over plain http to localhost: anything
+else is refused (exit 2) unless --insecure is given.
 
 Exit codes:
   0  success
   1  the key was not found
-  2  usage error: bad flags or arguments, unreadable input, or a request the
-     server refused as malformed or too large
+  2  usage error: bad flags or arguments, unreadable input, a token kvctl
+     won't send over plain http (see --insecure), or a request the server
+     refused as malformed or too large
   3  a condition failed: the key exists (--if-absent) or is at another
      version (--if-version)
   4  any other error: the server can't be reached, refused the token, or failed";
@@ -115,6 +120,18 @@ pub struct Global {
         value_name = "PEM"
     )]
     pub cacert: Option<PathBuf>,
+
+    /// Send the token over plain http to a host other than this machine.
+    ///
+    /// Without this flag kvctl refuses (exit 2, before connecting) to send a
+    /// token in clear text anywhere but localhost, 127.0.0.0/8 or ::1, since
+    /// anyone on the network could read it and use it. Prefer an https
+    /// endpoint; use --insecure only on a network you trust. It does not turn
+    /// off certificate checks for https.
+    ///
+    /// Example: KVCTL_TOKEN=... kvctl --endpoint http://10.0.0.5:8080 --insecure get greeting
+    #[arg(long, global = true, help_heading = "Global options")]
+    pub insecure: bool,
 }
 
 impl Global {
@@ -129,6 +146,11 @@ impl Global {
                 .map(Token::new),
             timeout: self.timeout,
             ca_cert: self.cacert.clone(),
+            token_over_http: if self.insecure {
+                TokenOverHttp::Anywhere
+            } else {
+                TokenOverHttp::LoopbackOnly
+            },
         }
     }
 }

@@ -12,7 +12,7 @@ use reqwest::blocking::{RequestBuilder, Response};
 use reqwest::header::{ETAG, HeaderMap, IF_MATCH, IF_NONE_MATCH};
 use serde::Deserialize;
 
-pub use crate::config::{ClientConfig, Endpoint, Token};
+pub use crate::config::{ClientConfig, Endpoint, Token, TokenOverHttp};
 use crate::duration;
 use crate::error::Error;
 
@@ -110,9 +110,11 @@ pub struct Client {
 }
 
 impl Client {
-    /// Builds a client. Reads the CA file now, so a bad one is reported before
-    /// any request.
+    /// Builds a client. Refuses a token that would cross the network in
+    /// clear text (see [`TokenOverHttp`]) and reads the CA file now, so both
+    /// are reported before any request.
     pub fn new(config: ClientConfig) -> Result<Client, Error> {
+        config.check_token_transport()?;
         let mut builder = reqwest::blocking::Client::builder()
             .timeout(config.timeout)
             .user_agent(concat!("kvctl/", env!("CARGO_PKG_VERSION")));
@@ -337,10 +339,11 @@ impl Client {
                 timeout: duration::format(self.config.timeout),
             }
         } else {
-            Error::Unreachable {
-                endpoint,
-                cause: root_cause(&err),
-            }
+            let cause = match certificate_hint(&err) {
+                Some(hint) => format!("{}; {hint}", root_cause(&err)),
+                None => root_cause(&err),
+            };
+            Error::Unreachable { endpoint, cause }
         }
     }
 
@@ -473,6 +476,38 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     cause.to_string()
 }
 
+/// What to do about a server certificate kvctl refused, if that is what
+/// `err` comes down to. rustls' own words name the check, not the remedy.
+fn certificate_hint(err: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    use rustls::CertificateError as Problem;
+    let mut cause = Some(err);
+    while let Some(err) = cause {
+        if let Some(rustls::Error::InvalidCertificate(problem)) = err.downcast_ref() {
+            return Some(match problem {
+                Problem::UnknownIssuer => {
+                    "the server's certificate is not signed by a CA kvctl trusts \
+                     (for a private CA, pass its certificate with --cacert)"
+                }
+                Problem::NotValidForName | Problem::NotValidForNameContext { .. } => {
+                    "the server's certificate is for another name: \
+                     use one it names in --endpoint"
+                }
+                Problem::Expired | Problem::ExpiredContext { .. } => {
+                    "the server's certificate has expired"
+                }
+                _ => "the server's certificate is not acceptable",
+            });
+        }
+        // The TLS stream reports rustls' error inside io::Errors, whose
+        // `source()` skips the error they wrap.
+        cause = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|inner| inner as _),
+            None => err.source(),
+        };
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,6 +519,7 @@ mod tests {
             token: None,
             timeout: Duration::from_secs(1),
             ca_cert: None,
+            token_over_http: TokenOverHttp::LoopbackOnly,
         })
         .unwrap();
         let cases = [

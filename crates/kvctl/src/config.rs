@@ -1,13 +1,24 @@
 //! How to reach the server: where it is, the token, the timeout, and which
-//! CAs to trust. Checked when the command line is parsed.
+//! CAs to trust. Checked when the command line is parsed, and before the
+//! first request.
 
 use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use reqwest::Url;
+
+use crate::error::Error;
+
 /// The server's base URL: `http` or `https`, no query, no trailing slash.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint(String);
+pub struct Endpoint {
+    base: String,
+    /// Plain `http` to a host that is not this machine: whatever is sent
+    /// crosses the network in clear text.
+    clear_text: bool,
+}
 
 impl Endpoint {
     /// Checks an endpoint given on the command line.
@@ -25,18 +36,47 @@ impl Endpoint {
                 "{text:?} must not have a query or fragment; {EXAMPLE}"
             ));
         }
-        Ok(Endpoint(url.as_str().trim_end_matches('/').to_owned()))
+        Ok(Endpoint {
+            base: url.as_str().trim_end_matches('/').to_owned(),
+            clear_text: url.scheme() == "http" && !is_loopback(&url),
+        })
     }
 
     /// The URL of `path` (which starts with `/`) on this server.
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.0)
+        format!("{}{path}", self.base)
+    }
+
+    /// Whether requests cross a network unencrypted: plain `http` to a host
+    /// other than `localhost`, `127.0.0.0/8` or `::1`.
+    pub fn is_clear_text(&self) -> bool {
+        self.clear_text
+    }
+}
+
+/// Whether the URL's host is this machine by its name or address alone,
+/// without asking DNS: `localhost`, `127.0.0.0/8`, `::1`. Any other name
+/// counts as remote, even one that happens to resolve to loopback.
+fn is_loopback(url: &Url) -> bool {
+    // The URL parser has lowercased names, normalised IPv4 forms such as
+    // `127.1`, and put IPv6 addresses in brackets.
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    if let Some(ipv6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return ipv6.parse::<Ipv6Addr>().is_ok_and(|ip| {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|ip| ip.is_loopback())
+        });
+    }
+    match host.parse::<Ipv4Addr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host == "localhost",
     }
 }
 
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.base)
     }
 }
 
@@ -74,6 +114,35 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// A PEM file of extra CA certificates to trust for `https`.
     pub ca_cert: Option<PathBuf>,
+    /// Whether the token may cross a network in clear text.
+    pub token_over_http: TokenOverHttp,
+}
+
+/// Whether a token may be sent over plain `http` to a host that is not this
+/// machine, where anyone on the network path can read it and use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TokenOverHttp {
+    /// Only over `https`, or over `http` to loopback. The default.
+    #[default]
+    LoopbackOnly,
+    /// Anywhere, in clear text (`--insecure`).
+    Anywhere,
+}
+
+impl ClientConfig {
+    /// Refuses, before anything is sent, a token that would cross the
+    /// network in clear text without `--insecure`.
+    pub fn check_token_transport(&self) -> Result<(), Error> {
+        let exposed = self.token.is_some() && self.endpoint.is_clear_text();
+        if exposed && self.token_over_http == TokenOverHttp::LoopbackOnly {
+            return Err(Error::Usage(format!(
+                "refusing to send the token over plain http to {}: anyone on the network could read it; \
+                 use an https:// endpoint (with --cacert for a private CA), or pass --insecure to send it anyway",
+                self.endpoint
+            )));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -108,6 +177,112 @@ mod tests {
                 (Ok(endpoint), Ok(want)) => assert_eq!(endpoint.to_string(), want, "{why}"),
                 (Err(err), Err(needle)) => assert!(err.contains(needle), "{why}: {err}"),
                 (got, want) => panic!("{why}: {text} gave {got:?}, wanted {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_token_is_refused_over_plain_http_to_anything_but_loopback() {
+        // Decisions only: nothing here connects anywhere.
+        let cases = [
+            (
+                "http://127.0.0.1:8080",
+                true,
+                false,
+                true,
+                "loopback address",
+            ),
+            (
+                "http://127.8.9.10:8080",
+                true,
+                false,
+                true,
+                "anywhere in 127/8",
+            ),
+            ("http://localhost:8080", true, false, true, "localhost"),
+            (
+                "http://LOCALHOST:8080",
+                true,
+                false,
+                true,
+                "localhost in capitals",
+            ),
+            ("http://[::1]:8080", true, false, true, "IPv6 loopback"),
+            (
+                "http://[::ffff:127.0.0.1]:8080",
+                true,
+                false,
+                true,
+                "IPv4-mapped loopback",
+            ),
+            (
+                "http://192.0.2.1:8080",
+                true,
+                false,
+                false,
+                "another address",
+            ),
+            (
+                "http://10.0.0.5:8080",
+                true,
+                false,
+                false,
+                "a private address",
+            ),
+            (
+                "http://0.0.0.0:8080",
+                true,
+                false,
+                false,
+                "the unspecified address",
+            ),
+            (
+                "http://[2001:db8::1]:8080",
+                true,
+                false,
+                false,
+                "an IPv6 address",
+            ),
+            ("http://kv.example:8080", true, false, false, "a host name"),
+            (
+                "http://localhost.example:8080",
+                true,
+                false,
+                false,
+                "a name starting with localhost",
+            ),
+            ("http://192.0.2.1:8080", true, true, true, "--insecure"),
+            (
+                "http://192.0.2.1:8080",
+                false,
+                false,
+                true,
+                "no token to protect",
+            ),
+            ("https://192.0.2.1:8443", true, false, true, "https"),
+            ("https://kv.example", true, false, true, "https to a name"),
+        ];
+        for (endpoint, with_token, insecure, allowed, why) in cases {
+            let config = ClientConfig {
+                endpoint: Endpoint::parse(endpoint).unwrap(),
+                token: with_token.then(|| Token::new("s3cret".into())),
+                timeout: Duration::from_secs(1),
+                ca_cert: None,
+                token_over_http: if insecure {
+                    TokenOverHttp::Anywhere
+                } else {
+                    TokenOverHttp::LoopbackOnly
+                },
+            };
+            match config.check_token_transport() {
+                Ok(()) => assert!(allowed, "{why}: {endpoint} should be refused"),
+                Err(Error::Usage(message)) => {
+                    assert!(!allowed, "{why}: {endpoint} refused: {message}");
+                    assert!(message.contains(endpoint), "{why}: {message}");
+                    assert!(message.contains("--insecure"), "{why}: {message}");
+                    assert!(!message.contains("s3cret"), "{why}: {message}");
+                }
+                Err(other) => panic!("{why}: {other:?}"),
             }
         }
     }

@@ -6,11 +6,14 @@
 //! - `listing`: list, its pages, limits and JSON.
 //! - `transfer`: export and import, binary values and deadlines.
 //! - `failures`: every way a command fails, and its exit code.
+//! - `tls`: `--cacert` against an HTTPS kvserver, and tokens kept off plain
+//!   http to other hosts (`--insecure`).
 //! - `tooling`: health, completions, help.
 
 mod failures;
 mod keys;
 mod listing;
 mod support;
+mod tls;
 mod tooling;
 mod transfer;

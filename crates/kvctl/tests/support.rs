@@ -20,6 +20,11 @@ impl Server {
     pub fn start_with(config: kvserver::Config) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding port 0");
         let addr = listener.local_addr().unwrap();
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let config = kvserver::Config {
             workers: 1,
             ..config
@@ -33,7 +38,7 @@ impl Server {
         // The listener is already bound, so connections queue until the
         // server accepts them: no need to wait for it.
         Server {
-            endpoint: format!("http://{addr}"),
+            endpoint: format!("{scheme}://{addr}"),
         }
     }
 
