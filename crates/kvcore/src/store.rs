@@ -349,15 +349,21 @@ impl Store {
         let hash = inner.hash(key.as_bytes());
         let shard = inner.shard(hash);
         let (written, replaced, lsn) = shard.write(|t| {
+            let stored = t.get(hash, key.as_bytes());
             // The clock is read under the lock: whether the stored record has
             // expired is judged at the instant this write holds the key, so
             // no other caller can see it expire before the write applies.
-            let now = inner.clock.now_ms();
+            // It is read only when a deadline is involved: a system clock
+            // read costs as much as the rest of a small write.
+            let now = match (ttl, stored) {
+                (TtlChange::Set(_), _) => inner.clock.now_ms(),
+                (_, Some(r)) if r.deadline_ms() != NO_DEADLINE => inner.clock.now_ms(),
+                _ => 0,
+            };
             let new_deadline = match ttl {
                 TtlChange::Set(ttl) => expiry::deadline_after(now, ttl)?,
                 TtlChange::Keep | TtlChange::Persist => NO_DEADLINE,
             };
-            let stored = t.get(hash, key.as_bytes());
             let current = stored.filter(|r| !r.is_expired(now));
             let found_expired = stored.is_some() && current.is_none();
             check(condition, current)?;
@@ -392,10 +398,14 @@ impl Store {
     fn remove_when(&self, key: &str, condition: Condition) -> Result<u64> {
         let inner = &*self.inner;
         inner.check_key(key)?;
-        let now = inner.clock.now_ms();
         let hash = inner.hash(key.as_bytes());
         let (result, removed) = inner.shard(hash).write(|t| {
             let stored = t.get(hash, key.as_bytes());
+            // As in `write`: the clock under the lock, and only for a deadline.
+            let now = match stored {
+                Some(r) if r.deadline_ms() != NO_DEADLINE => inner.clock.now_ms(),
+                _ => 0,
+            };
             let current = stored.filter(|r| !r.is_expired(now));
             if let Err(err) = check(condition, current) {
                 if stored.is_some() && current.is_none() {
