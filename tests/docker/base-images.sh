@@ -27,8 +27,12 @@ trap 'rm -rf "$work"' EXIT
 if ! have "$slim"; then
     echo "base-images: $slim is missing: debootstrap bookworm and import it"
     if ! command -v debootstrap >/dev/null; then
-        apt-get update -q >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap >/dev/null
+        if ! { apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -q --no-install-recommends debootstrap; } >"$work/apt.log" 2>&1; then
+            tail -n 20 "$work/apt.log"
+            echo "base-images: installing debootstrap failed" >&2
+            exit 1
+        fi
     fi
     rootfs="$work/rootfs"
     if ! debootstrap --variant=minbase bookworm "$rootfs" >"$work/debootstrap.log" 2>&1; then

@@ -48,22 +48,26 @@ phase() {
     echo "== $1"
 }
 
+# Removes what this run made and stops the dockerd it started; runs at the
+# end, and on any early exit. Safe to call twice.
 cleanup() {
-    local status=$?
-    set +e
     # -v: also the anonymous /data volume each container gets from VOLUME.
-    for c in "${containers[@]}"; do docker rm -fv "$c" >/dev/null 2>&1; done
-    [ -n "$volume" ] && docker volume rm -f "$volume" >/dev/null 2>&1
-    [ -n "$made_vendor" ] && rm -rf vendor
+    for c in "${containers[@]}"; do docker rm -fv "$c" >/dev/null 2>&1 || true; done
+    containers=()
+    [ -z "$volume" ] || docker volume rm -f "$volume" >/dev/null 2>&1 || true
+    volume=""
+    [ -z "$made_vendor" ] || rm -rf vendor
+    made_vendor=""
     rm -rf "$work"
     if [ -n "$dockerd_pid" ]; then
-        kill "$dockerd_pid" 2>/dev/null
+        kill "$dockerd_pid" 2>/dev/null || true
         for _ in $(seq 30); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 1; done
         echo "stopped dockerd (pid $dockerd_pid)"
+        dockerd_pid=""
     fi
-    exit "$status"
 }
-trap cleanup EXIT
+trap 'status=$?; cleanup; exit $status' EXIT
+trap 'exit 130' INT TERM
 
 ok() {
     echo "ok: $1"
@@ -77,8 +81,13 @@ not_ok() {
 # ---- 1. Docker ---------------------------------------------------------------
 phase "docker: install and start"
 if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
-    apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker.io >/dev/null
+    if ! { apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends docker.io; } >"$work/apt.log" 2>&1; then
+        tail -n 20 "$work/apt.log"
+        echo "smoke: installing docker.io failed" >&2
+        exit 1
+    fi
+    echo "installed $(dpkg-query -W -f '${Package} ${Version}' docker.io)"
 fi
 for tool in curl nsenter cargo; do
     command -v "$tool" >/dev/null || {
@@ -118,18 +127,22 @@ touch vendor/.kv-smoke
 du -sh vendor | awk '{print "vendored crates: " $1}'
 
 phase "docker build (release, offline)"
-# The build stage is tagged too (kvstore:build), so it stays as the cache of
-# the next run while older builds, untagged, are pruned: 1-2 GB each.
-if ! docker build --force-rm --network none --target build -t "$image:build" . >"$work/build.log" 2>&1 ||
-    ! docker build --force-rm --network none -t "$image" . >>"$work/build.log" 2>&1; then
+if ! docker build --force-rm --network none -t "$image" . >"$work/build.log" 2>&1; then
     tail -n 40 "$work/build.log"
     echo "smoke: docker build failed" >&2
     exit 1
 fi
 grep -E 'Sending build context|Finished' "$work/build.log" | sed 's/\x1b\[[0-9;]*m//g'
-for title in kvstore-build kvstore; do
-    docker image prune -f --filter "label=org.opencontainers.image.title=$title" >/dev/null
-done
+# Tag the build stage (the image made just before the second FROM) as
+# kvstore:build: it stays as the next run's cache, while older builds, left
+# untagged, are pruned (1-2 GB each). If the log can't be read, prune nothing.
+build_stage=$(awk '/^Step [0-9]+\/[0-9]+ : FROM /{ if (++n == 2) { print id; exit } }
+    / ---> [0-9a-f]+$/{ id = $NF }' "$work/build.log")
+if [ -n "$build_stage" ] && docker tag "$build_stage" "$image:build"; then
+    for title in kvstore-build kvstore; do
+        docker image prune -f --filter "label=org.opencontainers.image.title=$title" >/dev/null
+    done
+fi
 rm -rf vendor
 made_vendor=""
 
@@ -320,7 +333,9 @@ if wait_ready; then
     wait_healthy
 fi
 
-# ---- 5. summary (cleanup runs on exit) ------------------------------------------
+# ---- 5. clean up, then the summary ------------------------------------------------
+phase "cleanup"
+cleanup
 phase "done"
 echo "-- phase timings"
 printf '%s\n' "${timings[@]}"
