@@ -44,11 +44,8 @@
 # when it exits. Needs wrk, webdis, redis-server and redis-cli; installs the
 # missing ones with apt-get.
 
-set -euo pipefail
-
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(dirname "$here")
-lua="$here/lua"
+bench_name=http.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 duration=${DURATION:-10s}
 connections=${CONNECTIONS:-50}
@@ -59,104 +56,11 @@ webdis_threads=${WEBDIS_THREADS:-2}
 webdis_pool=${WEBDIS_POOL:-8}
 keys=${KEYS:-100000}
 value_bytes=${VALUE_BYTES:-100}
-target_dir=${CARGO_TARGET_DIR:-$repo/target}
-[[ $target_dir == /* ]] || target_dir="$PWD/$target_dir"
-kvserver="$target_dir/release/kvserver"
 
-# --- processes we start, and only those, are stopped at exit --------------
-
-pids=()
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/kvstore-httpbench.XXXXXX")
-
-# Whether PID is still a child of this script: a PID whose process ended
-# can be reused by someone else's.
-ours() {
-    [[ -r /proc/$1/stat && $(sed 's/.*) //' "/proc/$1/stat" | cut -d' ' -f2) == "$$" ]]
-}
-
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do
-        if ours "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    if [[ ${KEEP_TMP:-0} == 1 ]]; then
-        echo "kept $tmp"
-    else
-        rm -rf "$tmp"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-fail() {
-    echo "http.sh: $*" >&2
-    exit 1
-}
-
-# --- tools -----------------------------------------------------------------
-
-install_missing() {
-    local missing=()
-    command -v wrk >/dev/null || missing+=(wrk)
-    command -v webdis >/dev/null || missing+=(webdis)
-    { command -v redis-server && command -v redis-cli; } >/dev/null || missing+=(redis-server)
-    command -v curl >/dev/null || missing+=(curl)
-    if ((${#missing[@]})); then
-        echo "installing ${missing[*]} with apt-get"
-        apt-get update -q
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
-    fi
-}
-
-# A TCP port nothing listens on. Redis and webdis need a number up front;
-# kvserver binds port 0 and reports what it got.
-free_port() {
-    local port
-    for _ in $(seq 100); do
-        port=$((20000 + RANDOM % 40000))
-        if [[ -z $(ss -Htln "sport = :$port") ]]; then
-            echo "$port"
-            return
-        fi
-    done
-    fail "no free port found"
-}
-
-# Polls until `$@` succeeds, at most $1 tenths of a second.
-wait_until() {
-    local tenths=$1
-    shift
-    for _ in $(seq "$tenths"); do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
-alive() {
-    kill -0 "$1" 2>/dev/null
-}
+# Shell functions shared with the other benchmarks (processes started and
+# stopped by PID, temporary folder, ports, CPU time): bench/lib.sh.
 
 # --- wrk -------------------------------------------------------------------
-
-# CPU time (user + system, in clock ticks) the given processes have used.
-cpu_ticks() {
-    local pid total=0
-    for pid in "$@"; do
-        # Fields 14 and 15 of /proc/PID/stat, counted after the ")" that ends
-        # the command name (which may hold spaces).
-        total=$((total + $(sed 's/.*) //' "/proc/$pid/stat" | awk '{ print $12 + $13 }')))
-    done
-    echo "$total"
-}
-
-# CPU time of this shell's finished children (wrk, once waited for).
-children_ticks() {
-    sed 's/.*) //' "/proc/$$/stat" | awk '{ print $14 + $15 }'
-}
 
 # Runs one scenario: run_wrk NAME URL SCRIPT "SERVER PIDS" [ARGS...]. Prints
 # wrk's report and appends to results
@@ -192,18 +96,14 @@ run_wrk() {
 # --- kvserver --------------------------------------------------------------
 
 start_kvserver() {
-    if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-        echo "building kvserver (release) into $target_dir"
-        (cd "$repo" && CARGO_TARGET_DIR="$target_dir" cargo build --release -q -p kvserver)
-    fi
-    [[ -x $kvserver ]] || fail "no kvserver binary at $kvserver (build it, or unset SKIP_BUILD)"
+    build_kvserver
     RUST_LOG=${RUST_LOG:-info} "$kvserver" --addr 127.0.0.1:0 --workers "$kv_workers" \
         --tuning "$kv_tuning" 2>"$tmp/kvserver.log" &
     kv_pid=$!
     pids+=("$kv_pid")
     wait_until 100 grep -q 'listening on http://' "$tmp/kvserver.log" ||
         { cat "$tmp/kvserver.log" >&2; fail "kvserver did not start"; }
-    kv_url=$(grep -o 'listening on http://[0-9.:]*' "$tmp/kvserver.log" | head -1 | sed 's/listening on //')
+    kv_url=$(kv_url_from "$tmp/kvserver.log")
     wait_until 50 curl -fsS "$kv_url/readyz" || fail "kvserver at $kv_url is not ready"
     echo "kvserver pid $kv_pid at $kv_url: --workers $kv_workers --tuning $kv_tuning, RUST_LOG=${RUST_LOG:-info}"
 }
@@ -306,12 +206,9 @@ EOF
 
 # --- the run ---------------------------------------------------------------
 
-install_missing
+install_missing wrk webdis redis-server redis-cli:redis-server curl
 echo "machine: $(nproc) cores; $(uptime)"
-if revision=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null); then
-    git -C "$repo" diff --quiet HEAD -- crates Cargo.toml Cargo.lock || revision+=" with uncommitted changes"
-    echo "kvserver source: commit $revision"
-fi
+print_revision
 echo "wrk: -t$wrk_threads -c$connections -d$duration; keys $keys, values of $value_bytes bytes"
 
 start_kvserver
@@ -322,7 +219,6 @@ start_webdis
 [[ $(curl -fsS "$kv_url/store?key=key000000") == *'"value":"vvv'* ]] ||
     fail "kvserver does not serve the preloaded keys"
 
-clock_hz=$(getconf CLK_TCK)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 run_wrk "kvserver GET" "$kv_url" "$lua/get.lua" "$kv_pid" "path=/store?key="
 run_wrk "webdis GET" "$webdis_url" "$lua/get.lua" "$webdis_pid $redis_pid" "path=/GET/"
