@@ -11,7 +11,7 @@
 # kvcore itself (the format kvserver reads):
 #   snapshot       every key in a snapshot, an empty log (after a compaction)
 #   log            every key in the log only, one record each, no snapshot
-#   snapshot+log   every key in a snapshot plus a log about as large (the
+#   snapshot+log   every key in a snapshot plus a log half as large (the
 #                  most the server holds before compacting automatically)
 # Then kvserver is started RUNS times, each on a fresh copy of it (cp -a:
 # once running, kvserver may compact a long log). Each time the script polls

@@ -12,7 +12,7 @@
 //!   holds after a compaction);
 //! - `log`: every key in the log only, no snapshot (one record per key);
 //! - `snapshot+log`: every key in a snapshot, then overwrites in the log
-//!   until it is about as large as the snapshot: the most the server keeps
+//!   until it is half as large as the snapshot: the most the server keeps
 //!   before its automatic compaction folds the log into a new snapshot.
 //!
 //! The store is opened with `Fsync::Never` and synced once at the end.
@@ -101,7 +101,9 @@ fn run(dir: &Path, keys: u64, value_bytes: usize, layout: &str) -> kvcore::Resul
             let snapshot_bytes = durability(&store).snapshot_bytes;
             drop(store);
             if layout == "snapshot+log" {
-                let written = write_bursts(dir, 0, keys, &value, snapshot_bytes)?;
+                // kvcore compacts once the log outgrows half the snapshot:
+                // this is the longest log a running server leaves behind.
+                let written = write_bursts(dir, 0, keys, &value, snapshot_bytes / 2)?;
                 eprintln!("datagen: {written} overwrites in the log");
             }
         }
