@@ -590,3 +590,79 @@ proptest! {
         }
     }
 }
+
+/// Runs a future to completion on this thread (kvcore has no runtime).
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut context = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
+
+#[test]
+fn acks_resolve_as_futures_once_the_sync_thread_has_synced_many_writers_at_once() {
+    let disk = SimDisk::default();
+    let clock = Arc::new(ManualClock::new(1_000));
+    let store = open(&disk, Fsync::Always, &clock).expect("open");
+    let opened_at = disk.ops();
+    // Many writes applied and logged before anyone waits: one sync can then
+    // acknowledge them all.
+    let acks: Vec<_> = (0..50)
+        .map(|i| {
+            let (written, ack) = store
+                .put_acked(
+                    &format!("k{i}"),
+                    "v",
+                    TtlChange::Keep,
+                    crate::Condition::Always,
+                )
+                .expect("put");
+            assert!(written.created);
+            ack
+        })
+        .collect();
+    let (_, removal) = store.remove_acked("k0", None).expect("remove");
+    for ack in acks {
+        block_on(ack).expect("acknowledged");
+    }
+    block_on(removal).expect("acknowledged");
+    let syncs = disk.ops() - opened_at - 51;
+    assert!(
+        syncs < 10,
+        "51 writes took {syncs} syncs: group commit batches them"
+    );
+    // Acknowledged means synced: a power loss keeping only synced bytes
+    // keeps every one of them.
+    drop(store);
+    let after = disk.power_loss(|_| 0);
+    let reopened = open(&after, Fsync::Always, &clock).expect("reopen");
+    assert_eq!(state(&reopened).len(), 49);
+}
+
+#[test]
+fn an_ack_denied_by_a_failed_sync_reports_the_cause() {
+    let disk = SimDisk::default();
+    let clock = Arc::new(ManualClock::new(1_000));
+    let store = open(&disk, Fsync::Always, &clock).expect("open");
+    // The append succeeds, the sync thread's sync fails.
+    disk.crash_at(disk.ops() + 2);
+    let (_, ack) = store
+        .put_acked("a", "1", TtlChange::Keep, crate::Condition::Always)
+        .expect("logged");
+    assert!(matches!(block_on(ack), Err(Error::Io { .. })));
+    assert_eq!(
+        store.upsert("b", "2", TtlChange::Keep),
+        Err(Error::StorageFailed)
+    );
+}

@@ -85,7 +85,7 @@ pub(crate) const COMPACTION_FLOOR: u64 = 8 << 20;
 pub(crate) struct Durable {
     disk: Arc<dyn Disk>,
     dir: PathBuf,
-    pub(crate) log: Log,
+    pub(crate) log: Arc<Log>,
     snapshot_bytes: AtomicU64,
     compaction_floor: u64,
     compactions: AtomicU64,
@@ -219,7 +219,10 @@ impl Durable {
             .map_err(|err| io("could not sync data directory", err))?;
 
         let (seq, segment_bytes) = tail;
-        let log = Log::open(disk.clone(), dir, seq, segment_bytes, fsync)?;
+        let log = Arc::new(Log::open(disk.clone(), dir, seq, segment_bytes, fsync)?);
+        if fsync == Fsync::Always {
+            crate::ack::spawn_syncer(Arc::downgrade(&log))?;
+        }
         report.duration = started.elapsed();
         let durable = Durable {
             disk,

@@ -46,11 +46,14 @@
 //! - `expiry`: TTLs, [`TtlChange`], and the reclaim pass.
 //! - `listing`: prefix listing in pages.
 //! - `clock`: [`Clock`], with [`SystemClock`] and [`ManualClock`].
+//! - `log`, `snapshot`, `durable`, `disk`: the data directory of a store
+//!   opened with [`Store::open`]; `ack`: [`Ack`], a write's durability.
 //! - `error`: the [`Error`] enum.
 
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
+mod ack;
 mod builder;
 mod clock;
 mod disk;
@@ -68,6 +71,7 @@ mod sim_disk;
 mod snapshot;
 mod store;
 
+pub use ack::Ack;
 pub use builder::{Limits, StoreBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use durable::{OnCorruption, RecoveryReport, Truncation};

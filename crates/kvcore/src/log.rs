@@ -11,6 +11,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
@@ -189,9 +191,14 @@ pub(crate) struct Log {
     /// `written` is handed to the OS; `synced` is durable.
     written: AtomicU64,
     sync: Mutex<SyncState>,
+    /// Wakes blocking waiters when `synced` moves or the log fails.
     synced_changed: Condvar,
+    /// Wakes the sync thread (`Fsync::Always`) when someone wants a sync.
+    sync_wanted: Condvar,
     /// Set by the first failed write or sync; from then on writes are refused.
     failed: AtomicBool,
+    /// That first failure, for the writers whose acknowledgement it denied.
+    failure: Mutex<Option<Error>>,
     fsyncs: AtomicU64,
 }
 
@@ -203,10 +210,17 @@ struct Appender {
     scratch: Vec<u8>,
 }
 
+/// Group commit: writers say which LSN they wait for; one sync thread syncs
+/// everything written so far, covering all of them at once, while the next
+/// batch gathers.
 struct SyncState {
     synced: u64,
-    /// Some writer is running a sync for everyone; the others wait for it.
-    leader_running: bool,
+    /// The highest LSN a writer waits for; above `synced`, the sync thread
+    /// has work.
+    wanted: u64,
+    /// Asynchronous waiters, woken once `synced` reaches their LSN (or the
+    /// log fails).
+    wakers: Vec<(u64, Waker)>,
 }
 
 impl Log {
@@ -237,10 +251,13 @@ impl Log {
             written: AtomicU64::new(0),
             sync: Mutex::new(SyncState {
                 synced: 0,
-                leader_running: false,
+                wanted: 0,
+                wakers: Vec::new(),
             }),
             synced_changed: Condvar::new(),
+            sync_wanted: Condvar::new(),
             failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
             fsyncs: AtomicU64::new(0),
         })
     }
@@ -260,8 +277,7 @@ impl Log {
         encode(&mut appender.scratch, frame);
         if let Err(err) = appender.file.append(&appender.scratch) {
             // Part of the frame may be on disk: nothing may follow it.
-            self.failed.store(true, Ordering::Release);
-            return Err(Error::io("could not append to the log", err));
+            return Err(self.fail(Error::io("could not append to the log", err)));
         }
         let len = appender.scratch.len() as u64;
         appender.segment_bytes += len;
@@ -269,44 +285,103 @@ impl Log {
         Ok(self.written.fetch_add(len, Ordering::AcqRel) + len)
     }
 
-    /// With [`Fsync::Always`], returns once `lsn` is durable; a sync already
-    /// running for others covers this writer too if it started after the
-    /// write. Other policies return at once.
+    /// With [`Fsync::Always`], returns once `lsn` is durable: the sync
+    /// thread syncs for every writer waiting at that moment at once. Other
+    /// policies return at once.
     pub(crate) fn wait_durable(&self, lsn: u64) -> Result<()> {
         if self.policy != Fsync::Always {
             return Ok(());
         }
         let mut state = self.sync.lock();
         loop {
-            self.check_healthy()?;
             if state.synced >= lsn {
                 return Ok(());
             }
-            if state.leader_running {
-                self.synced_changed.wait(&mut state);
-                continue;
+            if self.failed.load(Ordering::Acquire) {
+                return Err(self.failure());
             }
-            state.leader_running = true;
-            drop(state);
-            let result = self.sync_current();
-            state = self.sync.lock();
-            state.leader_running = false;
-            if let Ok(synced) = result {
+            self.want(&mut state, lsn);
+            self.synced_changed.wait(&mut state);
+        }
+    }
+
+    /// The asynchronous [`Log::wait_durable`]: ready once `lsn` is durable,
+    /// otherwise `cx`'s waker is woken when it is.
+    pub(crate) fn poll_durable(&self, lsn: u64, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if self.policy != Fsync::Always {
+            return Poll::Ready(Ok(()));
+        }
+        let mut state = self.sync.lock();
+        if state.synced >= lsn {
+            return Poll::Ready(Ok(()));
+        }
+        if self.failed.load(Ordering::Acquire) {
+            return Poll::Ready(Err(self.failure()));
+        }
+        state.wakers.push((lsn, cx.waker().clone()));
+        self.want(&mut state, lsn);
+        Poll::Pending
+    }
+
+    fn want(&self, state: &mut SyncState, lsn: u64) {
+        if state.wanted < lsn {
+            state.wanted = lsn;
+            self.sync_wanted.notify_one();
+        }
+    }
+
+    /// One turn of the sync thread: waits up to `idle` for a writer to want
+    /// a sync, then syncs everything written so far. Returns whether it
+    /// synced.
+    pub(crate) fn sync_for_waiters(&self, idle: Duration) -> bool {
+        {
+            let mut state = self.sync.lock();
+            if state.wanted <= state.synced {
+                self.sync_wanted.wait_for(&mut state, idle);
+            }
+            if self.failed.load(Ordering::Acquire) {
+                drop(state);
+                // Answer every waiter: their writes will never be acknowledged.
+                self.settle(None);
+                return false;
+            }
+            if state.wanted <= state.synced {
+                return false;
+            }
+        }
+        let synced = self.sync_current().ok();
+        self.settle(synced);
+        true
+    }
+
+    /// Records a sync that covered `synced` (or a failure: `None`) and wakes
+    /// everyone it answers.
+    fn settle(&self, synced: Option<u64>) {
+        let failed = self.failed.load(Ordering::Acquire);
+        let ready: Vec<Waker> = {
+            let mut state = self.sync.lock();
+            if let Some(synced) = synced {
                 state.synced = state.synced.max(synced);
             }
-            self.synced_changed.notify_all();
-            result?;
+            let covered = state.synced;
+            let (ready, waiting) = std::mem::take(&mut state.wakers)
+                .into_iter()
+                .partition(|(lsn, _)| failed || *lsn <= covered);
+            state.wakers = waiting;
+            ready.into_iter().map(|(_, waker)| waker).collect()
+        };
+        self.synced_changed.notify_all();
+        for waker in ready {
+            waker.wake();
         }
     }
 
     /// Syncs whatever has been written (the background sync and shutdown).
     pub(crate) fn sync_now(&self) -> Result<()> {
         self.check_healthy()?;
-        let synced = self.sync_current()?;
-        let mut state = self.sync.lock();
-        state.synced = state.synced.max(synced);
-        self.synced_changed.notify_all();
-        Ok(())
+        let synced = self.sync_current();
+        self.settle(synced.as_ref().ok().copied());
+        synced.map(drop)
     }
 
     /// Whether bytes were written since the last sync.
@@ -332,10 +407,7 @@ impl Log {
         // Everything written so far is synced before the switch, so that a
         // sync of the new segment later covers all earlier LSNs too.
         let written = self.written.load(Ordering::Acquire);
-        let failed = |err| {
-            self.failed.store(true, Ordering::Release);
-            err
-        };
+        let failed = |err| self.fail(err);
         appender
             .file
             .sync()
@@ -358,9 +430,21 @@ impl Log {
         appender.seq = seq;
         appender.segment_bytes = 0;
         drop(appender);
-        let mut state = self.sync.lock();
-        state.synced = state.synced.max(written);
+        self.settle(Some(written));
         Ok(seq)
+    }
+
+    /// Marks the log failed (remembering the first cause) and returns `err`.
+    fn fail(&self, err: Error) -> Error {
+        self.failure.lock().get_or_insert_with(|| err.clone());
+        self.failed.store(true, Ordering::Release);
+        err
+    }
+
+    /// What a writer waiting for an acknowledgement learns after a failure:
+    /// the first cause.
+    fn failure(&self) -> Error {
+        self.failure.lock().clone().unwrap_or(Error::StorageFailed)
     }
 
     /// Refuses writes after a storage failure.
@@ -381,8 +465,7 @@ impl Log {
         if let Err(err) = file.sync() {
             // The kernel may have dropped the dirty pages: retrying and then
             // acknowledging could acknowledge lost data. Refuse instead.
-            self.failed.store(true, Ordering::Release);
-            return Err(Error::io("could not sync the log", err));
+            return Err(self.fail(Error::io("could not sync the log", err)));
         }
         Ok(written)
     }

@@ -10,6 +10,7 @@ use std::hash::BuildHasher;
 
 use hashbrown::DefaultHashBuilder;
 
+use crate::ack::Ack;
 use crate::builder::{Limits, StoreBuilder};
 use crate::clock::Clock;
 use crate::durable::{Durable, RecoveryReport};
@@ -198,6 +199,27 @@ impl Store {
         self.write(key, value.as_ref(), ttl, condition)
     }
 
+    /// [`Store::put`] without waiting for durability: the write is applied
+    /// and logged, and the returned [`Ack`] resolves once it is as durable as
+    /// the fsync policy promises. For servers that await many writes at once
+    /// instead of parking a thread on each.
+    pub fn put_acked(
+        &self,
+        key: &str,
+        value: impl AsRef<[u8]>,
+        ttl: TtlChange,
+        condition: Condition,
+    ) -> Result<(Written, Ack)> {
+        self.write_acked(key, value.as_ref(), ttl, condition)
+    }
+
+    /// [`Store::remove`] (or, with `expected`, [`Store::remove_if_version`])
+    /// without waiting for durability; see [`Store::put_acked`].
+    pub fn remove_acked(&self, key: &str, expected: Option<u64>) -> Result<(u64, Ack)> {
+        let condition = expected.map_or(Condition::Present, Condition::Version);
+        self.remove_when_acked(key, condition)
+    }
+
     /// Replaces the value only if the key's version is `expected`.
     /// Returns the new version; [`Error::VersionMismatch`] (with the current
     /// version, if any) otherwise.
@@ -340,6 +362,18 @@ impl Store {
         ttl: TtlChange,
         condition: Condition,
     ) -> Result<Written> {
+        let (written, ack) = self.write_acked(key, value, ttl, condition)?;
+        ack.wait()?;
+        Ok(written)
+    }
+
+    fn write_acked(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: TtlChange,
+        condition: Condition,
+    ) -> Result<(Written, Ack)> {
         let inner = &*self.inner;
         inner.check_key(key)?;
         inner.check_value(value)?;
@@ -390,12 +424,17 @@ impl Store {
         // The replaced record may be the last reference to its bytes: free it
         // after the lock is released.
         drop(replaced);
-        // Wait for the sync (with `always`) without holding the shard.
-        inner.wait_durable(lsn)?;
-        Ok(written)
+        // The wait for the sync (with `always`) happens without the shard.
+        Ok((written, inner.ack(lsn)))
     }
 
     fn remove_when(&self, key: &str, condition: Condition) -> Result<u64> {
+        let (version, ack) = self.remove_when_acked(key, condition)?;
+        ack.wait()?;
+        Ok(version)
+    }
+
+    fn remove_when_acked(&self, key: &str, condition: Condition) -> Result<(u64, Ack)> {
         let inner = &*self.inner;
         inner.check_key(key)?;
         let hash = inner.hash(key.as_bytes());
@@ -426,8 +465,7 @@ impl Store {
         });
         drop(removed);
         let (version, lsn) = result?;
-        inner.wait_durable(lsn)?;
-        Ok(version)
+        Ok((version, inner.ack(lsn)))
     }
 }
 
@@ -506,11 +544,13 @@ impl Inner {
             .map(Some)
     }
 
-    /// Returns once a logged write is as durable as the fsync policy promises.
-    fn wait_durable(&self, lsn: Option<u64>) -> Result<()> {
+    /// The acknowledgement of a write logged at `lsn`.
+    fn ack(&self, lsn: Option<u64>) -> Ack {
         match (&self.durable, lsn) {
-            (Some(durable), Some(lsn)) => durable.log.wait_durable(lsn),
-            _ => Ok(()),
+            (Some(durable), Some(lsn)) if durable.log.policy() == Fsync::Always => {
+                Ack::pending(durable.log.clone(), lsn)
+            }
+            _ => Ack::done(),
         }
     }
 

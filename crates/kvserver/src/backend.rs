@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use kvcore::{Condition, Fsync, Store, TtlChange};
+use kvcore::{Condition, Store, TtlChange};
 
 /// A value as read from storage.
 #[derive(Debug, Clone)]
@@ -114,41 +114,12 @@ pub trait Backend: Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub struct EmbeddedBackend {
     store: Store,
-    /// With `fsync=always` a write waits for the disk: it runs on the
-    /// blocking pool, so the worker keeps serving and concurrent writers
-    /// share one sync.
-    writes_wait_for_disk: bool,
 }
 
 impl EmbeddedBackend {
     /// Serves `store`.
     pub fn new(store: Store) -> EmbeddedBackend {
-        let writes_wait_for_disk = store
-            .stats()
-            .durability
-            .is_some_and(|d| d.fsync == Fsync::Always);
-        EmbeddedBackend {
-            store,
-            writes_wait_for_disk,
-        }
-    }
-
-    /// Runs a store call inline, or on the blocking pool when it may wait
-    /// for the disk.
-    async fn run<T: Send + 'static>(
-        &self,
-        call: impl FnOnce(&Store) -> kvcore::Result<T> + Send + 'static,
-    ) -> kvcore::Result<T> {
-        if !self.writes_wait_for_disk {
-            return call(&self.store);
-        }
-        let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || call(&store)).await {
-            Ok(result) => result,
-            // The call panicked or the runtime is shutting down: either way
-            // the write's fate is unknown, which is what a storage error says.
-            Err(_) => Err(kvcore::Error::StorageFailed),
-        }
+        EmbeddedBackend { store }
     }
 }
 
@@ -175,10 +146,11 @@ impl Backend for EmbeddedBackend {
         ttl: TtlChange,
         condition: Condition,
     ) -> kvcore::Result<WriteResult> {
-        let key = key.to_owned();
-        let written = self
-            .run(move |store| store.put(&key, &value, ttl, condition))
-            .await?;
+        // The write applies and is logged on this worker; with
+        // `fsync=always` the worker then awaits the sync thread's group
+        // commit instead of parking a thread per request.
+        let (written, ack) = self.store.put_acked(key, &value, ttl, condition)?;
+        ack.await?;
         Ok(WriteResult {
             version: written.version,
             created: written.created,
@@ -187,12 +159,9 @@ impl Backend for EmbeddedBackend {
     }
 
     async fn remove(&self, key: &str, expected_version: Option<u64>) -> kvcore::Result<u64> {
-        let key = key.to_owned();
-        self.run(move |store| match expected_version {
-            Some(expected) => store.remove_if_version(&key, expected),
-            None => store.remove(&key),
-        })
-        .await
+        let (version, ack) = self.store.remove_acked(key, expected_version)?;
+        ack.await?;
+        Ok(version)
     }
 
     async fn list(
