@@ -10,11 +10,12 @@ use hashbrown::DefaultHashBuilder;
 
 use crate::clock::{Clock, SystemClock};
 use crate::disk::{Disk, RealDisk};
-use crate::durable::{self, Durable, OnCorruption, RecoveryReport, Replayed};
+use crate::durable::{self, Durable};
 use crate::entry::Record;
 use crate::error::Result;
 use crate::expiry::{self, ActiveExpiry};
 use crate::log::Fsync;
+use crate::recovery::{OnCorruption, RecoveryReport, Replayed};
 use crate::shard::{Shard, Tuning};
 use crate::store::{Inner, Store, shard_index};
 

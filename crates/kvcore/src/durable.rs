@@ -11,67 +11,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::ack::Ack;
 use crate::disk::Disk;
+use crate::entry::Record;
 use crate::error::{Error, Result};
 use crate::log::{self, Decoded, Frame, Fsync, Log, Op};
+use crate::recovery::{OnCorruption, RecoveryReport, Replay, Replayed, Truncation};
 use crate::snapshot::{self, SnapshotWriter};
-
-/// What to do when the log is damaged before its end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OnCorruption {
-    /// Refuse to open, naming the file and offset. The default.
-    #[default]
-    Refuse,
-    /// Cut the log at the first bad frame, dropping it and everything after
-    /// it, and open. For an operator who accepts that loss.
-    TruncateLog,
-}
-
-/// What recovery found when a durable store was opened.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RecoveryReport {
-    /// Keys live after recovery.
-    pub keys: usize,
-    /// Frames read from the snapshot.
-    pub snapshot_records: u64,
-    /// Frames replayed from the log.
-    pub log_records: u64,
-    /// Keys dropped because their deadline passed while the store was closed.
-    pub expired_dropped: u64,
-    /// The revision the store continues from.
-    pub revision: u64,
-    /// An incomplete final frame that was cut off.
-    pub torn_tail: Option<Truncation>,
-    /// Damage cut off under [`OnCorruption::TruncateLog`].
-    pub truncated_corruption: Option<Truncation>,
-    /// Time taken to recover.
-    pub duration: Duration,
-}
-
-/// A cut made to a log file during recovery.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Truncation {
-    /// The file cut.
-    pub file: PathBuf,
-    /// Where it was cut.
-    pub offset: u64,
-    /// Bytes dropped from that file.
-    pub bytes_dropped: u64,
-}
-
-/// A change replayed during recovery, applied to the store's tables.
-pub(crate) enum Replayed<'a> {
-    Put {
-        key: &'a str,
-        value: &'a [u8],
-        revision: u64,
-        deadline_ms: u64,
-    },
-    Remove {
-        key: &'a str,
-    },
-}
+use crate::store::Inner;
 
 /// Compaction starts when the current segment is larger than this or half
 /// the last snapshot, whichever is larger. So the directory holds at most the
@@ -300,89 +247,6 @@ impl Durable {
     }
 }
 
-/// Replay state shared by the snapshot and the log segments.
-struct Replay<'a, 'b> {
-    now_ms: u64,
-    apply: &'a mut dyn FnMut(Replayed<'_>),
-    report: &'b mut RecoveryReport,
-}
-
-impl Replay<'_, '_> {
-    /// Applies one frame.
-    fn frame(&mut self, frame: &Frame<'_>, path: &Path) -> Result<()> {
-        let key = std::str::from_utf8(frame.key).map_err(|_| Error::Corrupt {
-            file: path.to_owned(),
-            offset: 0,
-            reason: "key is not UTF-8",
-        })?;
-        self.report.revision = self.report.revision.max(frame.revision);
-        match frame.op {
-            Op::Put if frame.deadline_ms != 0 && frame.deadline_ms < self.now_ms => {
-                // Expired while the store was closed: gone, and it must not
-                // leave an older value of the key standing either.
-                self.report.expired_dropped += 1;
-                (self.apply)(Replayed::Remove { key });
-            }
-            Op::Put => (self.apply)(Replayed::Put {
-                key,
-                value: frame.value,
-                revision: frame.revision,
-                deadline_ms: frame.deadline_ms,
-            }),
-            Op::Remove => (self.apply)(Replayed::Remove { key }),
-            Op::SnapshotEnd => {}
-        }
-        Ok(())
-    }
-
-    /// Replays a segment; returns the offset where valid frames end.
-    fn segment(
-        &mut self,
-        bytes: &[u8],
-        path: &Path,
-        is_last: bool,
-        on_corruption: OnCorruption,
-    ) -> Result<usize> {
-        let mut offset = 0;
-        loop {
-            match log::decode(bytes, offset) {
-                Decoded::Frame(frame, next) => {
-                    let mut located = self.frame(&frame, path);
-                    if let Err(Error::Corrupt { offset: at, .. }) = &mut located {
-                        *at = offset as u64;
-                    }
-                    located?;
-                    self.report.log_records += 1;
-                    offset = next;
-                }
-                Decoded::End => return Ok(offset),
-                // Only the segment being written when the process stopped can
-                // end in a torn frame; older ones were synced whole.
-                Decoded::Torn if is_last => return Ok(offset),
-                Decoded::Torn | Decoded::Corrupt(_)
-                    if on_corruption == OnCorruption::TruncateLog =>
-                {
-                    return Ok(offset);
-                }
-                Decoded::Torn => {
-                    return Err(Error::Corrupt {
-                        file: path.to_owned(),
-                        offset: offset as u64,
-                        reason: "segment ends in an incomplete frame but is not the last",
-                    });
-                }
-                Decoded::Corrupt(reason) => {
-                    return Err(Error::Corrupt {
-                        file: path.to_owned(),
-                        offset: offset as u64,
-                        reason,
-                    });
-                }
-            }
-        }
-    }
-}
-
 /// How often the log worker wakes: often enough that an `everysec` store
 /// syncs at least once a second.
 const LOG_WORKER_TICK: Duration = Duration::from_millis(500);
@@ -405,4 +269,93 @@ pub(crate) fn spawn_log_worker(
     // Without the thread, `always` and `never` behave the same; `everysec`
     // falls back to the syncs of compaction and shutdown.
     drop(spawned);
+}
+
+/// How the store uses its data directory: logging writes under the shard
+/// lock, acknowledging them, and the background duties.
+impl Inner {
+    /// Writes a record's frame to the log of a durable store; returns the
+    /// position to wait on, or `None` in memory.
+    pub(crate) fn log(&self, op: Op, record: &Record) -> Result<Option<u64>> {
+        let Some(durable) = &self.durable else {
+            return Ok(None);
+        };
+        let frame = Frame {
+            op,
+            revision: record.version(),
+            deadline_ms: record.deadline_ms(),
+            key: record.key(),
+            value: if op == Op::Put { record.value() } else { b"" },
+        };
+        durable.log.append(&frame).map(Some)
+    }
+
+    /// Logs the removal of `record`'s key at `revision`.
+    pub(crate) fn log_removal(&self, record: &Record, revision: u64) -> Result<Option<u64>> {
+        let Some(durable) = &self.durable else {
+            return Ok(None);
+        };
+        durable
+            .log
+            .append(&Frame {
+                op: Op::Remove,
+                revision,
+                deadline_ms: 0,
+                key: record.key(),
+                value: b"",
+            })
+            .map(Some)
+    }
+
+    /// The acknowledgement of a write logged at `lsn`.
+    pub(crate) fn ack(&self, lsn: Option<u64>) -> Ack {
+        match (&self.durable, lsn) {
+            (Some(durable), Some(lsn)) if durable.log.policy() == Fsync::Always => {
+                Ack::pending(durable.log.clone(), lsn)
+            }
+            _ => Ack::done(),
+        }
+    }
+
+    /// Background log duties: the `everysec` sync and compaction.
+    pub(crate) fn maintain_log(&self) {
+        let Some(durable) = &self.durable else {
+            return;
+        };
+        if durable.log.policy() == Fsync::EverySec && durable.log.has_unsynced() {
+            // A failure marks the log failed and refuses later writes; there
+            // is no one to return it to here.
+            let _ = durable.log.sync_now();
+        }
+        if durable.needs_compaction() {
+            // A failed compaction leaves the old snapshot and log in place and
+            // is tried again on a later tick.
+            let _ = self.compact(durable);
+        }
+    }
+
+    pub(crate) fn compact(&self, durable: &Durable) -> Result<()> {
+        {
+            let now = self.clock.now_ms();
+            durable.compact(
+                |index| {
+                    let shard = self.shards.get(index)?;
+                    // Cloning records is cheap (a reference count each) and keeps
+                    // file I/O out of the shard lock.
+                    Some(shard.read(|t| t.iter().filter(|r| !r.is_expired(now)).cloned().collect()))
+                },
+                || self.revision.load(Ordering::Acquire),
+            )
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle is gone: make what was acknowledged durable. An
+        // error cannot be reported from here; `Store::flush` reports it.
+        if let Some(durable) = &self.durable {
+            let _ = durable.log.sync_now();
+        }
+    }
 }

@@ -6,12 +6,14 @@
 //! check). The pass only gives memory back.
 
 use std::sync::Weak;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::entry::NO_DEADLINE;
 use crate::error::{Error, Result};
+use crate::shard::Shard;
 use crate::store::Inner;
 
 /// The longest TTL accepted: 10 years of 365.25 days.
@@ -92,4 +94,47 @@ pub(crate) fn spawn_reclaimer(store: Weak<Inner>, interval: Duration, stop: Rece
     // Without a thread the store still answers correctly (expiry is checked on
     // every access); only memory reclaim falls back to the lazy path.
     drop(spawned);
+}
+
+/// The reclaim pass over the store's shards.
+impl Inner {
+    pub(crate) fn count_reclaimed(&self, n: usize) {
+        if n > 0 {
+            self.expired_reclaimed
+                .fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn reclaim_shard(&self, shard: &Shard, now_ms: u64) -> usize {
+        let reclaimed = shard.write(|t| {
+            if t.may_have_expired(now_ms) {
+                t.reclaim_expired(now_ms, |r| self.hash(r.key()))
+            } else {
+                0
+            }
+        });
+        self.count_reclaimed(reclaimed);
+        reclaimed
+    }
+
+    /// One background pass: visits shards round-robin, skipping those with
+    /// nothing expired, until every shard was seen or `until` has passed.
+    pub(crate) fn reclaim_expired_for(&self, until: Instant) {
+        let now = self.clock.now_ms();
+        let count = self.shards.len();
+        let start = self.reclaim_cursor.load(Ordering::Relaxed);
+        for step in 0..count {
+            let index = (start + step) % count;
+            let shard = &self.shards[index];
+            // A shared look first, so idle shards cost readers nothing.
+            if shard.read(|t| t.may_have_expired(now)) {
+                self.reclaim_shard(shard, now);
+            }
+            if Instant::now() >= until {
+                self.reclaim_cursor
+                    .store((index + 1) % count, Ordering::Relaxed);
+                return;
+            }
+        }
+    }
 }

@@ -46,8 +46,8 @@
 //! - `expiry`: TTLs, [`TtlChange`], and the reclaim pass.
 //! - `listing`: prefix listing in pages.
 //! - `clock`: [`Clock`], with [`SystemClock`] and [`ManualClock`].
-//! - `log`, `snapshot`, `durable`, `disk`: the data directory of a store
-//!   opened with [`Store::open`]; `ack`: [`Ack`], a write's durability.
+//! - `log`, `snapshot`, `durable`, `recovery`, `disk`: the data directory of
+//!   a store opened with [`Store::open`]; `ack`: [`Ack`], a write's durability.
 //! - `error`: the [`Error`] enum.
 
 #![deny(missing_docs)]
@@ -65,6 +65,7 @@ mod error;
 mod expiry;
 mod listing;
 mod log;
+mod recovery;
 mod shard;
 #[cfg(test)]
 mod sim_disk;
@@ -74,11 +75,11 @@ mod store;
 pub use ack::Ack;
 pub use builder::{Limits, StoreBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use durable::{OnCorruption, RecoveryReport, Truncation};
 pub use entry::Entry;
 pub use error::{Error, IoCause, Result};
 pub use expiry::{ActiveExpiry, MAX_TTL, MIN_TTL, TtlChange};
 pub use listing::Page;
 pub use log::Fsync;
+pub use recovery::{OnCorruption, RecoveryReport, Truncation};
 pub use shard::Tuning;
 pub use store::{Condition, DurabilityStats, Stats, Store, Written};

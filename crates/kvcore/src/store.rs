@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use std::hash::BuildHasher;
 
@@ -13,12 +13,13 @@ use hashbrown::DefaultHashBuilder;
 use crate::ack::Ack;
 use crate::builder::{Limits, StoreBuilder};
 use crate::clock::Clock;
-use crate::durable::{Durable, RecoveryReport};
+use crate::durable::Durable;
 use crate::entry::{Entry, NO_DEADLINE, Record};
 use crate::error::{Error, Result};
 use crate::expiry::{self, TtlChange};
 use crate::listing::{self, Page};
-use crate::log::{Frame, Fsync, Op};
+use crate::log::{Fsync, Op};
+use crate::recovery::RecoveryReport;
 use crate::shard::{Shard, Table, Tuning};
 
 /// The outcome of a successful write.
@@ -503,87 +504,12 @@ impl fmt::Debug for Store {
 }
 
 impl Inner {
-    fn hash(&self, key: &[u8]) -> u64 {
+    pub(crate) fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)
     }
 
     fn shard(&self, hash: u64) -> &Shard {
         &self.shards[shard_index(hash, self.shards.len())]
-    }
-
-    /// Writes a record's frame to the log of a durable store; returns the
-    /// position to wait on, or `None` in memory.
-    fn log(&self, op: Op, record: &Record) -> Result<Option<u64>> {
-        let Some(durable) = &self.durable else {
-            return Ok(None);
-        };
-        let frame = Frame {
-            op,
-            revision: record.version(),
-            deadline_ms: record.deadline_ms(),
-            key: record.key(),
-            value: if op == Op::Put { record.value() } else { b"" },
-        };
-        durable.log.append(&frame).map(Some)
-    }
-
-    /// Logs the removal of `record`'s key at `revision`.
-    fn log_removal(&self, record: &Record, revision: u64) -> Result<Option<u64>> {
-        let Some(durable) = &self.durable else {
-            return Ok(None);
-        };
-        durable
-            .log
-            .append(&Frame {
-                op: Op::Remove,
-                revision,
-                deadline_ms: 0,
-                key: record.key(),
-                value: b"",
-            })
-            .map(Some)
-    }
-
-    /// The acknowledgement of a write logged at `lsn`.
-    fn ack(&self, lsn: Option<u64>) -> Ack {
-        match (&self.durable, lsn) {
-            (Some(durable), Some(lsn)) if durable.log.policy() == Fsync::Always => {
-                Ack::pending(durable.log.clone(), lsn)
-            }
-            _ => Ack::done(),
-        }
-    }
-
-    /// Background log duties: the `everysec` sync and compaction.
-    pub(crate) fn maintain_log(&self) {
-        let Some(durable) = &self.durable else {
-            return;
-        };
-        if durable.log.policy() == Fsync::EverySec && durable.log.has_unsynced() {
-            // A failure marks the log failed and refuses later writes; there
-            // is no one to return it to here.
-            let _ = durable.log.sync_now();
-        }
-        if durable.needs_compaction() {
-            // A failed compaction leaves the old snapshot and log in place and
-            // is tried again on a later tick.
-            let _ = self.compact(durable);
-        }
-    }
-
-    fn compact(&self, durable: &Durable) -> Result<()> {
-        {
-            let now = self.clock.now_ms();
-            durable.compact(
-                |index| {
-                    let shard = self.shards.get(index)?;
-                    // Cloning records is cheap (a reference count each) and keeps
-                    // file I/O out of the shard lock.
-                    Some(shard.read(|t| t.iter().filter(|r| !r.is_expired(now)).cloned().collect()))
-                },
-                || self.revision.load(Ordering::Acquire),
-            )
-        }
     }
 
     fn next_revision(&self) -> u64 {
@@ -612,46 +538,6 @@ impl Inner {
         }
         Ok(())
     }
-
-    fn count_reclaimed(&self, n: usize) {
-        if n > 0 {
-            self.expired_reclaimed
-                .fetch_add(n as u64, Ordering::Relaxed);
-        }
-    }
-
-    fn reclaim_shard(&self, shard: &Shard, now_ms: u64) -> usize {
-        let reclaimed = shard.write(|t| {
-            if t.may_have_expired(now_ms) {
-                t.reclaim_expired(now_ms, |r| self.hash(r.key()))
-            } else {
-                0
-            }
-        });
-        self.count_reclaimed(reclaimed);
-        reclaimed
-    }
-
-    /// One background pass: visits shards round-robin, skipping those with
-    /// nothing expired, until every shard was seen or `until` has passed.
-    pub(crate) fn reclaim_expired_for(&self, until: Instant) {
-        let now = self.clock.now_ms();
-        let count = self.shards.len();
-        let start = self.reclaim_cursor.load(Ordering::Relaxed);
-        for step in 0..count {
-            let index = (start + step) % count;
-            let shard = &self.shards[index];
-            // A shared look first, so idle shards cost readers nothing.
-            if shard.read(|t| t.may_have_expired(now)) {
-                self.reclaim_shard(shard, now);
-            }
-            if Instant::now() >= until {
-                self.reclaim_cursor
-                    .store((index + 1) % count, Ordering::Relaxed);
-                return;
-            }
-        }
-    }
 }
 
 /// The shard a hash belongs to. Bits 24..56 pick it: hashbrown uses the low
@@ -660,14 +546,4 @@ impl Inner {
 pub(crate) fn shard_index(hash: u64, shards: usize) -> usize {
     let bits = (hash >> 24) as u32 as u64;
     ((bits * shards as u64) >> 32) as usize
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // The last handle is gone: make what was acknowledged durable. An
-        // error cannot be reported from here; `Store::flush` reports it.
-        if let Some(durable) = &self.durable {
-            let _ = durable.log.sync_now();
-        }
-    }
 }
