@@ -17,10 +17,11 @@ fn wait_until_refused(addr: SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let outcome = TcpStream::connect_timeout(&addr, Duration::from_millis(500));
-        if let Err(err) = &outcome {
-            if err.kind() == ErrorKind::ConnectionRefused {
-                return;
-            }
+        if outcome
+            .as_ref()
+            .is_err_and(|err| err.kind() == ErrorKind::ConnectionRefused)
+        {
+            return;
         }
         // Reached (the listener may not be closed yet; the connection is
         // dropped) or another error (a connect timing out on a busy machine,
