@@ -7,8 +7,8 @@
 //! thus appear up to 100 ms late, and the last 100 ms are lost if the process
 //! is killed with SIGKILL.
 
-use std::io::{self, BufWriter, IsTerminal, Stderr, Write};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread;
 use std::time::Duration;
 
@@ -17,33 +17,51 @@ use env_logger::{Env, Target, WriteStyle};
 /// How long a line may wait in the buffer.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
-type Buffer = Arc<Mutex<BufWriter<Stderr>>>;
+/// How much the buffer holds before a line has to wait for a write.
+const BUFFER_BYTES: usize = 64 * 1024;
 
-/// What env_logger writes to: the shared buffer.
-struct Buffered(Buffer);
+type Buffer<W> = Arc<Mutex<BufWriter<W>>>;
 
-impl Write for Buffered {
+/// The buffer in front of stderr, for `flush`.
+static STDERR_BUFFER: OnceLock<Buffer<io::Stderr>> = OnceLock::new();
+
+/// What env_logger writes to: the shared buffer. env_logger flushes its
+/// target after every line, so `flush` here does nothing: writing the buffer
+/// out is the flusher thread's job (and `flush`'s, at exit).
+struct Buffered<W: Write>(Buffer<W>);
+
+impl<W: Write> Write for Buffered<W> {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .write(bytes)
+        lock(&self.0).write(bytes)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .flush()
+        Ok(())
     }
+}
+
+fn lock<W: Write>(buffer: &Buffer<W>) -> std::sync::MutexGuard<'_, BufWriter<W>> {
+    buffer.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A logger writing into `buffer`, with `RUST_LOG` choosing levels.
+fn logger<W: Write + Send + 'static>(buffer: Buffer<W>, style: WriteStyle) -> env_logger::Logger {
+    env_logger::Builder::from_env(Env::default().default_filter_or("info"))
+        .target(Target::Pipe(Box::new(Buffered(buffer))))
+        .write_style(style)
+        .build()
 }
 
 /// Installs the logger and starts its flushing thread. Call once, first.
 pub fn init() {
-    let buffer: Buffer = Arc::new(Mutex::new(BufWriter::with_capacity(
-        64 * 1024,
-        io::stderr(),
-    )));
+    let buffer = STDERR_BUFFER
+        .get_or_init(|| {
+            Arc::new(Mutex::new(BufWriter::with_capacity(
+                BUFFER_BYTES,
+                io::stderr(),
+            )))
+        })
+        .clone();
     // Colours only for a person at a terminal; a log file gets plain text
     // without the cost of stripping escape codes from every line.
     let style = if io::stderr().is_terminal() {
@@ -51,19 +69,17 @@ pub fn init() {
     } else {
         WriteStyle::Never
     };
-    env_logger::Builder::from_env(Env::default().default_filter_or("info"))
-        .target(Target::Pipe(Box::new(Buffered(buffer.clone()))))
-        .write_style(style)
-        .init();
+    let logger = logger(buffer.clone(), style);
+    log::set_max_level(logger.filter());
+    if log::set_boxed_logger(Box::new(logger)).is_err() {
+        return;
+    }
     let flusher = thread::Builder::new()
         .name("log-flush".into())
         .spawn(move || {
             loop {
                 thread::sleep(FLUSH_EVERY);
-                let _ = buffer
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .flush();
+                let _ = lock(&buffer).flush();
             }
         });
     if flusher.is_err() {
@@ -74,5 +90,56 @@ pub fn init() {
 
 /// Writes out whatever is buffered.
 pub fn flush() {
-    log::logger().flush();
+    if let Some(buffer) = STDERR_BUFFER.get() {
+        let _ = lock(buffer).flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use log::Log;
+
+    /// A sink that records each `write` call it receives.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<Vec<u8>>>>);
+
+    impl Write for Sink {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().push(bytes.to_vec());
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lines_wait_in_the_buffer_until_it_is_flushed() {
+        let sink = Sink::default();
+        let buffer = Arc::new(Mutex::new(BufWriter::with_capacity(
+            BUFFER_BYTES,
+            sink.clone(),
+        )));
+        let logger = logger(buffer.clone(), WriteStyle::Never);
+        for n in 0..100 {
+            logger.log(
+                &log::Record::builder()
+                    .level(log::Level::Error)
+                    .target("kvserver")
+                    .args(format_args!("request {n}"))
+                    .build(),
+            );
+        }
+        // env_logger flushed its target after every line; none reached the sink.
+        assert!(sink.0.lock().unwrap().is_empty());
+
+        lock(&buffer).flush().unwrap();
+        let writes = sink.0.lock().unwrap().clone();
+        assert_eq!(writes.len(), 1, "one write for the whole buffer");
+        let text = String::from_utf8(writes.concat()).unwrap();
+        assert_eq!(text.lines().count(), 100);
+        assert!(text.lines().last().unwrap().ends_with("request 99"));
+    }
 }
