@@ -5,14 +5,15 @@
 //! every 100 ms (and `flush` at exit), so the request log costs a worker a
 //! memcpy, not a `write(2)` that could block it on a slow disk. A line may
 //! thus appear up to 100 ms late, and the last 100 ms are lost if the process
-//! is killed with SIGKILL.
+//! is killed with SIGKILL. Lines are plain text, without colours (env_logger
+//! is built without them): escape codes would only clutter a log file.
 
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, BufWriter, Write};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread;
 use std::time::Duration;
 
-use env_logger::{Env, Target, WriteStyle};
+use env_logger::{Env, Target};
 
 /// How long a line may wait in the buffer.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
@@ -45,10 +46,9 @@ fn lock<W: Write>(buffer: &Buffer<W>) -> std::sync::MutexGuard<'_, BufWriter<W>>
 }
 
 /// A logger writing into `buffer`, with `RUST_LOG` choosing levels.
-fn logger<W: Write + Send + 'static>(buffer: Buffer<W>, style: WriteStyle) -> env_logger::Logger {
+fn logger<W: Write + Send + 'static>(buffer: Buffer<W>) -> env_logger::Logger {
     env_logger::Builder::from_env(Env::default().default_filter_or("info"))
         .target(Target::Pipe(Box::new(Buffered(buffer))))
-        .write_style(style)
         .build()
 }
 
@@ -62,14 +62,7 @@ pub fn init() {
             )))
         })
         .clone();
-    // Colours only for a person at a terminal; a log file gets plain text
-    // without the cost of stripping escape codes from every line.
-    let style = if io::stderr().is_terminal() {
-        WriteStyle::Auto
-    } else {
-        WriteStyle::Never
-    };
-    let logger = logger(buffer.clone(), style);
+    let logger = logger(buffer.clone());
     log::set_max_level(logger.filter());
     if log::set_boxed_logger(Box::new(logger)).is_err() {
         return;
@@ -122,7 +115,7 @@ mod tests {
             BUFFER_BYTES,
             sink.clone(),
         )));
-        let logger = logger(buffer.clone(), WriteStyle::Never);
+        let logger = logger(buffer.clone());
         for n in 0..100 {
             logger.log(
                 &log::Record::builder()
