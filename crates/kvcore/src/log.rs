@@ -403,11 +403,18 @@ impl Log {
     /// write to segment `seq + 1`. Returns the new sequence number.
     pub(crate) fn rotate(&self) -> Result<u64> {
         self.check_healthy()?;
+        let failed = |err| self.fail(err);
+        // Most of the segment is synced while writers go on (with `everysec`
+        // it can hold a second of writes); under the lock, only what they
+        // added meanwhile.
+        let current = self.appender.lock().file.clone();
+        current
+            .sync()
+            .map_err(|err| failed(Error::io("could not sync the log", err)))?;
         let mut appender = self.appender.lock();
         // Everything written so far is synced before the switch, so that a
         // sync of the new segment later covers all earlier LSNs too.
         let written = self.written.load(Ordering::Acquire);
-        let failed = |err| self.fail(err);
         appender
             .file
             .sync()
