@@ -197,7 +197,7 @@ fn sigint_and_sigterm_with_nothing_in_flight_exit_0_promptly() {
 
 #[test]
 fn rust_log_chooses_what_is_logged() {
-    let server = ServerProcess::start("warn,kvserver=info", &[]);
+    let server = ServerProcess::start("warn,kvserver=info,kvserver::request=warn", &[]);
     assert_eq!(
         status_of(server.addr, "PUT /v1/kv/quiet HTTP/1.1", "v"),
         201
@@ -208,7 +208,45 @@ fn rust_log_chooses_what_is_logged() {
     position(&log, "shutdown: storage flushed");
     assert!(
         !log.iter().any(|line| line.contains("/v1/kv/quiet")),
-        "the request logger's level is off:\n{}",
+        "the request log's level is off:\n{}",
         log.join("\n")
+    );
+}
+
+#[test]
+fn each_request_logs_one_line_without_query_or_value() {
+    let server = ServerProcess::start("info", &[]);
+    assert_eq!(
+        status_of(
+            server.addr,
+            "PUT /v1/kv/logged?ttl=60s HTTP/1.1",
+            "hidden-value"
+        ),
+        201
+    );
+    server.signal("TERM");
+    let (status, log) = server.wait_for_exit();
+    assert_eq!(status.code(), Some(0));
+    let lines: Vec<&String> = log
+        .iter()
+        .filter(|line| line.contains("/v1/kv/logged"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", log.join("\n"));
+    // `<peer> "<method> <path>" <status> <body bytes> <ms>ms`
+    let line = lines[0];
+    let fields = line
+        .split_once("kvserver::request] ")
+        .unwrap_or_else(|| panic!("no request log target in {line:?}"))
+        .1;
+    let parts: Vec<&str> = fields.split(' ').collect();
+    assert_eq!(parts[0], "127.0.0.1", "{line}");
+    assert_eq!(parts[1..3], ["\"PUT", "/v1/kv/logged\""], "{line}");
+    assert_eq!(parts[3], "201", "{line}");
+    assert!(parts[4].parse::<u64>().unwrap() > 0, "{line}");
+    let ms = parts[5].strip_suffix("ms").expect("a duration in ms");
+    assert!(ms.parse::<f64>().is_ok(), "{line}");
+    assert!(
+        !line.contains("ttl=") && !line.contains("hidden-value"),
+        "{line}"
     );
 }
