@@ -13,16 +13,25 @@
 //! The machine is shared and noisy, and criterion measures one benchmark
 //! after another, so a burst of someone else's work lands on whichever
 //! contender runs at that moment. After the criterion groups the run
-//! therefore measures again in *paired rounds*: every round runs every
-//! contender once for ~15 ms, back to back in rotating order, and each ratio
-//! is taken within a round. The medians of those ratios (and how many rounds
-//! each side won) are the figures BENCHMARKS.md quotes. Paired rounds are
-//! timed twice: by the wall clock, and by each thread's time on a CPU, which
-//! leaves out the time other people's processes held the cores.
+//! therefore measures again in *paired rounds*: every round builds every
+//! contender afresh, in a random order, then runs each once for ~15 ms, back
+//! to back in another random order, and each ratio is taken within a round.
+//! The medians of those ratios (and how many rounds each side won) are the
+//! figures BENCHMARKS.md quotes. Paired rounds are timed twice: by the wall
+//! clock, and by each thread's time on a CPU, which leaves out the time
+//! other people's processes held the cores. `balanced` and `write-heavy`
+//! share a layout (today all three presets do), so `balanced / write-heavy`
+//! is an A/A comparison: the noise floor of the run it is printed with.
+//!
+//! Keys are drawn in two ways, each a workload of its own: *uniform* (every
+//! key equally likely) and *zipf* (YCSB's default skew, θ = 0.99: the most
+//! popular key takes about 8% of the operations, the top 1% of keys about
+//! 60%), where threads meet on the same hot shards and records.
 //!
 //! Criterion times samples by the wall clock; `KVCORE_BENCH_CLOCK=cpu` makes
 //! it use thread CPU time too. `KVCORE_BENCH_ROUNDS` sets the paired rounds
-//! (default 40).
+//! (default 40); `KVCORE_BENCH_KEYS=uniform` or `=zipf` runs one key
+//! distribution only.
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -61,6 +70,57 @@ const MIXES: [Mix; 2] = [
 ];
 
 const THREADS: [usize; 2] = [1, 2];
+
+/// YCSB's Zipf exponent.
+const ZIPF_THETA: f64 = 0.99;
+/// Entries in the table a zipf draw picks from.
+const ZIPF_TABLE: usize = 1 << 16;
+
+/// How a thread picks the key of its next operation.
+enum Dist {
+    Uniform,
+    /// Key indices at evenly spaced quantiles of the Zipf distribution over
+    /// key ranks; a draw picks one entry at random. Ranks are scattered over
+    /// the key space (a multiplicative permutation), so the popular keys
+    /// are not neighbours.
+    Zipf(Box<[u32]>),
+}
+
+impl Dist {
+    fn zipf() -> Dist {
+        let weights: Vec<f64> = (1..=KEYS).map(|r| (r as f64).powf(-ZIPF_THETA)).collect();
+        let total: f64 = weights.iter().sum();
+        let mut table = Vec::with_capacity(ZIPF_TABLE);
+        let (mut rank, mut cumulative) = (0usize, weights[0] / total);
+        for slot in 0..ZIPF_TABLE {
+            let quantile = (slot as f64 + 0.5) / ZIPF_TABLE as f64;
+            while cumulative < quantile && rank + 1 < KEYS {
+                rank += 1;
+                cumulative += weights[rank] / total;
+            }
+            // 48271 is coprime with KEYS (100,000 = 2^5 * 5^5): a bijection.
+            table.push(((rank as u64 * 48_271) % KEYS as u64) as u32);
+        }
+        Dist::Zipf(table.into_boxed_slice())
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Dist::Uniform => "uniform",
+            Dist::Zipf(_) => "zipf",
+        }
+    }
+
+    /// The key index for 32 random bits.
+    #[inline]
+    fn pick(&self, bits: u64) -> usize {
+        match self {
+            // Multiply-shift: uniform over the keys.
+            Dist::Uniform => ((bits * KEYS as u64) >> 32) as usize,
+            Dist::Zipf(table) => table[bits as usize % ZIPF_TABLE] as usize,
+        }
+    }
+}
 
 const PRESETS: [Tuning; 3] = [Tuning::Balanced, Tuning::ReadHeavy, Tuning::WriteHeavy];
 
@@ -169,13 +229,19 @@ fn value_for(i: u64) -> [u8; 16] {
 #[derive(Clone, Copy)]
 struct Workload<'k> {
     keys: &'k Keys,
+    dist: &'k Dist,
     mix: Mix,
     threads: usize,
 }
 
 impl Workload<'_> {
     fn name(&self) -> String {
-        format!("{}/{}-threads", self.mix.name, self.threads)
+        format!(
+            "{}/{}/{}-threads",
+            self.dist.name(),
+            self.mix.name,
+            self.threads
+        )
     }
 
     /// Runs `ops` operations on each of `threads` fresh threads and returns
@@ -210,9 +276,8 @@ impl Workload<'_> {
         let start = Instant::now();
         for _ in 0..ops {
             let r = rng.next();
-            // Low 32 bits pick the key (multiply-shift), high bits the op.
-            let index = ((r & 0xFFFF_FFFF) * KEYS as u64) >> 32;
-            let key = self.keys.get(index as usize);
+            // Low 32 bits pick the key, high bits the op.
+            let key = self.keys.get(self.dist.pick(r & 0xFFFF_FFFF));
             if ((r >> 32) as u32) % 100 < self.mix.get_percent {
                 gets += 1;
                 hits += u64::from(map.get(key) > 0);
@@ -254,11 +319,57 @@ fn thread_cpu_time() -> Option<Duration> {
     Some(Duration::from_nanos(ns))
 }
 
-/// A contender under a name, its type erased once per sample, not per op.
+/// A filled contender, its type erased once per sample, not per op.
 type Runner<'a> = Box<dyn Fn(&Workload<'_>, u64, u64) -> Timing + 'a>;
 
-fn runner<'a>(map: &'a (impl Contender + 'a)) -> Runner<'a> {
-    Box::new(move |w: &Workload<'_>, seed, ops| w.run(map, seed, ops))
+/// Builds and fills a fresh contender.
+type Build<'a> = Box<dyn Fn() -> Runner<'a> + 'a>;
+
+fn runner<'a>(map: impl Contender + 'a) -> Runner<'a> {
+    Box::new(move |w: &Workload<'_>, seed, ops| w.run(&map, seed, ops))
+}
+
+/// Every contender, by name. The presets hold keys without a TTL, like the
+/// maps they are compared with; one more store shows what a TTL on every key
+/// costs (a clock read per get).
+fn contenders(keys: &Keys) -> Vec<(String, Build<'_>)> {
+    let mut builds: Vec<(String, Build<'_>)> = PRESETS
+        .iter()
+        .map(|&tuning| {
+            let build: Build<'_> = Box::new(move || runner(kvcore_store(tuning, keys, None)));
+            (format!("kvcore-{}", tuning.name()), build)
+        })
+        .collect();
+    builds.push((
+        "kvcore-balanced-ttl".into(),
+        Box::new(move || runner(kvcore_store(Tuning::Balanced, keys, Some(TTL)))),
+    ));
+    builds.push((
+        "std-rwlock".into(),
+        Box::new(move || {
+            let map = RwLock::new(HashMap::new());
+            fill(&map, keys);
+            runner(map)
+        }),
+    ));
+    builds.push((
+        "dashmap".into(),
+        Box::new(move || {
+            let map = dashmap::DashMap::new();
+            fill(&map, keys);
+            runner(map)
+        }),
+    ));
+    builds.push((
+        "moka".into(),
+        Box::new(move || {
+            let map = moka::sync::Cache::builder().time_to_live(TTL).build();
+            fill(&map, keys);
+            map.run_pending_tasks();
+            runner(map)
+        }),
+    ));
+    builds
 }
 
 fn kvcore_store(tuning: Tuning, keys: &Keys, ttl: Option<Duration>) -> Store {
@@ -283,54 +394,36 @@ fn fill(map: &impl Contender, keys: &Keys) {
 }
 
 fn main() {
-    let keys = Keys::new();
-    // The presets hold keys without a TTL, like the maps they are compared
-    // with; one more store shows what a TTL on every key costs (a clock read
-    // per get).
-    let mut stores: Vec<(String, Store)> = PRESETS
-        .iter()
-        .map(|&tuning| {
-            let name = format!("kvcore-{}", tuning.name());
-            (name, kvcore_store(tuning, &keys, None))
-        })
+    let keys = &Keys::new();
+    let builds = contenders(keys);
+    let only = std::env::var("KVCORE_BENCH_KEYS").unwrap_or_default();
+    let dists: Vec<Dist> = [Dist::Uniform, Dist::zipf()]
+        .into_iter()
+        .filter(|d| only.is_empty() || only == d.name())
         .collect();
-    stores.push((
-        "kvcore-balanced-ttl".into(),
-        kvcore_store(Tuning::Balanced, &keys, Some(TTL)),
-    ));
-    let std_map = RwLock::new(HashMap::new());
-    fill(&std_map, &keys);
-    let dash = dashmap::DashMap::new();
-    fill(&dash, &keys);
-    let moka = moka::sync::Cache::builder().time_to_live(TTL).build();
-    fill(&moka, &keys);
-    moka.run_pending_tasks();
-
-    let mut contenders: Vec<(String, Runner<'_>)> = stores
+    let workloads: Vec<Workload<'_>> = dists
         .iter()
-        .map(|(name, store)| (name.clone(), runner(store)))
-        .collect();
-    contenders.push(("std-rwlock".into(), runner(&std_map)));
-    contenders.push(("dashmap".into(), runner(&dash)));
-    contenders.push(("moka".into(), runner(&moka)));
-
-    let keys = &keys;
-    let workloads: Vec<Workload<'_>> = MIXES
-        .iter()
-        .flat_map(|&mix| {
-            THREADS
-                .iter()
-                .map(move |&threads| Workload { keys, mix, threads })
+        .flat_map(|dist| {
+            MIXES.iter().flat_map(move |&mix| {
+                THREADS.iter().map(move |&threads| Workload {
+                    keys,
+                    dist,
+                    mix,
+                    threads,
+                })
+            })
         })
         .collect();
 
     let mut criterion = Criterion::default().configure_from_args();
     let by_cpu = std::env::var("KVCORE_BENCH_CLOCK").is_ok_and(|c| c == "cpu");
     let mut seed = 0u64;
+    let built: Vec<(&String, Runner<'_>)> =
+        builds.iter().map(|(name, build)| (name, build())).collect();
     for w in &workloads {
         let mut group = criterion.benchmark_group(w.name());
         group.throughput(Throughput::Elements(w.threads as u64));
-        for (name, run) in &contenders {
+        for (name, run) in &built {
             group.bench_function(BenchmarkId::from_parameter(name), |b| {
                 b.iter_custom(|iters| {
                     seed += 1;
@@ -342,6 +435,7 @@ fn main() {
         group.finish();
     }
     criterion.final_summary();
+    drop(built);
 
     // `cargo bench` passes --bench; `cargo test --benches` does not, and
     // only wants to know that the benchmarks run.
@@ -350,7 +444,7 @@ fn main() {
             .ok()
             .and_then(|r| r.parse().ok())
             .unwrap_or(ROUNDS);
-        paired_rounds(&workloads, &contenders, rounds);
+        paired_rounds(&workloads, &builds, rounds);
     }
 }
 
@@ -380,32 +474,62 @@ impl Rounds {
     }
 }
 
+/// `0..n` in a random order (Fisher-Yates).
+fn shuffled(n: usize, rng: &mut Rng) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        order.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+    }
+    order
+}
+
 fn median(mut values: Vec<f64>) -> Option<f64> {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied()
 }
 
-fn paired_rounds(workloads: &[Workload<'_>], contenders: &[(String, Runner<'_>)], rounds: usize) {
-    let names: Vec<String> = contenders.iter().map(|(n, _)| n.clone()).collect();
+/// Every round builds every contender afresh, so that what a single build
+/// happens to get (its hash seed, where its hot records landed in memory)
+/// varies from round to round and washes out in the median instead of
+/// biasing every round the same way. Two identical layouts measured against
+/// each other (the A/A column) showed such a bias of up to 1.3x when one
+/// build served all rounds, and of up to 1.25x with fresh builds made in a
+/// fixed order.
+fn paired_rounds(workloads: &[Workload<'_>], builds: &[(String, Build<'_>)], rounds: usize) {
+    let names: Vec<String> = builds.iter().map(|(n, _)| n.clone()).collect();
     let mut wall_results = Vec::new();
     let mut cpu_results = Vec::new();
     for (wi, w) in workloads.iter().enumerate() {
-        // Size each contender's slice once, so all get about the same time.
-        let ops: Vec<u64> = contenders
+        // Size each contender's slice once, so all get about the same time:
+        // from a second probe, once caches and clocks are warm (sizing from
+        // a cold first run gave whichever contender came first shorter
+        // slices, and lower rates, in every round).
+        let ops: Vec<u64> = builds
             .iter()
-            .map(|(_, run)| {
-                let probe = 20_000;
-                let took = run(w, 1, probe).cpu.as_secs_f64().max(1e-6);
+            .map(|(_, build)| {
+                let run = build();
+                let probe = 50_000;
+                run(w, 1, probe);
+                let took = run(w, 2, probe).cpu.as_secs_f64().max(1e-6);
                 ((probe as f64 * ROUND_SLICE.as_secs_f64() / took) as u64).max(1_000)
             })
             .collect();
-        let mut wall = vec![vec![0.0; contenders.len()]; rounds];
-        let mut cpu = vec![vec![0.0; contenders.len()]; rounds];
+        let mut wall = vec![vec![0.0; builds.len()]; rounds];
+        let mut cpu = vec![vec![0.0; builds.len()]; rounds];
         for round in 0..rounds {
-            for k in 0..contenders.len() {
-                // Rotate the order so no contender always follows another.
-                let c = (k + round + wi) % contenders.len();
-                let took = contenders[c].1(w, (round * 31 + c) as u64, ops[c]);
+            // Built in a random order too: where a build lands in memory
+            // depends on what was allocated and freed before it.
+            let mut rng = Rng::new((wi * rounds + round) as u64);
+            let mut contenders: Vec<Option<Runner<'_>>> = builds.iter().map(|_| None).collect();
+            for c in shuffled(builds.len(), &mut rng) {
+                contenders[c] = Some(builds[c].1());
+            }
+            let contenders: Vec<Runner<'_>> = contenders.into_iter().flatten().collect();
+            // A fresh random order every round: rotating a fixed order
+            // left each contender always following the same one (the one
+            // after moka ran on the caches moka left behind, every time).
+            for c in shuffled(contenders.len(), &mut rng) {
+                let took = contenders[c](w, (round * 31 + c) as u64, ops[c]);
                 let total = (ops[c] * w.threads as u64) as f64;
                 wall[round][c] = total / took.wall.as_secs_f64();
                 cpu[round][c] = total / took.cpu.as_secs_f64().max(1e-9);
@@ -434,8 +558,8 @@ fn paired_rounds(workloads: &[Workload<'_>], contenders: &[(String, Runner<'_>)]
 fn print_tables(results: &[(&Workload<'_>, Rounds)], clock: &str) {
     let names = &results[0].1.names;
     println!("\n## By {clock}: median throughput, million operations per second\n");
-    println!("| mix | threads | {} |", names.join(" | "));
-    println!("|---|---:|{}", "---:|".repeat(names.len()));
+    println!("| keys | mix | threads | {} |", names.join(" | "));
+    println!("|---|---|---:|{}", "---:|".repeat(names.len()));
     for (w, r) in results {
         let cells: Vec<String> = names
             .iter()
@@ -444,7 +568,13 @@ fn print_tables(results: &[(&Workload<'_>, Rounds)], clock: &str) {
                     .map_or("-".into(), |x| format!("{:.2}", x / 1e6))
             })
             .collect();
-        println!("| {} | {} | {} |", w.mix.name, w.threads, cells.join(" | "));
+        println!(
+            "| {} | {} | {} | {} |",
+            w.dist.name(),
+            w.mix.name,
+            w.threads,
+            cells.join(" | ")
+        );
     }
     let show = |ratio: Option<(f64, f64)>| {
         ratio.map_or("-".into(), |(r, won)| {
@@ -453,9 +583,9 @@ fn print_tables(results: &[(&Workload<'_>, Rounds)], clock: &str) {
     };
     println!("\n## By {clock}: median ratios (share of rounds the first one won)\n");
     println!(
-        "| mix | threads | read-heavy / write-heavy | best preset | best / dashmap | best / moka | best / std-rwlock |"
+        "| keys | mix | threads | read-heavy / write-heavy | balanced / write-heavy (A/A) | best preset | best / dashmap | best / moka | best / std-rwlock |"
     );
-    println!("|---|---:|---:|---|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---|---:|---:|---:|");
     for (w, r) in results {
         let best = PRESETS
             .iter()
@@ -465,10 +595,12 @@ fn print_tables(results: &[(&Workload<'_>, Rounds)], clock: &str) {
             .map(|(_, n)| n)
             .unwrap_or_default();
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            w.dist.name(),
             w.mix.name,
             w.threads,
             show(r.ratio("kvcore-read-heavy", "kvcore-write-heavy")),
+            show(r.ratio("kvcore-balanced", "kvcore-write-heavy")),
             best.trim_start_matches("kvcore-"),
             show(r.ratio(&best, "dashmap")),
             show(r.ratio(&best, "moka")),
