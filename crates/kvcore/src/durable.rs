@@ -274,18 +274,24 @@ pub(crate) fn spawn_log_worker(
 /// How the store uses its data directory: logging writes under the shard
 /// lock, acknowledging them, and the background duties.
 impl Inner {
-    /// Writes a record's frame to the log of a durable store; returns the
+    /// Writes the frame of a put to the log of a durable store; returns the
     /// position to wait on, or `None` in memory.
-    pub(crate) fn log(&self, op: Op, record: &Record) -> Result<Option<u64>> {
+    pub(crate) fn log_put(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        revision: u64,
+        deadline_ms: u64,
+    ) -> Result<Option<u64>> {
         let Some(durable) = &self.durable else {
             return Ok(None);
         };
         let frame = Frame {
-            op,
-            revision: record.version(),
-            deadline_ms: record.deadline_ms(),
-            key: record.key(),
-            value: if op == Op::Put { record.value() } else { b"" },
+            op: Op::Put,
+            revision,
+            deadline_ms,
+            key,
+            value,
         };
         durable.log.append(&frame).map(Some)
     }

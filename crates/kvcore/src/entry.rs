@@ -21,8 +21,10 @@ const SMALL_RECORD: usize = 256;
 
 struct Header {
     // Version and deadline are atomics only so that they can be filled in
-    // under the shard lock after the record was allocated outside of it; they
-    // never change once the record is published in a table.
+    // under the shard lock after the record was allocated outside of it.
+    // Once the record is in a table they change only through
+    // `Record::overwrite`, under the shard's write lock and while nobody
+    // else holds the record.
     version: AtomicU64,
     deadline_ms: AtomicU64,
     key_len: u32,
@@ -88,7 +90,38 @@ impl Record {
         deadline != NO_DEADLINE && now_ms > deadline
     }
 
+    /// Writes a new value, version and deadline into this record's own
+    /// allocation, if that is possible: the value is as long as the old one
+    /// and this is the only handle to the record (no reader holds a clone,
+    /// so no one can see the bytes change). Returns whether it did. Call
+    /// only under the shard's write lock, which keeps new clones from
+    /// appearing meanwhile.
+    ///
+    /// An overwrite this way costs no allocation and no free: about half
+    /// the instructions of an upsert of a 16-byte value (callgrind).
+    pub(crate) fn overwrite(&mut self, value: &[u8], version: u64, deadline_ms: u64) -> bool {
+        let key_len = self.key_len();
+        self.0.with_arc_mut(|arc| {
+            if arc.slice().len() != key_len + value.len() {
+                return false;
+            }
+            // Unique only if no reader holds a clone (`Acquire`: their last
+            // reads of the old bytes happen before these writes).
+            let Some(record) = triomphe::Arc::get_mut(arc) else {
+                return false;
+            };
+            record.slice_mut()[key_len..].copy_from_slice(value);
+            let header = record.header();
+            header.version.store(version, Ordering::Relaxed);
+            header.deadline_ms.store(deadline_ms, Ordering::Relaxed);
+            true
+        })
+    }
+
     /// Whether two handles point at the same allocation, i.e. the same write.
+    /// A record overwritten in place stays the same allocation, but never
+    /// while another handle to it exists, so a handle kept to compare with
+    /// still tells whether the key was written since it was taken.
     pub(crate) fn same_as(&self, other: &Record) -> bool {
         self.0.ptr() == other.0.ptr()
     }

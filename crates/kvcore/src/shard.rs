@@ -119,6 +119,26 @@ impl Table {
         self.records.find(hash, |r| r.key() == key)
     }
 
+    /// Overwrites the key's record in its own allocation (see
+    /// [`Record::overwrite`]); returns whether it could.
+    pub(crate) fn overwrite(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+        value: &[u8],
+        version: u64,
+        deadline_ms: u64,
+    ) -> bool {
+        let Some(record) = self.records.find_mut(hash, |r| r.key() == key) else {
+            return false;
+        };
+        if !record.overwrite(value, version, deadline_ms) {
+            return false;
+        }
+        self.note_deadline(deadline_ms);
+        true
+    }
+
     /// Inserts or replaces the record for its key; returns the one replaced.
     pub(crate) fn put(
         &mut self,

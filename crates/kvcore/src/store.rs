@@ -18,7 +18,7 @@ use crate::entry::{Entry, NO_DEADLINE, Record};
 use crate::error::{Error, Result};
 use crate::expiry::{self, TtlChange};
 use crate::listing::{self, Page};
-use crate::log::{Fsync, Op};
+use crate::log::Fsync;
 use crate::recovery::RecoveryReport;
 use crate::shard::{Shard, Table, Tuning};
 
@@ -378,9 +378,6 @@ impl Store {
         let inner = &*self.inner;
         inner.check_key(key)?;
         inner.check_value(value)?;
-        // Allocate and copy before taking the lock; only the version and the
-        // deadline depend on what the shard holds.
-        let record = Record::new(key, value);
         let hash = inner.hash(key.as_bytes());
         let shard = inner.shard(hash);
         let (written, replaced, lsn) = shard.write(|t| {
@@ -405,7 +402,6 @@ impl Store {
             let current_deadline = current.map_or(NO_DEADLINE, Record::deadline_ms);
             let version = inner.next_revision();
             let deadline = expiry::resolve(ttl, new_deadline, current_deadline);
-            record.stamp(version, deadline);
             let written = Written {
                 version,
                 created: current.is_none(),
@@ -415,8 +411,18 @@ impl Store {
             // Logged under the shard lock, before the table changes: a key's
             // frames reach the log in the order its writes apply, and a
             // write the log refused never becomes visible.
-            let lsn = inner.log(Op::Put, &record)?;
-            let replaced = t.put(hash, record, |r| inner.hash(r.key()));
+            let lsn = inner.log_put(key.as_bytes(), value, version, deadline)?;
+            // A value of the old one's length goes into the old record's
+            // allocation when no reader holds it; otherwise a new record
+            // replaces it (allocated under the lock: only creates, size
+            // changes and keys being read at this instant get here).
+            let replaced = if t.overwrite(hash, key.as_bytes(), value, version, deadline) {
+                None
+            } else {
+                let record = Record::new(key, value);
+                record.stamp(version, deadline);
+                t.put(hash, record, |r| inner.hash(r.key()))
+            };
             if found_expired {
                 inner.count_reclaimed(1);
             }

@@ -711,3 +711,43 @@ fn storage_error_messages_name_the_file_and_keep_the_cause_apart() {
     let source = std::error::Error::source(&io).expect("the cause is kept");
     assert_eq!(source.to_string(), "disk on fire");
 }
+
+/// A write of a value as long as the old one reuses the old record's memory
+/// when nobody holds it; an entry a reader holds must never see that.
+#[test]
+fn an_entry_held_across_same_length_overwrites_keeps_what_it_read() {
+    let (store, _) = manual_store();
+    let first = store.upsert("k", "aaaa", TtlChange::Keep).unwrap().version;
+    let held = store.get("k").unwrap().unwrap();
+    let second = store.upsert("k", "bbbb", TtlChange::Keep).unwrap().version;
+    assert_eq!((held.value(), held.version()), (&b"aaaa"[..], first));
+    let now = store.get("k").unwrap().unwrap();
+    assert_eq!((now.value(), now.version()), (&b"bbbb"[..], second));
+    drop((held, now));
+
+    // Nobody holds it now: these overwrite in place, and still read back
+    // exactly, with versions still rising.
+    let third = store.upsert("k", "cccc", TtlChange::Keep).unwrap().version;
+    let fourth = store
+        .compare_and_swap("k", third, "dddd", TtlChange::Keep)
+        .unwrap();
+    assert!(first < second && second < third && third < fourth);
+    let last = store.get("k").unwrap().unwrap();
+    assert_eq!((last.value(), last.version()), (&b"dddd"[..], fourth));
+    assert_eq!(store.len(), 1);
+}
+
+/// A deadline given by a same-length overwrite is found by the reclaim pass
+/// like any other.
+#[test]
+fn a_ttl_set_by_a_same_length_overwrite_is_reclaimed() {
+    let (store, clock) = manual_store();
+    store.upsert("k", "aaaa", TtlChange::Keep).unwrap();
+    store
+        .upsert("k", "bbbb", TtlChange::Set(super::fixtures::ms(1_000)))
+        .unwrap();
+    assert_eq!(store.reclaim_expired(), 0, "not yet expired");
+    clock.advance(1_001);
+    assert_eq!(store.reclaim_expired(), 1);
+    assert_eq!(store.stats().keys, 0, "the memory came back without a read");
+}
