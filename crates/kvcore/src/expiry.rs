@@ -22,6 +22,82 @@ pub const MAX_TTL: Duration = Duration::from_secs(10 * 36525 * 24 * 60 * 60 / 10
 /// The shortest TTL accepted.
 pub const MIN_TTL: Duration = Duration::from_millis(1);
 
+/// Reads a duration as people type it: a plain number is seconds; `ms`, `s`,
+/// `m`, `h` and `d` are units; decimals are allowed (`0.5`, `1.5h`); spaces
+/// around it are ignored. This is the syntax of kvserver's `ttl=` query
+/// parameter and of its and kvctl's duration flags. Only positive durations
+/// are read; a TTL must also lie in [`MIN_TTL`]..=[`MAX_TTL`].
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(kvcore::parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+/// assert_eq!(kvcore::parse_duration("30"), Ok(Duration::from_secs(30)));
+/// assert!(kvcore::parse_duration("10y").is_err());
+/// ```
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, DurationError> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let seconds_per_unit = match unit {
+        "" | "s" => 1.0,
+        "ms" => 0.001,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        _ => {
+            return Err(DurationError::UnknownUnit {
+                text: text.to_owned(),
+                unit: unit.to_owned(),
+            });
+        }
+    };
+    let value: f64 = number.parse().map_err(|_| DurationError::NotANumber {
+        text: text.to_owned(),
+    })?;
+    if !value.is_finite() || value <= 0.0 {
+        return Err(DurationError::NotPositive {
+            text: text.to_owned(),
+        });
+    }
+    Duration::try_from_secs_f64(value * seconds_per_unit).map_err(|_| DurationError::TooLong {
+        text: text.to_owned(),
+    })
+}
+
+/// Why [`parse_duration`] refused a text. The messages name the text and
+/// not what the duration is for, so callers can add that.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// Letters after the number other than `ms`, `s`, `m`, `h` or `d`.
+    #[error("{text:?} has an unknown unit {unit:?}: use ms, s, m, h or d")]
+    UnknownUnit {
+        /// The text read, trimmed.
+        text: String,
+        /// The letters taken for a unit.
+        unit: String,
+    },
+    /// No number before the unit.
+    #[error("{text:?} is not a number with an optional unit (e.g. 30s, 1500ms)")]
+    NotANumber {
+        /// The text read, trimmed.
+        text: String,
+    },
+    /// Zero or negative.
+    #[error("{text:?} is not a positive duration")]
+    NotPositive {
+        /// The text read, trimmed.
+        text: String,
+    },
+    /// More than a `Duration` holds.
+    #[error("{text:?} is too long")]
+    TooLong {
+        /// The text read, trimmed.
+        text: String,
+    },
+}
+
 /// What a write does to the key's deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TtlChange {
@@ -135,6 +211,58 @@ impl Inner {
                     .store((index + 1) % count, Ordering::Relaxed);
                 return;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_their_units() {
+        let cases = [
+            ("1500ms", Duration::from_millis(1500), "milliseconds"),
+            ("30s", Duration::from_secs(30), "seconds with a unit"),
+            ("30", Duration::from_secs(30), "a bare number is seconds"),
+            ("0.5", Duration::from_millis(500), "decimal seconds"),
+            ("5m", Duration::from_secs(300), "minutes"),
+            ("1.5h", Duration::from_secs(5400), "decimal hours"),
+            ("2h", Duration::from_secs(7200), "hours"),
+            ("7d", Duration::from_secs(7 * 86400), "days"),
+            (" 2h ", Duration::from_secs(7200), "surrounding spaces"),
+        ];
+        for (text, expected, why) in cases {
+            assert_eq!(parse_duration(text), Ok(expected), "{why}: {text}");
+        }
+    }
+
+    #[test]
+    fn bad_durations_are_refused_with_a_reason_that_names_the_text() {
+        let cases = [
+            ("0", "positive", "zero"),
+            ("-1", "positive", "negative"),
+            ("-3s", "positive", "negative with a unit"),
+            ("abc", "unknown unit", "no number"),
+            ("fast", "unknown unit", "a word"),
+            ("10y", "unknown unit", "unknown unit"),
+            ("5x", "unknown unit", "unknown unit"),
+            ("1e3", "unknown unit", "exponents are not a unit"),
+            ("NaN", "unknown unit", "NaN"),
+            ("s", "not a number", "unit without a number"),
+            ("", "not a number", "empty"),
+            (
+                "99999999999999999999999d",
+                "too long",
+                "past what a Duration holds",
+            ),
+        ];
+        for (text, needle, why) in cases {
+            let err = parse_duration(text).expect_err(why).to_string();
+            assert!(err.contains(needle), "{why}: {text} gave {err:?}");
+            assert!(err.contains(text), "{why}: {err:?} names the text");
+            // Callers say what the duration is for (a TTL, a timeout).
+            assert!(!err.contains("ttl"), "{why}: {err:?}");
         }
     }
 }

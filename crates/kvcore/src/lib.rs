@@ -77,7 +77,7 @@ pub use builder::{Limits, StoreBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use entry::Entry;
 pub use error::{Error, IoCause, Result};
-pub use expiry::{ActiveExpiry, MAX_TTL, MIN_TTL, TtlChange};
+pub use expiry::{ActiveExpiry, DurationError, MAX_TTL, MIN_TTL, TtlChange, parse_duration};
 pub use listing::Page;
 pub use log::Fsync;
 pub use recovery::{OnCorruption, RecoveryReport, Truncation};

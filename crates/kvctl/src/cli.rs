@@ -107,7 +107,7 @@ pub struct Global {
         help_heading = "Global options",
         default_value = "30s",
         value_name = "DURATION",
-        value_parser = duration::parse
+        value_parser = kvcore::parse_duration
     )]
     pub timeout: Duration,
 

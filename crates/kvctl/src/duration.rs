@@ -1,43 +1,14 @@
-//! Durations as people type them (`30s`, `1500ms`, `5m`, `2h`, `7d`, or a
-//! bare number of seconds) and as kvctl prints them back.
+//! Durations as kvctl prints them back, and TTLs as people type them (the
+//! syntax, `30s`, `1500ms`, `5m`, `2h`, `7d` or a bare number of seconds, is
+//! `kvcore::parse_duration`'s, the same the server reads).
 
 use std::time::Duration;
-
-/// Reads a positive duration: a plain number is seconds; `ms`, `s`, `m`, `h`
-/// and `d` are units. Decimals are allowed (`0.5`, `1.5h`).
-pub fn parse(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| c.is_ascii_alphabetic())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let seconds_per_unit = match unit {
-        "" | "s" => 1.0,
-        "ms" => 0.001,
-        "m" => 60.0,
-        "h" => 3600.0,
-        "d" => 86400.0,
-        _ => {
-            return Err(format!(
-                "unknown unit {unit:?} in {text:?}: use ms, s, m, h or d"
-            ));
-        }
-    };
-    let value: f64 = number.parse().map_err(|_| {
-        format!("{text:?} is not a number with an optional unit (e.g. 30s, 1500ms)")
-    })?;
-    if !value.is_finite() || value <= 0.0 {
-        return Err(format!("{text:?} is not a positive duration"));
-    }
-    Duration::try_from_secs_f64(value * seconds_per_unit)
-        .map_err(|_| format!("{text:?} is too long"))
-}
 
 /// Reads a TTL: a duration of at least one millisecond, the store's
 /// resolution. The upper bound (10 years) is the server's to enforce.
 pub fn parse_ttl(text: &str) -> Result<Duration, String> {
-    let ttl = parse(text)?;
-    if ttl < Duration::from_millis(1) {
+    let ttl = kvcore::parse_duration(text).map_err(|err| err.to_string())?;
+    if ttl < kvcore::MIN_TTL {
         return Err(format!("{text:?} is shorter than the minimum TTL of 1ms"));
     }
     Ok(ttl)
@@ -76,7 +47,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_read_their_units() {
+    fn ttls_read_their_units() {
         let cases = [
             ("1500ms", Duration::from_millis(1500), "milliseconds"),
             ("30s", Duration::from_secs(30), "seconds with a unit"),
@@ -88,12 +59,12 @@ mod tests {
             (" 2h ", Duration::from_secs(7200), "surrounding spaces"),
         ];
         for (text, expected, why) in cases {
-            assert_eq!(parse(text), Ok(expected), "{why}: {text}");
+            assert_eq!(parse_ttl(text), Ok(expected), "{why}: {text}");
         }
     }
 
     #[test]
-    fn bad_durations_are_refused_with_a_reason() {
+    fn bad_ttls_are_refused_with_a_reason() {
         let cases = [
             ("0", "positive", "zero"),
             ("-1s", "positive", "negative"),
@@ -107,7 +78,7 @@ mod tests {
             ),
         ];
         for (text, needle, why) in cases {
-            let err = parse(text).expect_err(why);
+            let err = parse_ttl(text).expect_err(why);
             assert!(err.contains(needle), "{why}: {text} gave {err:?}");
         }
         assert!(parse_ttl("0.5ms").unwrap_err().contains("1ms"));

@@ -20,38 +20,8 @@ pub fn from_seconds(seconds: f64) -> Result<Duration, String> {
 /// Reads a TTL from a query parameter: a plain number is seconds; `ms`, `s`,
 /// `m`, `h` and `d` are units.
 pub fn from_query(text: &str) -> Result<Duration, String> {
-    let ttl = parse_duration(text).map_err(|err| format!("ttl {err}"))?;
+    let ttl = kvcore::parse_duration(text).map_err(|err| format!("ttl {err}"))?;
     within_range(ttl, text.trim())
-}
-
-/// Reads a positive duration: a plain number is seconds; `ms`, `s`, `m`, `h`
-/// and `d` are units. Also the server's duration flags (`--body-timeout`),
-/// so the messages do not say what the duration is for.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| c.is_ascii_alphabetic())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let scale = match unit {
-        "" | "s" => 1.0,
-        "ms" => 0.001,
-        "m" => 60.0,
-        "h" => 3600.0,
-        "d" => 86400.0,
-        _ => {
-            return Err(format!(
-                "{text:?} has an unknown unit {unit:?}: use ms, s, m, h or d"
-            ));
-        }
-    };
-    let value: f64 = number.parse().map_err(|_| {
-        format!("{text:?} is not a number with an optional unit (e.g. 30s, 1500ms)")
-    })?;
-    if !value.is_finite() || value <= 0.0 {
-        return Err(format!("{text:?} is not positive"));
-    }
-    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("{text:?} is too long"))
 }
 
 fn within_range(ttl: Duration, shown: &str) -> Result<Duration, String> {
@@ -103,16 +73,6 @@ mod tests {
         for (text, needle, why) in cases {
             let err = from_query(text).expect_err(why);
             assert!(err.contains(needle), "{why}: {text} gave {err:?}");
-        }
-    }
-
-    #[test]
-    fn duration_flags_are_refused_without_talking_of_ttls() {
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        for text in ["5x", "fast", "0", "-3s"] {
-            let err = parse_duration(text).expect_err(text);
-            assert!(err.contains(text), "{text}: {err}");
-            assert!(!err.contains("ttl"), "{text}: {err}");
         }
     }
 
