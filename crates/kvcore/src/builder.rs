@@ -17,7 +17,7 @@ use crate::expiry::{self, ActiveExpiry};
 use crate::log::Fsync;
 use crate::recovery::{OnCorruption, RecoveryReport, Replayed};
 use crate::shard::{Shard, Tuning};
-use crate::store::{Inner, Store, shard_index};
+use crate::store::{Inner, Revision, Store, shard_index};
 
 /// Size limits a store enforces on every write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,7 +201,7 @@ impl StoreBuilder {
         let inner = Arc::new(Inner {
             shards,
             hasher,
-            revision: AtomicU64::new(revision),
+            revision: Revision(AtomicU64::new(revision)),
             clock: self.clock,
             limits: self.limits,
             tuning: self.tuning,

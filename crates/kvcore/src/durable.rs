@@ -350,7 +350,7 @@ impl Inner {
                     // file I/O out of the shard lock.
                     Some(shard.read(|t| t.iter().filter(|r| !r.is_expired(now)).cloned().collect()))
                 },
-                || self.revision.load(Ordering::Acquire),
+                || self.revision.0.load(Ordering::Acquire),
             )
         }
     }
