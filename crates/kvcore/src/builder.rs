@@ -50,7 +50,7 @@ pub struct StoreBuilder {
     fsync: Fsync,
     on_corruption: OnCorruption,
     pub(crate) disk: Arc<dyn Disk>,
-    pub(crate) compaction_floor: u64,
+    pub(crate) thresholds: durable::Thresholds,
     /// Tests that count disk operations turn the log worker off.
     pub(crate) log_worker: bool,
 }
@@ -66,7 +66,7 @@ impl Default for StoreBuilder {
             fsync: Fsync::default(),
             on_corruption: OnCorruption::default(),
             disk: Arc::new(RealDisk),
-            compaction_floor: durable::COMPACTION_FLOOR,
+            thresholds: durable::Thresholds::default(),
             log_worker: true,
         }
     }
@@ -169,7 +169,7 @@ impl StoreBuilder {
                 dir.as_ref(),
                 self.fsync,
                 self.on_corruption,
-                self.compaction_floor,
+                self.thresholds,
                 self.clock.now_ms(),
                 &mut apply,
             )?
@@ -192,6 +192,7 @@ impl StoreBuilder {
     ) -> Store {
         let (reclaimer_stop, reclaimer_stopped) = channel();
         let (log_stop, log_stopped) = channel();
+        let (sync_stop, sync_stopped) = channel();
         let (durable, recovery, hasher) = match durable {
             Some((durable, report, hasher)) => (Some(durable), Some(report), hasher),
             None => (None, None, DefaultHashBuilder::default()),
@@ -209,13 +210,18 @@ impl StoreBuilder {
             reclaim_cursor: AtomicUsize::new(0),
             durable,
             recovery,
-            _stop_threads: vec![reclaimer_stop, log_stop],
+            _stop_threads: vec![reclaimer_stop, log_stop, sync_stop],
         });
         if let ActiveExpiry::Background { interval } = self.active_expiry {
             expiry::spawn_reclaimer(Arc::downgrade(&inner), interval, reclaimer_stopped);
         }
         if inner.durable.is_some() && log_worker {
-            durable::spawn_log_worker(Arc::downgrade(&inner), log_stopped);
+            durable::spawn_log_threads(
+                Arc::downgrade(&inner),
+                self.fsync,
+                log_stopped,
+                sync_stopped,
+            );
         }
         Store::from_inner(inner)
     }

@@ -170,7 +170,7 @@ fn crash_and_recover(
     let disk = SimDisk::default();
     let clock = Arc::new(ManualClock::new(1_000));
     let mut builder = builder(&disk, fsync, &clock);
-    builder.compaction_floor = 2048;
+    builder.thresholds.compaction_floor = 2048;
     let store = builder.open(DIR).expect("fresh open");
     if let Some(at) = crash_at {
         disk.crash_at(at);
@@ -244,6 +244,106 @@ fn revisions_continue_after_a_restart_even_when_the_last_write_was_a_removal() {
 }
 
 #[test]
+fn versions_are_never_reused_after_a_power_cut_takes_back_writes_that_were_seen() {
+    // A small reserve makes writes cross reservations; the default one is
+    // only ever taken on open (and carried by a snapshot across compaction).
+    for reserve in [4, crate::durable::REVISION_RESERVE] {
+        for compact in [false, true] {
+            for fsync in [Fsync::Never, Fsync::EverySec] {
+                let disk = SimDisk::default();
+                let clock = Arc::new(ManualClock::new(1_000));
+                let mut b = builder(&disk, fsync, &clock);
+                b.thresholds.revision_reserve = reserve;
+                let store = b.open(DIR).expect("open");
+                let mut seen = 0;
+                for i in 0..30 {
+                    if compact && i == 10 {
+                        store.compact().expect("compact");
+                    }
+                    let key = format!("k{}", i % 7);
+                    store.upsert(&key, "v", TtlChange::Keep).expect("upsert");
+                    let entry = store.get(&key).expect("get").expect("present");
+                    seen = seen.max(entry.version());
+                }
+                // The machine dies before the store's last sync on drop.
+                disk.crash_at(disk.ops() + 1);
+                drop(store);
+                // Nothing that was not synced survives: the last writes (all
+                // of them after the compaction, with the default reserve) are
+                // gone, though a reader saw their versions.
+                let after = disk.power_loss(|_| 0);
+                let store = open(&after, fsync, &clock).expect("reopen");
+                let next = store
+                    .upsert("k0", "after", TtlChange::Keep)
+                    .expect("upsert");
+                assert!(
+                    next.version > seen,
+                    "reserve {reserve}, compact {compact}, {fsync:?}: version {} was already seen (up to {seen})",
+                    next.version
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_log_worker_reserves_revisions_before_writers_need_them() {
+    let disk = SimDisk::default();
+    let clock = Arc::new(ManualClock::new(1_000));
+    let mut b = builder(&disk, Fsync::Never, &clock);
+    b.thresholds.revision_reserve = 8;
+    let store = b.open(DIR).expect("open");
+    let syncs = |store: &Store| store.stats().durability.expect("durable").fsyncs;
+    // Open reserved revisions 1..=9. Half of that used up, the worker's
+    // turn reserves ahead...
+    for _ in 0..6 {
+        store.upsert("k", "v", TtlChange::Keep).expect("upsert");
+    }
+    store.inner_for_tests().maintain_log();
+    let before = syncs(&store);
+    // ... so the next writes, past the old reservation, wait for no sync.
+    for _ in 0..10 {
+        store.upsert("k", "v", TtlChange::Keep).expect("upsert");
+    }
+    assert_eq!(syncs(&store), before);
+    // Past the worker's reservation, the writer reserves (and syncs) itself.
+    for _ in 0..5 {
+        store.upsert("k", "v", TtlChange::Keep).expect("upsert");
+    }
+    assert_eq!(syncs(&store), before + 1);
+}
+
+#[test]
+fn with_everysec_a_long_compaction_does_not_hold_back_the_background_sync() {
+    let disk = SimDisk::default();
+    let clock = Arc::new(ManualClock::new(1_000));
+    let mut b = builder(&disk, Fsync::EverySec, &clock);
+    b.log_worker = true;
+    // The log worker wants to compact as soon as the log holds anything.
+    b.thresholds.compaction_floor = 0;
+    let store = b.open(DIR).expect("open");
+    let durable = store.inner_for_tests().durable.as_ref().expect("durable");
+    let synced_within = |what: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while durable.log.has_unsynced() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what} was not synced within 5 s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    // A compaction that takes as long as this test: the log worker's next
+    // turn waits on it.
+    let compaction = durable.compacting.lock();
+    store.upsert("a", "1", TtlChange::Keep).expect("upsert");
+    synced_within("the first write");
+    store.upsert("b", "2", TtlChange::Keep).expect("upsert");
+    synced_within("a write made while a compaction runs");
+    drop(compaction);
+}
+
+#[test]
 fn deadlines_survive_a_restart_and_keys_that_expired_meanwhile_are_gone() {
     let disk = SimDisk::default();
     let clock = Arc::new(ManualClock::new(1_000_000));
@@ -314,7 +414,7 @@ fn a_crash_at_every_persistence_step_recovers_a_consistent_state() {
     let disk = SimDisk::default();
     let clock = Arc::new(ManualClock::new(1_000));
     let mut b = builder(&disk, Fsync::Always, &clock);
-    b.compaction_floor = 2048;
+    b.thresholds.compaction_floor = 2048;
     let store = b.open(DIR).expect("open");
     let opened_at = disk.ops();
     let mut model = State::new();
@@ -340,7 +440,8 @@ fn a_crash_at_every_persistence_step_recovers_a_consistent_state() {
 }
 
 /// Writes `count` keys, one frame each, and returns the disk and the byte
-/// offsets where each frame of segment 1 starts (plus the end).
+/// offsets where each frame of segment 1 starts (plus the end): first the
+/// revision reservation written on open, then one frame per key.
 fn written_log(count: usize) -> (SimDisk, Vec<usize>) {
     let disk = SimDisk::default();
     let clock = Arc::new(ManualClock::new(1_000));
@@ -356,7 +457,7 @@ fn written_log(count: usize) -> (SimDisk, Vec<usize>) {
     while let Decoded::Frame(_, next) = log::decode(&bytes, *offsets.last().unwrap_or(&0)) {
         offsets.push(next);
     }
-    assert_eq!(offsets.len(), count + 1);
+    assert_eq!(offsets.len(), count + 2);
     (disk, offsets)
 }
 
@@ -364,7 +465,7 @@ fn written_log(count: usize) -> (SimDisk, Vec<usize>) {
 fn cutting_the_last_frame_anywhere_recovers_the_frames_before_it() {
     let (disk, offsets) = written_log(5);
     let bytes = disk.contents(&segment(1)).expect("segment");
-    let last_start = offsets[4];
+    let last_start = offsets[5];
     let clock = Arc::new(ManualClock::new(1_000));
     for cut in last_start..bytes.len() {
         let copy = disk.power_loss(|max| max);
@@ -385,10 +486,14 @@ fn cutting_the_last_frame_anywhere_recovers_the_frames_before_it() {
             );
         }
         drop(store);
-        assert_eq!(
-            copy.contents(&segment(1)).map(|b| b.len()),
-            Some(last_start),
-            "the torn bytes are cut off the file"
+        // The torn bytes are cut off the file; the reopened store's own
+        // revision reservation follows the last whole frame.
+        let after = copy.contents(&segment(1)).expect("segment");
+        assert_eq!(after[..last_start], bytes[..last_start], "cut at {cut}");
+        assert!(
+            matches!(log::decode(&after, last_start),
+                Decoded::Frame(frame, end) if frame.op == log::Op::Reserve && end == after.len()),
+            "cut at {cut}: the torn bytes are gone"
         );
     }
 }
@@ -398,7 +503,8 @@ fn a_flipped_bit_in_any_earlier_frame_refuses_to_open_unless_truncation_is_asked
     let (disk, offsets) = written_log(4);
     let bytes = disk.contents(&segment(1)).expect("segment");
     let clock = Arc::new(ManualClock::new(1_000));
-    for at in 0..offsets[3] {
+    // Every frame but the last: the reservation and the first three keys.
+    for at in 0..offsets[4] {
         let frame = offsets.iter().rposition(|&o| o <= at).expect("frame");
         let mut damaged = bytes.clone();
         damaged[at] ^= 0x04;
@@ -417,8 +523,8 @@ fn a_flipped_bit_in_any_earlier_frame_refuses_to_open_unless_truncation_is_asked
             .expect("truncation opens");
         assert_eq!(
             state(&store).len(),
-            frame,
-            "byte {at}: the frames before the damage"
+            frame.saturating_sub(1),
+            "byte {at}: the keys of the frames before the damage"
         );
         let cut = store
             .recovery()
@@ -457,7 +563,7 @@ fn the_directory_stays_within_two_and_a_half_times_the_live_data_plus_the_floor(
     let clock = Arc::new(ManualClock::new(1_000));
     let floor = 16 * 1024;
     let mut b = builder(&disk, Fsync::Never, &clock);
-    b.compaction_floor = floor;
+    b.thresholds.compaction_floor = floor;
     let store = b.open(DIR).expect("open");
     let mut rng = Rng(5);
     let mut compactions = 0;

@@ -28,16 +28,47 @@ use crate::store::Inner;
 /// records (1M keys recover in well under a second; see BENCHMARKS.md).
 pub(crate) const COMPACTION_FLOOR: u64 = 8 << 20;
 
+/// How far ahead of the store's revision the log reserves revisions. A
+/// revision is handed out only once a synced `Reserve` frame covers it, and a
+/// reopened store continues above the highest reservation it finds, so no
+/// version is ever handed out twice, not even after a power loss took back
+/// writes that readers had already seen (with any fsync policy). The price:
+/// one small synced frame per this many writes (written ahead by the log
+/// worker), and a restart skips up to this many revisions.
+pub(crate) const REVISION_RESERVE: u64 = 1 << 20;
+
+/// The sizes that drive a data directory's upkeep (tests make them small).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Thresholds {
+    /// See [`COMPACTION_FLOOR`].
+    pub(crate) compaction_floor: u64,
+    /// See [`REVISION_RESERVE`].
+    pub(crate) revision_reserve: u64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Thresholds {
+        Thresholds {
+            compaction_floor: COMPACTION_FLOOR,
+            revision_reserve: REVISION_RESERVE,
+        }
+    }
+}
+
 /// An open data directory.
 pub(crate) struct Durable {
     disk: Arc<dyn Disk>,
     dir: PathBuf,
     pub(crate) log: Arc<Log>,
     snapshot_bytes: AtomicU64,
-    compaction_floor: u64,
+    thresholds: Thresholds,
     compactions: AtomicU64,
+    /// The highest revision a synced `Reserve` frame covers.
+    reserved: AtomicU64,
+    /// One reservation at a time.
+    reserving: parking_lot::Mutex<()>,
     /// One compaction at a time.
-    compacting: parking_lot::Mutex<()>,
+    pub(crate) compacting: parking_lot::Mutex<()>,
     /// Held for the store's lifetime; released by the OS if the process dies.
     _lock: Box<dyn Send + Sync>,
 }
@@ -50,7 +81,7 @@ impl Durable {
         dir: &Path,
         fsync: Fsync,
         on_corruption: OnCorruption,
-        compaction_floor: u64,
+        thresholds: Thresholds,
         now_ms: u64,
         apply: &mut dyn FnMut(Replayed<'_>),
     ) -> Result<(Durable, RecoveryReport)> {
@@ -170,23 +201,30 @@ impl Durable {
         if fsync == Fsync::Always {
             crate::ack::spawn_syncer(Arc::downgrade(&log))?;
         }
-        report.duration = started.elapsed();
         let durable = Durable {
             disk,
             dir: dir.to_owned(),
             log,
             snapshot_bytes: AtomicU64::new(snapshot_bytes),
-            compaction_floor,
+            thresholds,
             compactions: AtomicU64::new(0),
+            reserved: AtomicU64::new(report.revision),
+            reserving: parking_lot::Mutex::new(()),
             compacting: parking_lot::Mutex::new(()),
             _lock: lock,
         };
+        // The revisions of writes lost to a power cut may have been seen:
+        // continue above anything the last run may have handed out, and
+        // reserve ahead for this one.
+        durable.reserve_through(report.revision + 1)?;
+        report.duration = started.elapsed();
         Ok((durable, report))
     }
 
     /// Whether the log has grown enough to be folded into a snapshot.
     pub(crate) fn needs_compaction(&self) -> bool {
         let threshold = self
+            .thresholds
             .compaction_floor
             .max(self.snapshot_bytes.load(Ordering::Relaxed) / 2);
         self.log.segment_bytes() > threshold
@@ -236,6 +274,41 @@ impl Durable {
         Ok(())
     }
 
+    /// Makes sure a synced reservation covers `revision` before it is
+    /// handed out, writing and syncing a new one (`revision` plus the
+    /// reserve) if not. Called under the shard lock of the write it numbers;
+    /// the log worker reserves ahead, so that writers rarely wait here.
+    pub(crate) fn reserve_through(&self, revision: u64) -> Result<()> {
+        if revision <= self.reserved.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _one_at_a_time = self.reserving.lock();
+        if revision <= self.reserved.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let reserved = revision.saturating_add(self.thresholds.revision_reserve);
+        self.log.append(&Frame {
+            op: Op::Reserve,
+            revision: reserved,
+            deadline_ms: 0,
+            key: b"",
+            value: b"",
+        })?;
+        self.log.sync_now()?;
+        self.reserved.store(reserved, Ordering::Release);
+        Ok(())
+    }
+
+    /// The highest revision a synced reservation covers.
+    pub(crate) fn reserved(&self) -> u64 {
+        self.reserved.load(Ordering::Acquire)
+    }
+
+    /// Reserves ahead once `revision` has used up half the reservation.
+    fn reserve_ahead(&self, revision: u64) -> Result<()> {
+        self.reserve_through(revision.saturating_add(self.thresholds.revision_reserve / 2))
+    }
+
     /// Compactions finished since open.
     pub(crate) fn compactions(&self) -> u64 {
         self.compactions.load(Ordering::Relaxed)
@@ -247,28 +320,49 @@ impl Durable {
     }
 }
 
-/// How often the log worker wakes: often enough that an `everysec` store
-/// syncs at least once a second.
+/// How often the log worker wakes to reserve revisions and compact.
 const LOG_WORKER_TICK: Duration = Duration::from_millis(500);
 
-/// Runs background log duties (the `everysec` sync, compaction) until the
-/// store is gone. Like the reclaimer, it holds only a `Weak`.
-pub(crate) fn spawn_log_worker(
+/// How often the `everysec` sync thread wakes: often enough that a write is
+/// synced within a second.
+const EVERYSEC_TICK: Duration = Duration::from_millis(500);
+
+/// Starts the background log duties of a durable store: the log worker
+/// (reserving revisions ahead, compaction) and, with `everysec`, the sync
+/// thread. The sync has a thread of its own so that a long compaction never
+/// stretches the window of unsynced writes. Like the reclaimer, each holds
+/// only a `Weak` and ends when its `stop` channel disconnects.
+pub(crate) fn spawn_log_threads(
     store: std::sync::Weak<crate::store::Inner>,
-    stop: std::sync::mpsc::Receiver<()>,
+    fsync: Fsync,
+    stop_worker: std::sync::mpsc::Receiver<()>,
+    stop_sync: std::sync::mpsc::Receiver<()>,
+) {
+    // Without the threads, `everysec` falls back to the syncs of compaction
+    // and shutdown, and reservations are made by the writers themselves.
+    let worker = store.clone();
+    let _ = std::thread::Builder::new()
+        .name("kvcore-log".into())
+        .spawn(move || every(LOG_WORKER_TICK, &stop_worker, &worker, Inner::maintain_log));
+    if fsync == Fsync::EverySec {
+        let _ = std::thread::Builder::new()
+            .name("kvcore-everysec".into())
+            .spawn(move || every(EVERYSEC_TICK, &stop_sync, &store, Inner::sync_in_background));
+    }
+}
+
+/// Runs `duty` every `tick` until `stop` disconnects or the store is gone.
+fn every(
+    tick: Duration,
+    stop: &std::sync::mpsc::Receiver<()>,
+    store: &std::sync::Weak<Inner>,
+    duty: fn(&Inner),
 ) {
     use std::sync::mpsc::RecvTimeoutError;
-    let spawned = std::thread::Builder::new()
-        .name("kvcore-log".into())
-        .spawn(move || {
-            while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(LOG_WORKER_TICK) {
-                let Some(store) = store.upgrade() else { break };
-                store.maintain_log();
-            }
-        });
-    // Without the thread, `always` and `never` behave the same; `everysec`
-    // falls back to the syncs of compaction and shutdown.
-    drop(spawned);
+    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(tick) {
+        let Some(store) = store.upgrade() else { break };
+        duty(&store);
+    }
 }
 
 /// How the store uses its data directory: logging writes under the shard
@@ -286,6 +380,7 @@ impl Inner {
         let Some(durable) = &self.durable else {
             return Ok(None);
         };
+        durable.reserve_through(revision)?;
         let frame = Frame {
             op: Op::Put,
             revision,
@@ -301,6 +396,7 @@ impl Inner {
         let Some(durable) = &self.durable else {
             return Ok(None);
         };
+        durable.reserve_through(revision)?;
         durable
             .log
             .append(&Frame {
@@ -323,20 +419,29 @@ impl Inner {
         }
     }
 
-    /// Background log duties: the `everysec` sync and compaction.
+    /// The log worker's duties: reserving revisions ahead of the writers,
+    /// and compaction.
     pub(crate) fn maintain_log(&self) {
         let Some(durable) = &self.durable else {
             return;
         };
-        if durable.log.policy() == Fsync::EverySec && durable.log.has_unsynced() {
-            // A failure marks the log failed and refuses later writes; there
-            // is no one to return it to here.
-            let _ = durable.log.sync_now();
-        }
+        // A failure marks the log failed; the next write reports it.
+        let _ = durable.reserve_ahead(self.revision.0.load(Ordering::Acquire));
         if durable.needs_compaction() {
             // A failed compaction leaves the old snapshot and log in place and
             // is tried again on a later tick.
             let _ = self.compact(durable);
+        }
+    }
+
+    /// The `everysec` sync thread's duty.
+    pub(crate) fn sync_in_background(&self) {
+        if let Some(durable) = &self.durable
+            && durable.log.has_unsynced()
+        {
+            // A failure marks the log failed and refuses later writes; there
+            // is no one to return it to here.
+            let _ = durable.log.sync_now();
         }
     }
 
@@ -350,7 +455,12 @@ impl Inner {
                     // file I/O out of the shard lock.
                     Some(shard.read(|t| t.iter().filter(|r| !r.is_expired(now)).cloned().collect()))
                 },
-                || self.revision.0.load(Ordering::Acquire),
+                // Not below the reservation: after a power cut, the store
+                // must continue above every revision it may have handed out.
+                || {
+                    let revision = self.revision.0.load(Ordering::Acquire);
+                    revision.max(durable.reserved())
+                },
             )
         }
     }

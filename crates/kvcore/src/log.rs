@@ -67,6 +67,9 @@ pub(crate) enum Op {
     /// Last frame of a snapshot: `revision` is the store's revision and
     /// `deadline_ms` the number of `Put` frames before it.
     SnapshotEnd = 3,
+    /// Revisions up to `revision` may be handed out: a reopened store
+    /// continues above it.
+    Reserve = 4,
 }
 
 /// One decoded frame.
@@ -151,6 +154,7 @@ pub(crate) fn decode(bytes: &[u8], offset: usize) -> Decoded<'_> {
         1 => Op::Put,
         2 => Op::Remove,
         3 => Op::SnapshotEnd,
+        4 => Op::Reserve,
         _ => return Decoded::Corrupt("unknown operation"),
     };
     let u64_at = |at: usize| u64::from_le_bytes(payload[at..at + 8].try_into().unwrap_or_default());

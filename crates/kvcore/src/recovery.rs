@@ -30,7 +30,10 @@ pub struct RecoveryReport {
     pub log_records: u64,
     /// Keys dropped because their deadline passed while the store was closed.
     pub expired_dropped: u64,
-    /// The revision the store continues from.
+    /// The revision the store continues from: the highest revision, or
+    /// revision reservation, found on disk. Revisions skip ahead on a
+    /// restart, so that none is handed out twice even if a power cut took
+    /// back writes that were already seen.
     pub revision: u64,
     /// An incomplete final frame that was cut off.
     pub torn_tail: Option<Truncation>,
@@ -94,7 +97,7 @@ impl Replay<'_, '_> {
                 deadline_ms: frame.deadline_ms,
             }),
             Op::Remove => (self.apply)(Replayed::Remove { key }),
-            Op::SnapshotEnd => {}
+            Op::SnapshotEnd | Op::Reserve => {}
         }
         Ok(())
     }
@@ -116,7 +119,9 @@ impl Replay<'_, '_> {
                         *at = offset as u64;
                     }
                     located?;
-                    self.report.log_records += 1;
+                    if frame.op != Op::Reserve {
+                        self.report.log_records += 1;
+                    }
                     offset = next;
                 }
                 Decoded::End => return Ok(offset),

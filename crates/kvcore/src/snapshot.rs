@@ -152,6 +152,7 @@ pub(crate) fn read(bytes: &[u8], path: &Path, mut apply: impl FnMut(&Frame<'_>))
                     return Err(corrupt(offset, "snapshot end does not match its contents"));
                 }
                 Op::Remove => return Err(corrupt(offset, "removal inside a snapshot")),
+                Op::Reserve => return Err(corrupt(offset, "reservation inside a snapshot")),
             },
             Decoded::End | Decoded::Torn => return Err(corrupt(offset, "snapshot ends early")),
             Decoded::Corrupt(reason) => return Err(corrupt(offset, reason)),
