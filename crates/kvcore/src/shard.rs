@@ -2,7 +2,7 @@
 //! many there are.
 
 use hashbrown::HashTable;
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockReadGuard};
 
 use crate::entry::{NO_DEADLINE, Record};
 
@@ -99,6 +99,17 @@ impl Shard {
     pub(crate) fn write<R>(&self, f: impl FnOnce(&mut Table) -> R) -> R {
         f(&mut self.0.write())
     }
+}
+
+/// Runs `f` with shared access to every shard at once, so that it sees the
+/// whole store at one instant (what makes `list` and `len` linearizable).
+/// The shards are locked in order and all held until `f` returns; no other
+/// operation holds more than one shard, so this cannot deadlock. Writers
+/// wait while `f` runs.
+pub(crate) fn read_all<R>(shards: &[Shard], f: impl FnOnce(&[&Table]) -> R) -> R {
+    let guards: Vec<RwLockReadGuard<'_, Table>> = shards.iter().map(|s| s.0.read()).collect();
+    let tables: Vec<&Table> = guards.iter().map(|guard| &**guard).collect();
+    f(&tables)
 }
 
 /// The records of one shard, found by hash and key bytes.

@@ -20,7 +20,7 @@ use crate::expiry::{self, TtlChange};
 use crate::listing::{self, Page};
 use crate::log::Fsync;
 use crate::recovery::RecoveryReport;
-use crate::shard::{Shard, Table, Tuning};
+use crate::shard::{self, Shard, Tuning};
 
 /// The outcome of a successful write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,36 +288,46 @@ impl Store {
     }
 
     /// The next keys, in byte order, that start with `prefix` and come after
-    /// `after` (exclusive), at most `limit` of them (at least 1 is assumed).
+    /// `after` (exclusive), at most `limit` of them (a `limit` of 0 counts as
+    /// 1, so that a paging loop always moves on).
     ///
-    /// A page costs a scan of the whole store: keys are hashed, not sorted.
+    /// A page is the store at one instant: it holds every shard's read lock
+    /// while it scans, and writes wait for it. A page costs a scan of the
+    /// whole store (keys are hashed, not sorted).
     pub fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Page {
-        let now = self.inner.clock.now_ms();
         let mut collector = listing::Collector::new(prefix, after, limit.max(1));
-        for shard in self.inner.shards.iter() {
-            shard.read(|t| {
-                for record in t.iter().filter(|r| !r.is_expired(now)) {
+        let now = shard::read_all(&self.inner.shards, |tables| {
+            // Read with every shard held, as a write reads it under its own.
+            let now = self.inner.clock.now_ms();
+            for table in tables {
+                for record in table.iter().filter(|r| !r.is_expired(now)) {
                     collector.offer(record);
                 }
-            });
-        }
+            }
+            now
+        });
         collector.finish(now)
     }
 
-    /// Number of live keys. Expired keys are reclaimed first, so they are
-    /// never counted.
+    /// Number of live keys, counted at one instant (every shard held).
+    /// Expired keys are never counted; their memory is reclaimed first.
     pub fn len(&self) -> usize {
         let now = self.inner.clock.now_ms();
-        self.inner
-            .shards
-            .iter()
-            .map(|shard| {
-                if shard.read(|t| t.may_have_expired(now)) {
-                    self.inner.reclaim_shard(shard, now);
-                }
-                shard.read(Table::len)
-            })
-            .sum()
+        for shard in self.inner.shards.iter() {
+            if shard.read(|t| t.may_have_expired(now)) {
+                self.inner.reclaim_shard(shard, now);
+            }
+        }
+        shard::read_all(&self.inner.shards, |tables| {
+            let now = self.inner.clock.now_ms();
+            tables
+                .iter()
+                .map(|t| match t.may_have_expired(now) {
+                    true => t.iter().filter(|r| !r.is_expired(now)).count(),
+                    false => t.len(),
+                })
+                .sum()
+        })
     }
 
     /// True when the store holds no live key.

@@ -458,3 +458,45 @@ fn expired_keys_are_counted_once_while_readers_writers_and_the_reclaimer_race() 
         "the keys without a deadline"
     );
 }
+
+/// A token moves from key to key: each step creates the next key, then
+/// removes the one before, so at every instant one or two consecutive keys
+/// exist. A listing or a count that saw the store at one instant finds one
+/// or two; one that took its shards at different instants can find none
+/// (the new key's shard scanned before the create, the old key's after the
+/// remove) or two that are not neighbours.
+#[test]
+fn a_listing_and_a_count_see_the_store_at_one_instant() {
+    const STEPS: usize = 20_000;
+    let store = Store::builder().active_expiry(ActiveExpiry::Manual).build();
+    let key = |i: usize| format!("token/{i:06}");
+    store.create(&key(0), "x", None).unwrap();
+    let done = AtomicBool::new(false);
+    thread::scope(|scope| {
+        scope.spawn(|| {
+            for i in 1..=STEPS {
+                store.create(&key(i), "x", None).unwrap();
+                store.remove(&key(i - 1)).unwrap();
+            }
+            done.store(true, Ordering::Release);
+        });
+        let mut looks = 0;
+        while !done.load(Ordering::Acquire) || looks < 100 {
+            looks += 1;
+            let page = store.list("token/", None, 10);
+            let seen: Vec<usize> = page
+                .entries
+                .iter()
+                .map(|e| e.key()["token/".len()..].parse().unwrap())
+                .collect();
+            let consecutive = match seen[..] {
+                [_] => true,
+                [a, b] => b == a + 1,
+                _ => false,
+            };
+            assert!(consecutive, "listing {looks} saw {seen:?}");
+            let count = store.len();
+            assert!((1..=2).contains(&count), "count {looks} was {count}");
+        }
+    });
+}
