@@ -167,7 +167,9 @@ impl Application {
             })
             .workers(config.workers)
             .max_connections(per_worker)
-            .shutdown_timeout(config.shutdown_timeout.as_secs().max(1))
+            // actix takes whole seconds; rounding up keeps its own cut-off
+            // from coming before the exact one `run_until` enforces.
+            .shutdown_timeout(whole_seconds_up(config.shutdown_timeout))
             // Signals are handled in `run_until`, which logs each phase.
             .disable_signals();
         let (server, scheme) = match &config.tls {
@@ -189,8 +191,7 @@ impl Application {
             addr,
             scheme,
             state,
-            // What actix applies: whole seconds, at least one.
-            shutdown_timeout: Duration::from_secs(config.shutdown_timeout.as_secs().max(1)),
+            shutdown_timeout: config.shutdown_timeout,
             recovery: None,
         })
     }
@@ -244,8 +245,26 @@ impl Application {
                         self.shutdown_timeout
                     );
                     let draining = Instant::now();
-                    handle.stop(true).await;
-                    server.await.context("server task")?.context("server")?;
+                    // The command is sent now; the server task reports the end.
+                    drop(handle.stop(true));
+                    // actix only checks on draining workers once a second and
+                    // takes its timeout in whole seconds, so the exact bound
+                    // is kept here: past it, the server task is dropped, which
+                    // stops its workers at once and drops their connections.
+                    match tokio::time::timeout(self.shutdown_timeout, &mut server).await {
+                        Ok(finished) => {
+                            finished.context("server task")?.context("server")?;
+                        }
+                        Err(_) => {
+                            server.abort();
+                            match server.await {
+                                Err(err) if err.is_cancelled() => {}
+                                finished => {
+                                    finished.context("server task")?.context("server")?;
+                                }
+                            }
+                        }
+                    }
                     let drained = draining.elapsed();
                     // actix gives no verdict; it only returns early when every
                     // connection finished, so running the whole timeout means
@@ -277,6 +296,11 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// `duration` in whole seconds, rounded up.
+fn whole_seconds_up(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
 
 /// Logs what recovery found.

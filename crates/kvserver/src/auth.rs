@@ -8,7 +8,9 @@
 //!
 //! For a key, the grant with the longest matching prefix decides: with
 //! `write:app/ read:app/config/`, `app/x` is writable and `app/config/x`
-//! only readable. `write` includes `read`; `admin` includes both.
+//! only readable. Of several grants on the same prefix, the highest level
+//! counts, whatever their order. `write` includes `read`; `admin` includes
+//! both.
 
 use std::fmt;
 use std::fs;
@@ -104,12 +106,16 @@ pub struct Token {
 }
 
 impl Token {
-    /// The level this token has on `key`: the longest matching grant's.
+    /// The level this token has on `key`: the longest matching grant's, and
+    /// of several grants on that same prefix, the highest.
     pub fn level_on(&self, key: &str) -> Option<Level> {
+        // Two matching prefixes of one length are the same prefix. Ranking
+        // the level second makes a tie go to the higher level: `max_by_key`
+        // alone would pick the last such grant, so line order would decide.
         self.grants
             .iter()
             .filter(|g| key.as_bytes().starts_with(g.prefix.as_bytes()))
-            .max_by_key(|g| g.prefix.len())
+            .max_by_key(|g| (g.prefix.len(), g.level))
             .map(|g| g.level)
     }
 
@@ -331,8 +337,7 @@ fn identify(request: &HttpRequest) -> Result<Caller, ApiError> {
     let presented = header
         .to_str()
         .ok()
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(bearer_token)
         .ok_or(ApiError::Unauthorized {
             message: "the Authorization header must be Bearer <token>".into(),
         })?;
@@ -342,6 +347,15 @@ fn identify(request: &HttpRequest) -> Result<Caller, ApiError> {
         .ok_or(ApiError::Unauthorized {
             message: "unknown token".into(),
         })
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme is
+/// case-insensitive (RFC 7235 section 2.1), and any run of spaces may
+/// separate it from the token.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 #[cfg(test)]

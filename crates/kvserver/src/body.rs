@@ -11,18 +11,26 @@ use futures_util::StreamExt;
 
 use crate::error::ApiError;
 
-/// Reads the whole body, refusing more than `limit` bytes and giving up
+/// Reads the whole body, refusing one over any of `limits` and giving up
 /// after `timeout`.
-/// `what` names the limit in the 413 (`request body`, `value`).
+///
+/// Each limit is `(what, bytes)`; `what` names it in the 413 (`request body`,
+/// `value`). A body over several limits is refused by the first of them in
+/// the order given; one read without a declared length stops at the smallest.
 pub async fn read(
     mut payload: web::Payload,
     declared_length: Option<usize>,
-    (what, limit): (&'static str, usize),
+    limits: &[(&'static str, usize)],
     timeout: Duration,
 ) -> Result<Bytes, ApiError> {
-    let too_large = |size| ApiError::PayloadTooLarge { what, size, limit };
-    if let Some(length) = declared_length.filter(|&length| length > limit) {
-        return Err(too_large(length));
+    let too_large = |size: usize| {
+        limits
+            .iter()
+            .find(|&&(_, limit)| size > limit)
+            .map(|&(what, limit)| ApiError::PayloadTooLarge { what, size, limit })
+    };
+    if let Some(err) = declared_length.and_then(too_large) {
+        return Err(err);
     }
     let collect = async {
         let mut body = BytesMut::with_capacity(declared_length.unwrap_or(0));
@@ -30,8 +38,8 @@ pub async fn read(
             let chunk = chunk.map_err(|err| {
                 ApiError::InvalidRequest(format!("the request body could not be read: {err}"))
             })?;
-            if body.len() + chunk.len() > limit {
-                return Err(too_large(body.len() + chunk.len()));
+            if let Some(err) = too_large(body.len() + chunk.len()) {
+                return Err(err);
             }
             body.extend_from_slice(&chunk);
         }

@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::raw_http::RawRequest;
+use crate::raw_http::{RawRequest, RawResponse};
 use crate::test_app::{TestApp, assert_error, json_of, v1_path};
 
 const KEY_LIMIT: usize = 16;
@@ -168,17 +168,16 @@ async fn a_request_exactly_at_each_limit_is_accepted() {
     json_of(created, StatusCode::CREATED, "a body exactly at the limit").await;
 }
 
-#[actix_web::test]
-async fn a_chunked_body_without_a_length_is_cut_off_at_the_limit() {
-    let app = small_limits().await;
+/// `PUT /v1/kv/chunked` with three chunks of 20 bytes and no length, as the
+/// app answers it.
+async fn put_three_chunks_of_20_bytes(app: &TestApp) -> RawResponse {
     let addr = app.addr;
-    let response = actix_web::rt::task::spawn_blocking(move || {
+    actix_web::rt::task::spawn_blocking(move || {
         let mut request = RawRequest::start(
             addr,
             "PUT /v1/kv/chunked HTTP/1.1\r\nTransfer-Encoding: chunked",
         );
         let chunk = format!("{:x}\r\n{}\r\n", 20, "c".repeat(20));
-        // Three chunks of 20 bytes pass the 32-byte limit on the second.
         // The server may answer and close before the rest is sent.
         for _ in 0..3 {
             if request.send(chunk.as_bytes()).is_err() {
@@ -190,7 +189,14 @@ async fn a_chunked_body_without_a_length_is_cut_off_at_the_limit() {
     })
     .await
     .expect("the client thread")
-    .expect("a response before the connection closed");
+    .expect("a response before the connection closed")
+}
+
+#[actix_web::test]
+async fn a_chunked_body_without_a_length_is_cut_off_at_the_limit() {
+    let app = small_limits().await;
+    // Three chunks of 20 bytes pass the 32-byte value limit on the second.
+    let response = put_three_chunks_of_20_bytes(&app).await;
     assert_eq!(response.status, 413, "{response:?}");
     let body: serde_json::Value = serde_json::from_slice(&response.body).expect("a JSON body");
     assert_eq!(body["code"], "payload_too_large");
@@ -202,6 +208,84 @@ async fn a_chunked_body_without_a_length_is_cut_off_at_the_limit() {
         "the size seen so far is over the limit: {body}"
     );
     assert_eq!(app.v1_get("chunked").await.status(), StatusCode::NOT_FOUND);
+}
+
+#[actix_web::test]
+async fn a_v1_body_is_bounded_by_the_body_limit_as_well_as_the_value_limit() {
+    // small_limits: value 32 bytes, body 128; here the body limit is smaller.
+    let value_limit_smaller = small_limits().await;
+    let body_limit_smaller = TestApp::spawn_with(|config| {
+        config.max_value_bytes = 1024;
+        config.max_body_bytes = 16;
+    })
+    .await;
+    let cases = [
+        (
+            &value_limit_smaller,
+            BODY_LIMIT + 1,
+            ("request body", BODY_LIMIT),
+            "over both limits: the body limit is named",
+        ),
+        (
+            &value_limit_smaller,
+            VALUE_LIMIT + 1,
+            ("value", VALUE_LIMIT),
+            "within the body limit, over the value limit",
+        ),
+        (
+            &body_limit_smaller,
+            17,
+            ("request body", 16),
+            "over a body limit below the value limit",
+        ),
+        (
+            &body_limit_smaller,
+            1025,
+            ("request body", 16),
+            "over both limits, the body limit the smaller",
+        ),
+    ];
+    for (app, size, (what, limit), why) in cases {
+        let response = app.v1_put("k", "", vec![b'x'; size]).await;
+        let says = format!("{what} is {size} bytes, over the limit of {limit} bytes");
+        let body = assert_error(
+            response,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            &says,
+            why,
+        )
+        .await;
+        assert_eq!(body["limit"], limit, "{why}: {body}");
+        assert_eq!(body["size"], size, "{why}: {body}");
+    }
+    assert_eq!(
+        value_limit_smaller.v1_get("k").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        body_limit_smaller.v1_get("k").await.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // Without a declared length, reading stops at the smaller limit.
+    let response = put_three_chunks_of_20_bytes(&body_limit_smaller).await;
+    assert_eq!(response.status, 413, "{response:?}");
+    let body: serde_json::Value = serde_json::from_slice(&response.body).expect("a JSON body");
+    assert_eq!(body["limit"], 16, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|error| error.starts_with("request body is ")),
+        "{body}"
+    );
+
+    let at_limit = body_limit_smaller.v1_put("k", "", vec![b'x'; 16]).await;
+    assert_eq!(
+        at_limit.status(),
+        StatusCode::CREATED,
+        "a body exactly at the body limit"
+    );
 }
 
 #[actix_web::test]

@@ -173,6 +173,62 @@ fn a_request_that_never_finishes_holds_shutdown_only_for_the_shutdown_timeout() 
 }
 
 #[test]
+fn the_shutdown_timeout_is_kept_to_the_millisecond_not_rounded_to_seconds() {
+    // Each row: the flag, how long a stuck request must be given, and an
+    // exit time that whole seconds (rounded up or down) would miss; the
+    // upper bounds leave the machine plenty of room.
+    let cases = [
+        (
+            "300ms",
+            Duration::from_millis(300),
+            Duration::from_millis(900),
+            "under a second, not one",
+        ),
+        (
+            "1500ms",
+            Duration::from_millis(1500),
+            Duration::from_millis(2400),
+            "1.5 s, not 1 s or 2 s",
+        ),
+    ];
+    for (flag, at_least, under, why) in cases {
+        let server = ServerProcess::start(
+            "info",
+            &["--shutdown-timeout", flag, "--body-timeout", "60s"],
+        );
+        let mut stuck = RawRequest::start(
+            server.addr,
+            "PUT /v1/kv/stuck HTTP/1.1\r\nContent-Length: 10\r\nExpect: 100-continue",
+        );
+        stuck.wait_for_continue();
+
+        let signalled = Instant::now();
+        server.signal("TERM");
+        let (status, log) = server.wait_for_exit();
+        let waited = signalled.elapsed();
+        let text = log.join("\n");
+        assert_eq!(status.code(), Some(0), "{why}: exit status; log:\n{text}");
+        assert!(
+            waited >= at_least,
+            "{why}: exited {waited:?} after SIGTERM, before the in-flight request had {flag}"
+        );
+        assert!(
+            waited < under,
+            "{why}: exited {waited:?} after SIGTERM with --shutdown-timeout {flag}"
+        );
+        position(&log, "shutdown: requests still unfinished after");
+        position(&log, "shutdown: storage flushed");
+        let cut_off = stuck.response();
+        assert!(
+            cut_off
+                .as_ref()
+                .is_none_or(|response| response.status >= 400),
+            "{why}: the unfinished request is cut off, not completed: {cut_off:?}"
+        );
+    }
+}
+
+#[test]
 fn sigint_and_sigterm_with_nothing_in_flight_exit_0_promptly() {
     let cases = [
         ("TERM", "shutdown: SIGTERM received"),

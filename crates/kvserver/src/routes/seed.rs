@@ -145,7 +145,7 @@ async fn read_write(
     let bytes = body::read(
         payload,
         body::declared_length(request),
-        ("request body", state.limits.max_body_bytes),
+        &[("request body", state.limits.max_body_bytes)],
         state.limits.body_timeout,
     )
     .await?;

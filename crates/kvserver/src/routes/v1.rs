@@ -75,10 +75,16 @@ async fn put(
         }
     };
     let condition = write_condition(request.headers())?;
+    // The body is the value, so both limits bound it: a body over the body
+    // limit is refused as a body, one within it but over the value limit as
+    // a value. Reading stops at whichever limit is smaller.
     let value = body::read(
         payload,
         body::declared_length(&request),
-        ("value", state.limits.max_value_bytes),
+        &[
+            ("request body", state.limits.max_body_bytes),
+            ("value", state.limits.max_value_bytes),
+        ],
         state.limits.body_timeout,
     )
     .await?;
