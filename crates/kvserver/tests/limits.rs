@@ -20,6 +20,27 @@ async fn small_limits() -> TestApp {
     .await
 }
 
+/// Asserts a 413 whose JSON names what was too large, its size and the limit.
+async fn assert_too_large(
+    response: reqwest::Response,
+    what: &str,
+    size: usize,
+    limit: usize,
+    why: &str,
+) {
+    let says = format!("{what} is {size} bytes, over the limit of {limit} bytes");
+    let body = assert_error(
+        response,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        &says,
+        why,
+    )
+    .await;
+    assert_eq!(body["limit"], limit, "{why}: {body}");
+    assert_eq!(body["size"], size, "{why}: {body}");
+}
+
 #[actix_web::test]
 async fn a_request_over_a_limit_gets_413_naming_the_limit_and_the_size() {
     let app = small_limits().await;
@@ -81,18 +102,7 @@ async fn a_request_over_a_limit_gets_413_naming_the_limit_and_the_size() {
         ),
     ];
     for (request, (what, size, limit), why) in cases {
-        let response = app.send(request).await;
-        let says = format!("{what} is {size} bytes, over the limit of {limit} bytes");
-        let body = assert_error(
-            response,
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            &says,
-            why,
-        )
-        .await;
-        assert_eq!(body["limit"], limit, "{why}: {body}");
-        assert_eq!(body["size"], size, "{why}: {body}");
+        assert_too_large(app.send(request).await, what, size, limit, why).await;
     }
     assert_eq!(
         app.info().await["revision"],
@@ -247,17 +257,7 @@ async fn a_v1_body_is_bounded_by_the_body_limit_as_well_as_the_value_limit() {
     ];
     for (app, size, (what, limit), why) in cases {
         let response = app.v1_put("k", "", vec![b'x'; size]).await;
-        let says = format!("{what} is {size} bytes, over the limit of {limit} bytes");
-        let body = assert_error(
-            response,
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            &says,
-            why,
-        )
-        .await;
-        assert_eq!(body["limit"], limit, "{why}: {body}");
-        assert_eq!(body["size"], size, "{why}: {body}");
+        assert_too_large(response, what, size, limit, why).await;
     }
     assert_eq!(
         value_limit_smaller.v1_get("k").await.status(),

@@ -34,6 +34,27 @@ fn wait_until_refused(addr: SocketAddr) {
     }
 }
 
+/// A request that never finishes: its headers are in, its body never comes.
+fn stuck_request(addr: SocketAddr) -> RawRequest {
+    let mut stuck = RawRequest::start(
+        addr,
+        "PUT /v1/kv/stuck HTTP/1.1\r\nContent-Length: 10\r\nExpect: 100-continue",
+    );
+    stuck.wait_for_continue();
+    stuck
+}
+
+/// Asserts that a stuck request was cut off by shutdown, not completed.
+fn assert_cut_off(stuck: RawRequest, why: &str) {
+    let cut_off = stuck.response();
+    assert!(
+        cut_off
+            .as_ref()
+            .is_none_or(|response| response.status >= 400),
+        "{why}: the unfinished request is cut off, not completed: {cut_off:?}"
+    );
+}
+
 /// Sends a whole request and returns the response's status.
 fn status_of(addr: SocketAddr, head: &str, body: &str) -> u16 {
     let head = format!("{head}\r\nContent-Length: {}", body.len());
@@ -136,11 +157,7 @@ fn a_request_that_never_finishes_holds_shutdown_only_for_the_shutdown_timeout() 
         "info",
         &["--shutdown-timeout", "1s", "--body-timeout", "60s"],
     );
-    let mut stuck = RawRequest::start(
-        server.addr,
-        "PUT /v1/kv/stuck HTTP/1.1\r\nContent-Length: 10\r\nExpect: 100-continue",
-    );
-    stuck.wait_for_continue();
+    let stuck = stuck_request(server.addr);
 
     let signalled = Instant::now();
     server.signal("TERM");
@@ -163,13 +180,7 @@ fn a_request_that_never_finishes_holds_shutdown_only_for_the_shutdown_timeout() 
         log[cut]
     );
     position(&log, "shutdown: storage flushed");
-    let cut_off = stuck.response();
-    assert!(
-        cut_off
-            .as_ref()
-            .is_none_or(|response| response.status >= 400),
-        "the unfinished request is cut off, not completed: {cut_off:?}"
-    );
+    assert_cut_off(stuck, "a 1 s timeout");
 }
 
 #[test]
@@ -196,11 +207,7 @@ fn the_shutdown_timeout_is_kept_to_the_millisecond_not_rounded_to_seconds() {
             "info",
             &["--shutdown-timeout", flag, "--body-timeout", "60s"],
         );
-        let mut stuck = RawRequest::start(
-            server.addr,
-            "PUT /v1/kv/stuck HTTP/1.1\r\nContent-Length: 10\r\nExpect: 100-continue",
-        );
-        stuck.wait_for_continue();
+        let stuck = stuck_request(server.addr);
 
         let signalled = Instant::now();
         server.signal("TERM");
@@ -218,13 +225,7 @@ fn the_shutdown_timeout_is_kept_to_the_millisecond_not_rounded_to_seconds() {
         );
         position(&log, "shutdown: requests still unfinished after");
         position(&log, "shutdown: storage flushed");
-        let cut_off = stuck.response();
-        assert!(
-            cut_off
-                .as_ref()
-                .is_none_or(|response| response.status >= 400),
-            "{why}: the unfinished request is cut off, not completed: {cut_off:?}"
-        );
+        assert_cut_off(stuck, why);
     }
 }
 
