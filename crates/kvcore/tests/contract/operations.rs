@@ -118,20 +118,22 @@ fn key_written_twice() -> (Store, u64, u64) {
 /// Picks an expected version from a key's (stale, current) versions.
 type PickVersion = fn(u64, u64) -> u64;
 
+/// The expected versions a conditional write or removal is tried with:
+/// (message, expected version from (stale, current), succeeds).
+const EXPECTED_VERSIONS: &[(&str, PickVersion, bool)] = &[
+    ("the current version", |_, current| current, true),
+    ("an older version of the key", |stale, _| stale, false),
+    (
+        "a version not handed out yet",
+        |_, current| current + 100,
+        false,
+    ),
+    ("version zero", |_, _| 0, false),
+];
+
 #[test]
 fn compare_and_swap_applies_only_at_the_expected_version() {
-    // (message, expected version from (stale, current), succeeds)
-    let cases: &[(&str, PickVersion, bool)] = &[
-        ("the current version", |_, current| current, true),
-        ("an older version of the key", |stale, _| stale, false),
-        (
-            "a version not handed out yet",
-            |_, current| current + 100,
-            false,
-        ),
-        ("version zero", |_, _| 0, false),
-    ];
-    for (message, expected, succeeds) in cases {
+    for (message, expected, succeeds) in EXPECTED_VERSIONS {
         let (store, stale, current) = key_written_twice();
         let expected = expected(stale, current);
         let result = store.compare_and_swap("k", expected, "three", TtlChange::Keep);
@@ -183,17 +185,7 @@ fn compare_and_swap_on_an_absent_key_reports_no_current_version() {
 
 #[test]
 fn remove_if_version_removes_only_at_the_expected_version() {
-    // (message, expected version from (stale, current), succeeds)
-    let cases: &[(&str, PickVersion, bool)] = &[
-        ("the current version", |_, current| current, true),
-        ("an older version of the key", |stale, _| stale, false),
-        (
-            "a version not handed out yet",
-            |_, current| current + 100,
-            false,
-        ),
-    ];
-    for (message, expected, succeeds) in cases {
+    for (message, expected, succeeds) in EXPECTED_VERSIONS {
         let (store, stale, current) = key_written_twice();
         let expected = expected(stale, current);
         let result = store.remove_if_version("k", expected);
