@@ -71,19 +71,8 @@ kv_workers=${KV_WORKERS:-2}
 kv_tuning=${KV_TUNING:-balanced}
 keys=${KEYS:-100000}
 value_bytes=${VALUE_BYTES:-100}
-datagen="$target_dir/release/datagen"
 export RUST_LOG=${RUST_LOG:-info}
 
-build_datagen() {
-    if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-        echo "building bench/datagen (release) into $target_dir"
-        CARGO_TARGET_DIR="$target_dir" cargo build --release -q --manifest-path "$here/datagen/Cargo.toml"
-    fi
-    [[ -x $datagen ]] || fail "no datagen binary at $datagen"
-}
-
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 load() { cut -d' ' -f1 /proc/loadavg; }
 per_request() { awk -v t="$1" -v hz="$clock_hz" -v n="$2" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }'; }
 
@@ -209,24 +198,8 @@ EOF
     pids+=("$redis_pid")
     wait_until 100 redis-cli -h 127.0.0.1 -p "$redis_port" ping || fail "redis-server did not start"
     echo "redis-server pid $redis_pid on 127.0.0.1:$redis_port: appendonly yes, appendfsync $mode, save \"\", dir $redis_dir"
-    preload_redis
-}
-
-# The same keys and values as kvserver's, through redis-cli's pipe mode.
-preload_redis() {
-    local started count
-    started=$(now)
-    awk -v keys="$keys" -v bytes="$value_bytes" 'BEGIN {
-        value = sprintf("%*s", bytes, ""); gsub(/ /, "x", value)
-        for (i = 0; i < keys; i++) {
-            key = sprintf("key:%012d", i)
-            printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", length(key), key, bytes, value
-        }
-    }' | redis-cli -h 127.0.0.1 -p "$redis_port" --pipe >"$tmp/redis-preload.out" ||
-        { cat "$tmp/redis-preload.out" >&2; fail "preloading redis failed"; }
-    count=$(redis-cli -h 127.0.0.1 -p "$redis_port" dbsize)
-    ((count == keys)) || fail "preload: redis holds $count keys, expected $keys"
-    echo "  redis: preloaded $count keys in $(elapsed "$started") s"
+    # The same keys and values as kvserver's.
+    preload_redis 'key:%012d' x
 }
 
 # Bounded: a run that takes far longer than planned (a very slow disk) is

@@ -156,22 +156,6 @@ EOF
     echo "redis-server pid $redis_pid on 127.0.0.1:$redis_port (no persistence)"
 }
 
-# The same keys and values as kvserver's, through redis-cli's pipe mode.
-preload_redis() {
-    local started=$SECONDS count
-    awk -v keys="$keys" -v bytes="$value_bytes" 'BEGIN {
-        value = sprintf("%*s", bytes, ""); gsub(/ /, "v", value)
-        for (i = 0; i < keys; i++) {
-            key = sprintf("key%06d", i)
-            printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", length(key), key, bytes, value
-        }
-    }' | redis-cli -h 127.0.0.1 -p "$redis_port" --pipe >"$tmp/redis-preload.out" ||
-        { cat "$tmp/redis-preload.out" >&2; fail "preloading redis failed"; }
-    count=$(redis-cli -h 127.0.0.1 -p "$redis_port" dbsize)
-    ((count == keys)) || fail "preload: redis holds $count keys, expected $keys"
-    echo "redis: preloaded $count keys in $((SECONDS - started)) s"
-}
-
 start_webdis() {
     webdis_port=$(free_port)
     # threads: HTTP event-loop threads. pool_size: Redis connections per
@@ -214,7 +198,8 @@ echo "wrk: -t$wrk_threads -c$connections -d$duration; keys $keys, values of $val
 start_kvserver
 preload_kvserver
 start_redis
-preload_redis
+# The same keys and values as kvserver's (bench/lua/common.lua).
+preload_redis 'key%06d' v
 start_webdis
 [[ $(curl -fsS "$kv_url/store?key=key000000") == *'"value":"vvv'* ]] ||
     fail "kvserver does not serve the preloaded keys"

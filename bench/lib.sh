@@ -2,7 +2,8 @@
 # script sets bench_name (used in messages and the temporary folder's name).
 #
 # Sets: here (bench/), repo, lua (bench/lua), target_dir (CARGO_TARGET_DIR,
-# default target/), kvserver (its release binary), tmp (a temporary folder,
+# default target/), kvserver and datagen (their release binaries), tmp (a
+# temporary folder,
 # removed at exit unless KEEP_TMP=1) and pids (every process the script
 # starts goes in here; at exit each one still a child of the script is sent
 # SIGTERM and waited for, and nothing else is touched).
@@ -15,6 +16,7 @@ lua="$here/lua"
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 [[ $target_dir == /* ]] || target_dir="$PWD/$target_dir"
 kvserver="$target_dir/release/kvserver"
+datagen="$target_dir/release/datagen"
 
 pids=()
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kvstore-$bench_name.XXXXXX")
@@ -114,6 +116,39 @@ build_kvserver() {
         (cd "$repo" && CARGO_TARGET_DIR="$target_dir" cargo build --release -q -p kvserver)
     fi
     [[ -x $kvserver ]] || fail "no kvserver binary at $kvserver (build it, or unset SKIP_BUILD)"
+}
+
+# Builds bench/datagen in release mode into target_dir unless SKIP_BUILD=1.
+build_datagen() {
+    if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+        echo "building bench/datagen (release) into $target_dir"
+        CARGO_TARGET_DIR="$target_dir" cargo build --release -q --manifest-path "$here/datagen/Cargo.toml"
+    fi
+    [[ -x $datagen ]] || fail "no datagen binary at $datagen"
+}
+
+# Seconds since the epoch; `elapsed STARTED` prints the seconds since then.
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+
+# Fills the Redis on 127.0.0.1:$redis_port with $keys keys, named by the
+# printf format KEY_FORMAT over 0 .. keys-1, each holding $value_bytes copies
+# of the character FILL, through redis-cli's pipe mode:
+#   preload_redis KEY_FORMAT FILL
+preload_redis() {
+    local key_format=$1 fill=$2 started count
+    started=$(now)
+    awk -v keys="$keys" -v bytes="$value_bytes" -v format="$key_format" -v fill="$fill" 'BEGIN {
+        value = sprintf("%*s", bytes, ""); gsub(/ /, fill, value)
+        for (i = 0; i < keys; i++) {
+            key = sprintf(format, i)
+            printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", length(key), key, bytes, value
+        }
+    }' | redis-cli -h 127.0.0.1 -p "$redis_port" --pipe >"$tmp/redis-preload.out" ||
+        { cat "$tmp/redis-preload.out" >&2; fail "preloading redis failed"; }
+    count=$(redis-cli -h 127.0.0.1 -p "$redis_port" dbsize)
+    ((count == keys)) || fail "preload: redis holds $count keys, expected $keys"
+    echo "  redis: preloaded $count keys in $(elapsed "$started") s"
 }
 
 # Prints the commit the kvserver source comes from, noting uncommitted

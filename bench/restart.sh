@@ -51,16 +51,7 @@ runs=${RUNS:-5}
 poll_ms=${POLL_MS:-5}
 fsync=${KV_FSYNC:-everysec}
 timeout=${TIMEOUT:-60}
-datagen="$target_dir/release/datagen"
 export RUST_LOG=${RUST_LOG:-info}
-
-build_datagen() {
-    if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-        echo "building bench/datagen (release) into $target_dir"
-        CARGO_TARGET_DIR="$target_dir" cargo build --release -q --manifest-path "$here/datagen/Cargo.toml"
-    fi
-    [[ -x $datagen ]] || fail "no datagen binary at $datagen"
-}
 
 # A sleep that starts no process: a read with a timeout on a FIFO that
 # nobody writes to.
