@@ -2,53 +2,32 @@
 //! connections neither crashes the server nor makes it fail with "too many
 //! open files"; once the idle ones are cut off, requests are served again.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use crate::server_process::ServerProcess;
 
 const FD_LIMIT: u32 = 256;
 
 #[test]
 fn a_flood_of_idle_connections_over_the_fd_limit_is_absorbed_and_served_afterwards() {
     // The shell lowers the limit for the server alone, then becomes it.
-    let mut child = Command::new("sh")
+    let mut command = Command::new("sh");
+    command
         .arg("-c")
         .arg(format!(
             "ulimit -n {FD_LIMIT} && exec \"$0\" --addr 127.0.0.1:0 --workers 2",
         ))
-        .arg(env!("CARGO_BIN_EXE_kvserver"))
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kvserver starts");
-    let stderr = child.stderr.take().expect("piped");
-    let (lines, log) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    let addr = loop {
-        let line = log
-            .recv_timeout(Duration::from_secs(20))
-            .expect("kvserver logs its address");
-        seen.push(line.clone());
-        if let Some((_, url)) = line.split_once("listening on http://") {
-            break url.trim().to_owned();
-        }
-    };
+        .arg(env!("CARGO_BIN_EXE_kvserver"));
+    let mut server = ServerProcess::spawn(command, "info");
+    let addr = server.addr;
 
     // Twice the limit in idle connections: the server may accept at most
     // what its limit leaves room for; the rest wait in the kernel's backlog.
     let idle: Vec<TcpStream> = (0..2 * FD_LIMIT)
-        .filter_map(|_| TcpStream::connect(&addr).ok())
+        .filter_map(|_| TcpStream::connect(addr).ok())
         .collect();
     assert!(
         idle.len() > FD_LIMIT as usize,
@@ -59,7 +38,7 @@ fn a_flood_of_idle_connections_over_the_fd_limit_is_absorbed_and_served_afterwar
     // 5 s header timeout; then a real request gets its turn.
     let started = Instant::now();
     let status = loop {
-        let mut stream = TcpStream::connect(&addr).expect("connect");
+        let mut stream = TcpStream::connect(addr).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(15)))
             .expect("timeout");
@@ -79,14 +58,8 @@ fn a_flood_of_idle_connections_over_the_fd_limit_is_absorbed_and_served_afterwar
     assert!(status.contains("\"ok\""));
     drop(idle);
 
-    assert!(
-        child.try_wait().expect("poll").is_none(),
-        "the server is still running"
-    );
-    let _ = child.kill();
-    let _ = child.wait();
-    seen.extend(log.try_iter());
-    let log = seen.join("\n");
+    assert!(server.is_running(), "the server is still running");
+    let log = server.kill_9().join("\n");
     assert!(
         !log.contains("Too many open files") && !log.contains("os error 24"),
         "the server ran out of file descriptors:\n{log}"

@@ -3,14 +3,13 @@
 //! (PRODUCT.md section 6: a killed process loses nothing acknowledged).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use crate::server_process::ServerProcess;
 
 const KILLS: u32 = 50;
 const WRITERS: usize = 4;
@@ -18,36 +17,16 @@ const KEYS_PER_WRITER: u64 = 16;
 
 /// The real kvserver binary, started on a free port.
 struct Server {
-    child: Child,
+    process: ServerProcess,
     base: String,
 }
 
 impl Server {
     fn start(data_dir: &Path, fsync: &str) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kvserver"))
-            .args(["--addr", "127.0.0.1:0", "--fsync", fsync, "--workers", "2"])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("kvserver starts");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (found, address) = mpsc::channel();
-        // Keep draining the log so the server never blocks on a full pipe.
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("listening on http://") {
-                    let _ = found.send(line[at + "listening on ".len()..].trim().to_owned());
-                }
-            }
-        });
-        let base = address
-            .recv_timeout(Duration::from_secs(20))
-            .expect("kvserver logs its address");
-        let server = Server { child, base };
+        let dir = data_dir.to_str().expect("a UTF-8 temporary path");
+        let process = ServerProcess::start("info", &["--fsync", fsync, "--data-dir", dir]);
+        let base = format!("{}://{}", process.scheme, process.addr);
+        let server = Server { process, base };
         server.wait_ready();
         server
     }
@@ -68,10 +47,8 @@ impl Server {
         }
     }
 
-    fn kill_9(mut self) {
-        // Child::kill is SIGKILL on Unix: no shutdown code runs.
-        self.child.kill().expect("kill -9");
-        self.child.wait().expect("reaped");
+    fn kill_9(self) {
+        self.process.kill_9();
     }
 }
 

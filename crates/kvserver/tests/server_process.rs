@@ -28,7 +28,15 @@ impl ServerProcess {
         let mut command = Command::new(env!("CARGO_BIN_EXE_kvserver"));
         command
             .args(["--addr", "127.0.0.1:0", "--workers", "2"])
-            .args(flags)
+            .args(flags);
+        ServerProcess::spawn(command, rust_log)
+    }
+
+    /// Runs `command`, which starts the binary itself or through a shell that
+    /// `exec`s it (to set limits first), with `RUST_LOG=rust_log`, and waits
+    /// for its `listening on` line.
+    pub fn spawn(mut command: Command, rust_log: &str) -> ServerProcess {
+        command
             .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -119,11 +127,29 @@ impl ServerProcess {
             );
             std::thread::sleep(Duration::from_millis(20));
         };
+        (status, self.whole_log())
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("polling the child").is_none()
+    }
+
+    /// Kills the process with SIGKILL (no shutdown code runs), waits for it,
+    /// and returns its whole log.
+    pub fn kill_9(mut self) -> Vec<String> {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reaped");
+        self.whole_log()
+    }
+
+    /// The log so far and the rest of it, once the process has exited.
+    fn whole_log(&mut self) -> Vec<String> {
         // The pipe closes with the process: the reader thread ends.
         while let Ok(line) = self.lines.recv_timeout(PATIENCE) {
             self.log.push(line);
         }
-        (status, std::mem::take(&mut self.log))
+        std::mem::take(&mut self.log)
     }
 }
 
