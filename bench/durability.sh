@@ -74,7 +74,6 @@ value_bytes=${VALUE_BYTES:-100}
 export RUST_LOG=${RUST_LOG:-info}
 
 load() { cut -d' ' -f1 /proc/loadavg; }
-per_request() { awk -v t="$1" -v hz="$clock_hz" -v n="$2" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }'; }
 
 # --- syncs -----------------------------------------------------------------
 
@@ -160,14 +159,11 @@ run_kvserver() {
     fsyncs=$(($(kv_info_field fsyncs) - fsyncs_before))
     syncs_stop
     cat "$tmp/wrk.out"
-    local result
-    result=$(grep '^RESULT ' "$tmp/wrk.out") || fail "kvserver $mode: wrk printed no RESULT line"
-    field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$result"; }
+    read_wrk_result "kvserver $mode"
     local requests
-    requests=$(field requests)
-    ((requests > 0)) || fail "kvserver $mode: no request completed"
+    requests=$(wrk_field requests)
     echo "log syncs during the run (kvserver's count): $fsyncs; fsync/fdatasync calls (perf): $syncs"
-    echo "$mode|$round|kvserver|$(field rps)|$(field p99_ms)|$(($(field non_2xx) + $(field socket_errors)))|$(writes_per_sync "$requests" "$syncs")|$(per_request "$server_ticks" "$requests")|$(per_request "$client_ticks" "$requests")|$requests|$seconds|$load_before $(load)" >>"$tmp/results"
+    echo "$mode|$round|kvserver|$(wrk_field rps)|$(wrk_field p99_ms)|$(($(wrk_field non_2xx) + $(wrk_field socket_errors)))|$(writes_per_sync "$requests" "$syncs")|$(per_request "$server_ticks" "$requests")|$(per_request "$client_ticks" "$requests")|$requests|$seconds|$load_before $(load)" >>"$tmp/results"
 }
 
 # --- redis -----------------------------------------------------------------

@@ -83,14 +83,10 @@ run_wrk() {
     local server_ticks=$(($(cpu_ticks $server_pids) - server_before))
     local wrk_ticks=$(($(children_ticks) - wrk_before))
     cat "$tmp/wrk.out"
-    local result
-    result=$(grep '^RESULT ' "$tmp/wrk.out") || fail "$name: wrk printed no RESULT line"
-    field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$result"; }
+    read_wrk_result "$name"
     local requests
-    requests=$(field requests)
-    ((requests > 0)) || fail "$name: no request completed"
-    per_request() { awk -v t="$1" -v hz="$clock_hz" -v n="$requests" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }'; }
-    echo "$name|$(field rps)|$(field p99_ms)|$(field non_2xx)|$(field socket_errors)|$(per_request "$server_ticks")|$(per_request "$wrk_ticks")" >>"$tmp/results"
+    requests=$(wrk_field requests)
+    echo "$name|$(wrk_field rps)|$(wrk_field p99_ms)|$(wrk_field non_2xx)|$(wrk_field socket_errors)|$(per_request "$server_ticks" "$requests")|$(per_request "$wrk_ticks" "$requests")" >>"$tmp/results"
 }
 
 # --- kvserver --------------------------------------------------------------

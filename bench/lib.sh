@@ -109,6 +109,21 @@ children_ticks() {
 
 clock_hz=$(getconf CLK_TCK)
 
+# CPU ticks per request, in microseconds: per_request TICKS REQUESTS.
+per_request() { awk -v t="$1" -v hz="$clock_hz" -v n="$2" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }'; }
+
+# Reads the RESULT line bench/lua/common.lua has wrk print into
+# $tmp/wrk.out, failing (named WHAT) unless a request completed; then
+# `wrk_field NAME` prints one of its fields (requests, rps, p99_ms, ...).
+#   read_wrk_result WHAT
+read_wrk_result() {
+    wrk_result=$(grep '^RESULT ' "$tmp/wrk.out") || fail "$1: wrk printed no RESULT line"
+    local requests
+    requests=$(wrk_field requests)
+    ((${requests:-0} > 0)) || fail "$1: no request completed"
+}
+wrk_field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$wrk_result"; }
+
 # Builds kvserver in release mode into target_dir unless SKIP_BUILD=1.
 build_kvserver() {
     if [[ ${SKIP_BUILD:-0} != 1 ]]; then
