@@ -377,36 +377,34 @@ impl Inner {
         revision: u64,
         deadline_ms: u64,
     ) -> Result<Option<u64>> {
-        let Some(durable) = &self.durable else {
-            return Ok(None);
-        };
-        durable.reserve_through(revision)?;
-        let frame = Frame {
+        self.log_write(&Frame {
             op: Op::Put,
             revision,
             deadline_ms,
             key,
             value,
-        };
-        durable.log.append(&frame).map(Some)
+        })
     }
 
     /// Logs the removal of `record`'s key at `revision`.
     pub(crate) fn log_removal(&self, record: &Record, revision: u64) -> Result<Option<u64>> {
+        self.log_write(&Frame {
+            op: Op::Remove,
+            revision,
+            deadline_ms: 0,
+            key: record.key(),
+            value: b"",
+        })
+    }
+
+    /// Appends a write's frame once a synced reservation covers its
+    /// revision; `None` in memory.
+    fn log_write(&self, frame: &Frame<'_>) -> Result<Option<u64>> {
         let Some(durable) = &self.durable else {
             return Ok(None);
         };
-        durable.reserve_through(revision)?;
-        durable
-            .log
-            .append(&Frame {
-                op: Op::Remove,
-                revision,
-                deadline_ms: 0,
-                key: record.key(),
-                value: b"",
-            })
-            .map(Some)
+        durable.reserve_through(frame.revision)?;
+        durable.log.append(frame).map(Some)
     }
 
     /// The acknowledgement of a write logged at `lsn`.
