@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::log::{self, Decoded, Frame, Fsync, Log, Op};
 use crate::recovery::{OnCorruption, RecoveryReport, Replay, Replayed, Truncation};
 use crate::snapshot::{self, SnapshotWriter};
-use crate::store::Inner;
+use crate::store::{Inner, spawn_periodic};
 
 /// Compaction starts when the current segment is larger than this or half
 /// the last snapshot, whichever is larger. So the directory holds at most the
@@ -330,38 +330,30 @@ const EVERYSEC_TICK: Duration = Duration::from_millis(500);
 /// Starts the background log duties of a durable store: the log worker
 /// (reserving revisions ahead, compaction) and, with `everysec`, the sync
 /// thread. The sync has a thread of its own so that a long compaction never
-/// stretches the window of unsynced writes. Like the reclaimer, each holds
-/// only a `Weak` and ends when its `stop` channel disconnects.
+/// stretches the window of unsynced writes.
 pub(crate) fn spawn_log_threads(
-    store: std::sync::Weak<crate::store::Inner>,
+    store: std::sync::Weak<Inner>,
     fsync: Fsync,
     stop_worker: std::sync::mpsc::Receiver<()>,
     stop_sync: std::sync::mpsc::Receiver<()>,
 ) {
     // Without the threads, `everysec` falls back to the syncs of compaction
     // and shutdown, and reservations are made by the writers themselves.
-    let worker = store.clone();
-    let _ = std::thread::Builder::new()
-        .name("kvcore-log".into())
-        .spawn(move || every(LOG_WORKER_TICK, &stop_worker, &worker, Inner::maintain_log));
+    spawn_periodic(
+        "kvcore-log",
+        LOG_WORKER_TICK,
+        stop_worker,
+        store.clone(),
+        Inner::maintain_log,
+    );
     if fsync == Fsync::EverySec {
-        let _ = std::thread::Builder::new()
-            .name("kvcore-everysec".into())
-            .spawn(move || every(EVERYSEC_TICK, &stop_sync, &store, Inner::sync_in_background));
-    }
-}
-
-/// Runs `duty` every `tick` until `stop` disconnects or the store is gone.
-fn every(
-    tick: Duration,
-    stop: &std::sync::mpsc::Receiver<()>,
-    store: &std::sync::Weak<Inner>,
-    duty: fn(&Inner),
-) {
-    use std::sync::mpsc::RecvTimeoutError;
-    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(tick) {
-        let Some(store) = store.upgrade() else { break };
-        duty(&store);
+        spawn_periodic(
+            "kvcore-everysec",
+            EVERYSEC_TICK,
+            stop_sync,
+            store,
+            Inner::sync_in_background,
+        );
     }
 }
 

@@ -7,14 +7,13 @@
 
 use std::sync::Weak;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::thread;
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use crate::entry::NO_DEADLINE;
 use crate::error::{Error, Result};
 use crate::shard::Shard;
-use crate::store::Inner;
+use crate::store::{Inner, spawn_periodic};
 
 /// The longest TTL accepted: 10 years of 365.25 days.
 pub const MAX_TTL: Duration = Duration::from_secs(10 * 36525 * 24 * 60 * 60 / 100);
@@ -159,17 +158,12 @@ impl Default for ActiveExpiry {
 /// `stop` disconnects when the store is dropped, which wakes it at once.
 pub(crate) fn spawn_reclaimer(store: Weak<Inner>, interval: Duration, stop: Receiver<()>) {
     let budget = interval / 10;
-    let spawned = thread::Builder::new()
-        .name("kvcore-reclaim".into())
-        .spawn(move || {
-            while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(interval) {
-                let Some(store) = store.upgrade() else { break };
-                store.reclaim_expired_for(Instant::now() + budget);
-            }
-        });
-    // Without a thread the store still answers correctly (expiry is checked on
-    // every access); only memory reclaim falls back to the lazy path.
-    drop(spawned);
+    // Without the thread the store still answers correctly (expiry is
+    // checked on every access); only memory reclaim falls back to the lazy
+    // path.
+    spawn_periodic("kvcore-reclaim", interval, stop, store, move |store| {
+        store.reclaim_expired_for(Instant::now() + budget);
+    });
 }
 
 /// The reclaim pass over the store's shards.

@@ -1,9 +1,9 @@
 //! The `Store` handle and its operations.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use std::hash::BuildHasher;
@@ -120,6 +120,28 @@ pub(crate) struct Inner {
 /// Aligned to 128 bytes like a shard, for the adjacent-line prefetcher.
 #[repr(align(128))]
 pub(crate) struct Revision(pub(crate) AtomicU64);
+
+/// Starts a background thread named `name` that runs `duty` on the store
+/// every `tick`, until `stop` disconnects (the store dropped its sender) or
+/// the store is gone: it holds only a `Weak`, so it never keeps the store
+/// alive. If the thread cannot be spawned the store still works; each caller
+/// says what falls back.
+pub(crate) fn spawn_periodic(
+    name: &str,
+    tick: Duration,
+    stop: Receiver<()>,
+    store: Weak<Inner>,
+    duty: impl Fn(&Inner) + Send + 'static,
+) {
+    let _ = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(tick) {
+                let Some(store) = store.upgrade() else { break };
+                duty(&store);
+            }
+        });
+}
 
 impl Store {
     /// A store with every default: balanced tuning, default limits, the
