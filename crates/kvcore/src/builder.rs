@@ -4,18 +4,18 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
-use std::sync::mpsc::channel;
 
 use hashbrown::DefaultHashBuilder;
 
+use crate::background::Threads;
 use crate::clock::{Clock, SystemClock};
-use crate::disk::{Disk, RealDisk};
-use crate::durable::{self, Durable};
+use crate::durable::disk::{Disk, RealDisk};
+use crate::durable::log::Fsync;
+use crate::durable::recovery::{OnCorruption, RecoveryReport, Replayed};
+use crate::durable::{self, Durable, frame, upkeep};
 use crate::entry::Record;
 use crate::error::Result;
 use crate::expiry::{self, ActiveExpiry};
-use crate::log::Fsync;
-use crate::recovery::{OnCorruption, RecoveryReport, Replayed};
 use crate::shard::{Shard, Tuning};
 use crate::store::{Inner, Revision, Store, shard_index};
 
@@ -93,7 +93,10 @@ impl StoreBuilder {
         self
     }
 
-    /// Longest value accepted, in bytes. Default 1 MiB.
+    /// Longest value accepted, in bytes. Default 1 MiB. A store opened
+    /// with [`open`](StoreBuilder::open) clamps it to what one log record
+    /// can hold (just under 2 GiB), so that everything it acknowledges can
+    /// be read back; [`Store::limits`] shows the value in force.
     pub fn max_value_bytes(mut self, bytes: usize) -> StoreBuilder {
         self.limits.max_value_bytes = bytes;
         self
@@ -141,7 +144,12 @@ impl StoreBuilder {
     /// has the directory open, and with
     /// [`Error::Corrupt`](crate::Error::Corrupt) if a file is damaged before
     /// its end (unless [`OnCorruption::TruncateLog`] was chosen).
-    pub fn open(self, dir: impl AsRef<Path>) -> Result<Store> {
+    pub fn open(mut self, dir: impl AsRef<Path>) -> Result<Store> {
+        let limits = &mut self.limits;
+        limits.max_key_bytes = limits.max_key_bytes.min(frame::max_key_bytes());
+        limits.max_value_bytes = limits
+            .max_value_bytes
+            .min(frame::max_value_bytes(limits.max_key_bytes));
         let shards = self.new_shards();
         let hasher = DefaultHashBuilder::default();
         let (durable, mut report) = {
@@ -175,7 +183,10 @@ impl StoreBuilder {
             )?
         };
         report.keys = shards.iter().map(|s| s.read(|t| t.len())).sum();
+        let (fsync, log_worker) = (self.fsync, self.log_worker);
         let store = self.assemble(shards, Some((durable, report, hasher)));
+        // On failure the store is dropped, which closes it.
+        upkeep::spawn_log_threads(store.inner(), &store.inner().threads, fsync, log_worker)?;
         Ok(store)
     }
 
@@ -190,15 +201,11 @@ impl StoreBuilder {
         shards: Box<[Shard]>,
         durable: Option<(Durable, RecoveryReport, DefaultHashBuilder)>,
     ) -> Store {
-        let (reclaimer_stop, reclaimer_stopped) = channel();
-        let (log_stop, log_stopped) = channel();
-        let (sync_stop, sync_stopped) = channel();
         let (durable, recovery, hasher) = match durable {
             Some((durable, report, hasher)) => (Some(durable), Some(report), hasher),
             None => (None, None, DefaultHashBuilder::default()),
         };
         let revision = recovery.as_ref().map_or(0, |r| r.revision);
-        let log_worker = self.log_worker;
         let inner = Arc::new(Inner {
             shards,
             hasher,
@@ -210,18 +217,11 @@ impl StoreBuilder {
             reclaim_cursor: AtomicUsize::new(0),
             durable,
             recovery,
-            _stop_threads: vec![reclaimer_stop, log_stop, sync_stop],
+            threads: Threads::default(),
         });
+        let threads = &inner.threads;
         if let ActiveExpiry::Background { interval } = self.active_expiry {
-            expiry::spawn_reclaimer(Arc::downgrade(&inner), interval, reclaimer_stopped);
-        }
-        if inner.durable.is_some() && log_worker {
-            durable::spawn_log_threads(
-                Arc::downgrade(&inner),
-                self.fsync,
-                log_stopped,
-                sync_stopped,
-            );
+            expiry::spawn_reclaimer(&inner, threads, interval);
         }
         Store::from_inner(inner)
     }

@@ -84,6 +84,10 @@ pub enum Error {
     /// on rather than risk acknowledging data the disk dropped.
     #[error("writes are refused after an earlier storage failure")]
     StorageFailed,
+    /// The store was closed ([`Store::close`](crate::Store::close)): a
+    /// durable store takes no more writes.
+    #[error("the store is closed")]
+    Closed,
 }
 
 impl Error {

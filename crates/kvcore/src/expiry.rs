@@ -5,15 +5,15 @@
 //! deadline with the clock and treats an expired record as absent (the lazy
 //! check). The pass only gives memory back.
 
-use std::sync::Weak;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
+use crate::background::Threads;
 use crate::entry::NO_DEADLINE;
 use crate::error::{Error, Result};
 use crate::shard::Shard;
-use crate::store::{Inner, spawn_periodic};
+use crate::store::Inner;
 
 /// The longest TTL accepted: 10 years of 365.25 days.
 pub const MAX_TTL: Duration = Duration::from_secs(10 * 36525 * 24 * 60 * 60 / 100);
@@ -152,16 +152,13 @@ impl Default for ActiveExpiry {
     }
 }
 
-/// Runs the background pass until the store is gone.
-///
-/// The thread holds only a `Weak` to the store so it never keeps it alive;
-/// `stop` disconnects when the store is dropped, which wakes it at once.
-pub(crate) fn spawn_reclaimer(store: Weak<Inner>, interval: Duration, stop: Receiver<()>) {
+/// Runs the background pass until the store is closed.
+pub(crate) fn spawn_reclaimer(store: &Arc<Inner>, threads: &Threads, interval: Duration) {
     let budget = interval / 10;
     // Without the thread the store still answers correctly (expiry is
     // checked on every access); only memory reclaim falls back to the lazy
     // path.
-    spawn_periodic("kvcore-reclaim", interval, stop, store, move |store| {
+    threads.spawn_periodic("kvcore-reclaim", interval, store.clone(), move |store| {
         store.reclaim_expired_for(Instant::now() + budget);
     });
 }

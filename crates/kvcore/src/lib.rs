@@ -40,46 +40,41 @@
 //!
 //! # Modules
 //!
-//! - `store`: the [`Store`] handle, its builder and operations.
+//! - `store`: the [`Store`] handle and its operations; `builder`:
+//!   [`StoreBuilder`].
 //! - `shard`: one lock-guarded slice of the keys; [`Tuning`] lives here.
 //! - `entry`: the stored record and the [`Entry`] a read returns.
 //! - `expiry`: TTLs, [`TtlChange`], and the reclaim pass.
 //! - `listing`: prefix listing in pages.
 //! - `clock`: [`Clock`], with [`SystemClock`] and [`ManualClock`].
-//! - `log`, `snapshot`, `durable`, `recovery`, `disk`: the data directory of
-//!   a store opened with [`Store::open`]; `ack`: [`Ack`], a write's durability.
+//! - `durable/`: the data directory of a store opened with [`Store::open`]
+//!   (log, snapshots, recovery, compaction, [`Ack`]); its `mod.rs` maps it.
+//! - `background`: the store's background threads, stopped by
+//!   [`Store::close`].
 //! - `error`: the [`Error`] enum.
 
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
-mod ack;
+mod background;
 mod builder;
 mod clock;
-mod disk;
-#[cfg(test)]
-mod durability_tests;
 mod durable;
 mod entry;
 mod error;
 mod expiry;
 mod listing;
-mod log;
-mod recovery;
 mod shard;
-#[cfg(test)]
-mod sim_disk;
-mod snapshot;
 mod store;
 
-pub use ack::Ack;
 pub use builder::{Limits, StoreBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use durable::ack::Ack;
+pub use durable::log::Fsync;
+pub use durable::recovery::{OnCorruption, RecoveryReport, Truncation};
 pub use entry::Entry;
 pub use error::{Error, IoCause, Result};
 pub use expiry::{ActiveExpiry, DurationError, MAX_TTL, MIN_TTL, TtlChange, parse_duration};
 pub use listing::Page;
-pub use log::Fsync;
-pub use recovery::{OnCorruption, RecoveryReport, Truncation};
 pub use shard::Tuning;
 pub use store::{Condition, DurabilityStats, Stats, Store, Written};

@@ -1,25 +1,25 @@
 //! The `Store` handle and its operations.
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use std::hash::BuildHasher;
 
 use hashbrown::DefaultHashBuilder;
 
-use crate::ack::Ack;
+use crate::background::Threads;
 use crate::builder::{Limits, StoreBuilder};
 use crate::clock::Clock;
-use crate::durable::Durable;
+use crate::durable::ack::Ack;
+use crate::durable::log::Fsync;
+use crate::durable::recovery::RecoveryReport;
+use crate::durable::{Change, Durable};
 use crate::entry::{Entry, NO_DEADLINE, Record};
 use crate::error::{Error, Result};
 use crate::expiry::{self, TtlChange};
 use crate::listing::{self, Page};
-use crate::log::Fsync;
-use crate::recovery::RecoveryReport;
 use crate::shard::{self, Shard, Tuning};
 
 /// The outcome of a successful write.
@@ -87,9 +87,24 @@ pub struct DurabilityStats {
 ///
 /// Every operation is atomic and linearizable; none hands out a lock guard,
 /// so a caller cannot deadlock the store.
+///
+/// Dropping the last clone closes the store ([`Store::close`]).
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
+    /// Shared by the user's clones only (never by a background thread):
+    /// the last one dropped closes the store.
+    _open: Arc<Opened>,
+}
+
+/// Closes the store when the last user handle goes.
+struct Opened(Arc<Inner>);
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        // An error cannot be reported from here; `Store::close` reports it.
+        let _ = self.0.close();
+    }
 }
 
 pub(crate) struct Inner {
@@ -109,8 +124,8 @@ pub(crate) struct Inner {
     pub(crate) durable: Option<Durable>,
     /// What opening the data directory recovered.
     pub(crate) recovery: Option<RecoveryReport>,
-    /// Dropped with the store, which disconnects and stops its threads.
-    pub(crate) _stop_threads: Vec<Sender<()>>,
+    /// The background threads, stopped and joined by [`Inner::close`].
+    pub(crate) threads: Threads,
 }
 
 /// The revision counter, alone on its cache lines: every write on any core
@@ -120,28 +135,6 @@ pub(crate) struct Inner {
 /// Aligned to 128 bytes like a shard, for the adjacent-line prefetcher.
 #[repr(align(128))]
 pub(crate) struct Revision(pub(crate) AtomicU64);
-
-/// Starts a background thread named `name` that runs `duty` on the store
-/// every `tick`, until `stop` disconnects (the store dropped its sender) or
-/// the store is gone: it holds only a `Weak`, so it never keeps the store
-/// alive. If the thread cannot be spawned the store still works; each caller
-/// says what falls back.
-pub(crate) fn spawn_periodic(
-    name: &str,
-    tick: Duration,
-    stop: Receiver<()>,
-    store: Weak<Inner>,
-    duty: impl Fn(&Inner) + Send + 'static,
-) {
-    let _ = std::thread::Builder::new()
-        .name(name.into())
-        .spawn(move || {
-            while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(tick) {
-                let Some(store) = store.upgrade() else { break };
-                duty(&store);
-            }
-        });
-}
 
 impl Store {
     /// A store with every default: balanced tuning, default limits, the
@@ -156,11 +149,13 @@ impl Store {
     }
 
     pub(crate) fn from_inner(inner: Arc<Inner>) -> Store {
-        Store { inner }
+        Store {
+            _open: Arc::new(Opened(inner.clone())),
+            inner,
+        }
     }
 
-    #[cfg(test)]
-    pub(crate) fn inner_for_tests(&self) -> &Inner {
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
         &self.inner
     }
 
@@ -191,6 +186,18 @@ impl Store {
             Some(durable) => durable.log.sync_now(),
             None => Ok(()),
         }
+    }
+
+    /// Closes the store, for this handle and every clone of it: stops and
+    /// joins the background threads, syncs the log and releases the data
+    /// directory, so that it can be opened again at once. Returns the
+    /// sync's error, if any. Dropping the last clone does the same.
+    ///
+    /// Afterwards, writes to a durable store fail with [`Error::Closed`];
+    /// reads still answer from memory. An in-memory store only loses its
+    /// background reclaimer (expired keys are still never returned).
+    pub fn close(self) -> Result<()> {
+        self.inner.close()
     }
 
     /// Stores `value` under `key` if the key is absent (or expired), with an
@@ -418,9 +425,13 @@ impl Store {
         let inner = &*self.inner;
         inner.check_key(key)?;
         inner.check_value(value)?;
+        if let Some(durable) = &inner.durable {
+            // Before any lock: compaction takes shard locks to make room.
+            durable.wait_for_room();
+        }
         let hash = inner.hash(key.as_bytes());
         let shard = inner.shard(hash);
-        let (written, replaced, lsn) = shard.write(|t| {
+        let (written, replaced, ack) = shard.write(|t| {
             let stored = t.get(hash, key.as_bytes());
             // The clock is read under the lock: whether the stored record has
             // expired is judged at the instant this write holds the key, so
@@ -448,10 +459,12 @@ impl Store {
                 ttl: (deadline != NO_DEADLINE)
                     .then(|| Duration::from_millis(deadline.saturating_sub(now))),
             };
-            // Logged under the shard lock, before the table changes: a key's
-            // frames reach the log in the order its writes apply, and a
-            // write the log refused never becomes visible.
-            let lsn = inner.log_put(key.as_bytes(), value, version, deadline)?;
+            let ack = inner.log(Change::Put {
+                key: key.as_bytes(),
+                value,
+                revision: version,
+                deadline_ms: deadline,
+            })?;
             // A value of the old one's length goes into the old record's
             // allocation when no reader holds it; otherwise a new record
             // replaces it (allocated under the lock: only creates, size
@@ -466,13 +479,13 @@ impl Store {
             if found_expired {
                 inner.count_reclaimed(1);
             }
-            Ok::<_, Error>((written, replaced, lsn))
+            Ok::<_, Error>((written, replaced, ack))
         })?;
         // The replaced record may be the last reference to its bytes: free it
         // after the lock is released.
         drop(replaced);
         // The wait for the sync (with `always`) happens without the shard.
-        Ok((written, inner.ack(lsn)))
+        Ok((written, ack))
     }
 
     fn remove_when(&self, key: &str, condition: Condition) -> Result<u64> {
@@ -502,17 +515,19 @@ impl Store {
             }
             let version = inner.next_revision();
             let logged = match current {
-                Some(record) => inner.log_removal(record, version),
-                None => Ok(None),
+                Some(_) => inner.log(Change::Remove {
+                    key: key.as_bytes(),
+                    revision: version,
+                }),
+                None => Ok(Ack::done()),
             };
             match logged {
-                Ok(lsn) => (Ok((version, lsn)), t.remove(hash, key.as_bytes())),
+                Ok(ack) => (Ok((version, ack)), t.remove(hash, key.as_bytes())),
                 Err(err) => (Err(err), None),
             }
         });
         drop(removed);
-        let (version, lsn) = result?;
-        Ok((version, inner.ack(lsn)))
+        result
     }
 }
 
@@ -550,6 +565,27 @@ impl fmt::Debug for Store {
 }
 
 impl Inner {
+    /// Logs a change of a durable store (see [`Durable::log`]); in memory,
+    /// acknowledged at once.
+    fn log(&self, change: Change<'_>) -> Result<Ack> {
+        match &self.durable {
+            Some(durable) => durable.log(change),
+            None => Ok(Ack::done()),
+        }
+    }
+
+    /// See [`Store::close`]. Idempotent.
+    pub(crate) fn close(&self) -> Result<()> {
+        // The log first: its sync thread ends when it closes, and a
+        // compaction under way stops at its next step.
+        let synced = self.durable.as_ref().map_or(Ok(()), Durable::close_log);
+        self.threads.stop_and_join();
+        if let Some(durable) = &self.durable {
+            durable.unlock();
+        }
+        synced
+    }
+
     pub(crate) fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)
     }

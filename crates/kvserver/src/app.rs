@@ -309,8 +309,16 @@ fn log_recovery(store: &Store) {
         return;
     };
     if let Some(torn) = &report.torn_tail {
-        log::warn!(
-            "recovery: cut an incomplete final record off {} at offset {} ({} bytes dropped)",
+        // With `always` a synced record is never torn by a crash: a damaged
+        // last record may be one that was acknowledged.
+        let level = match store.stats().durability.map(|d| d.fsync) {
+            Some(kvcore::Fsync::Always) => log::Level::Error,
+            _ => log::Level::Warn,
+        };
+        log::log!(
+            level,
+            "recovery: cut {} off {} at offset {} ({} bytes dropped)",
+            torn.reason,
             torn.file.display(),
             torn.offset,
             torn.bytes_dropped
@@ -318,9 +326,10 @@ fn log_recovery(store: &Store) {
     }
     if let Some(cut) = &report.truncated_corruption {
         log::warn!(
-            "recovery: --truncate-corrupt-log cut {} at offset {} ({} bytes dropped, and any later log files)",
+            "recovery: --truncate-corrupt-log cut {} at offset {}: {} ({} bytes dropped, later log files included); revisions continue above anything found beyond the cut",
             cut.file.display(),
             cut.offset,
+            cut.reason,
             cut.bytes_dropped
         );
     }

@@ -137,7 +137,7 @@ impl ApiError {
                 message: err.to_string(),
                 current_version: current,
             },
-            E::StorageFailed | E::Io { .. } | E::Corrupt { .. } | E::Locked { .. } => {
+            E::StorageFailed | E::Closed | E::Io { .. } | E::Corrupt { .. } | E::Locked { .. } => {
                 ApiError::StorageFailing(anyhow::Error::new(err))
             }
             other => ApiError::Internal(anyhow::Error::new(other)),

@@ -4,30 +4,20 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::thread;
-use std::time::{Duration, Instant};
 
 use kvcore::{ActiveExpiry, Error, ManualClock, Store, TtlChange};
 
 use super::fixtures::{T0, ms};
 
-/// Opens `dir` on `clock` with no background reclaimer.
-///
-/// A store's background log thread may hold the store for the length of one
-/// tick after the last handle is dropped, and with it the directory lock; a
-/// reopen right after a drop waits (boundedly) for that tick to end.
+/// Opens `dir` on `clock` with no background reclaimer. Dropping the last
+/// handle of a store releases its directory at once, so a reopen right
+/// after a drop succeeds.
 fn open(dir: &Path, clock: &Arc<ManualClock>) -> Store {
-    let give_up = Instant::now() + Duration::from_secs(5);
-    loop {
-        let opened = Store::builder()
-            .clock(clock.clone())
-            .active_expiry(ActiveExpiry::Manual)
-            .open(dir);
-        match opened {
-            Err(Error::Locked { .. }) if Instant::now() < give_up => thread::sleep(ms(10)),
-            other => return other.expect("the data directory opens"),
-        }
-    }
+    Store::builder()
+        .clock(clock.clone())
+        .active_expiry(ActiveExpiry::Manual)
+        .open(dir)
+        .expect("the data directory opens")
 }
 
 #[test]

@@ -10,16 +10,16 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::thread;
 use std::time::Duration;
 
+use crate::durable::log::Log;
 use crate::error::{Error, Result};
-use crate::log::Log;
 
 /// How long the sync thread sleeps when nobody waits, before it checks that
-/// the store still exists.
+/// the log is still open (closing wakes it anyway).
 const SYNCER_IDLE: Duration = Duration::from_millis(100);
 
 /// A write's acknowledgement: resolves once the write is durable as far as
@@ -68,16 +68,15 @@ impl fmt::Debug for Ack {
     }
 }
 
-/// Starts the sync thread of an `Fsync::Always` log. It holds only a `Weak`,
-/// so it ends soon after the store is dropped.
-pub(crate) fn spawn_syncer(log: Weak<Log>) -> Result<()> {
+/// Starts the sync thread of an `Fsync::Always` log. It runs until the log
+/// is closed ([`Log::close`] wakes it).
+pub(crate) fn spawn_syncer(log: Arc<Log>) -> Result<thread::JoinHandle<()>> {
     thread::Builder::new()
         .name("kvcore-sync".into())
         .spawn(move || {
-            while let Some(log) = log.upgrade() {
+            while !log.is_closed() {
                 log.sync_for_waiters(SYNCER_IDLE);
             }
         })
-        .map(drop)
         .map_err(|err| Error::io("could not start the log's sync thread", err))
 }

@@ -1,7 +1,8 @@
 //! Snapshots: the whole live data set in one file, so the log can be cut.
 //!
 //! A snapshot is written under a temporary name, synced, renamed into place
-//! and the directory synced, so a crash never leaves a half snapshot in use.
+//! and the directory synced, so a crash never leaves a half snapshot in use;
+//! one abandoned on the way (an error, a store closing) is removed.
 //! Snapshot `N` holds everything written before log segment `N` began (and
 //! possibly some of what segment `N` holds: replaying a key's frames in order
 //! on top of it gives the same result).
@@ -9,10 +10,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::disk::{Disk, DiskFile};
+use crate::durable::disk::{Disk, DiskFile};
+use crate::durable::frame::{self, Decoded, FileKind, Frame, FrameReader, Op};
 use crate::entry::Record;
 use crate::error::{Error, Result};
-use crate::log::{self, Decoded, Frame, Op};
 
 /// Buffered bytes written to the file at a time.
 const CHUNK: usize = 1 << 20;
@@ -45,6 +46,8 @@ pub(crate) struct SnapshotWriter {
     buffer: Vec<u8>,
     records: u64,
     bytes: u64,
+    /// Renamed into place: nothing to clean up.
+    finished: bool,
 }
 
 impl SnapshotWriter {
@@ -60,15 +63,16 @@ impl SnapshotWriter {
             seq,
             temporary,
             file,
-            buffer: Vec::with_capacity(CHUNK + 4096),
+            buffer: FileKind::Snapshot.header().to_vec(),
             records: 0,
             bytes: 0,
+            finished: false,
         })
     }
 
     /// Adds a live record.
     pub(crate) fn put(&mut self, record: &Record) -> Result<()> {
-        log::encode(
+        frame::encode(
             &mut self.buffer,
             &Frame {
                 op: Op::Put,
@@ -88,7 +92,7 @@ impl SnapshotWriter {
     /// Seals the snapshot: end frame, sync, rename into place, sync the
     /// directory. Returns its size in bytes.
     pub(crate) fn finish(mut self, revision: u64) -> Result<u64> {
-        log::encode(
+        frame::encode(
             &mut self.buffer,
             &Frame {
                 op: Op::SnapshotEnd,
@@ -106,6 +110,7 @@ impl SnapshotWriter {
         self.disk
             .rename(&self.temporary, &path)
             .map_err(|err| Error::io(format!("could not rename to {}", path.display()), err))?;
+        self.finished = true;
         self.disk.sync_dir(&self.dir).map_err(|err| {
             Error::io(
                 format!("could not sync directory {}", self.dir.display()),
@@ -125,28 +130,45 @@ impl SnapshotWriter {
     }
 }
 
-/// Reads a snapshot, handing each stored frame to `apply`; returns the
-/// store revision it recorded. Any damage is an error naming the offset:
-/// snapshots are synced before they are renamed into place, so unlike the
-/// log they have no torn tail to forgive.
-pub(crate) fn read(bytes: &[u8], path: &Path, mut apply: impl FnMut(&Frame<'_>)) -> Result<u64> {
-    let corrupt = |offset: usize, reason: &'static str| Error::Corrupt {
+impl Drop for SnapshotWriter {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Best effort: a leftover is also removed on the next open.
+            let _ = self.disk.remove(&self.temporary);
+        }
+    }
+}
+
+/// Reads a snapshot, streaming, handing each stored frame (and its offset)
+/// to `apply`; returns the store revision it recorded and the file's size. Any damage is an error naming
+/// the offset: snapshots are synced before they are renamed into place, so
+/// unlike the log they have no torn tail to forgive.
+pub(crate) fn read(
+    disk: &dyn Disk,
+    path: &Path,
+    mut apply: impl FnMut(&Frame<'_>, u64) -> Result<()>,
+) -> Result<(u64, u64)> {
+    let mut reader = FrameReader::open(disk, path, FileKind::Snapshot)?;
+    let corrupt = |offset: u64, reason: &'static str| Error::Corrupt {
         file: path.to_owned(),
-        offset: offset as u64,
+        offset,
         reason,
     };
-    let mut offset = 0;
     let mut records = 0;
     loop {
-        match log::decode(bytes, offset) {
+        let offset = reader.offset();
+        let len = reader.len();
+        let decoded = reader
+            .next_frame()
+            .map_err(|err| Error::io(format!("could not read {}", path.display()), err))?;
+        match decoded {
             Decoded::Frame(frame, next) => match frame.op {
                 Op::Put => {
-                    apply(&frame);
+                    apply(&frame, offset)?;
                     records += 1;
-                    offset = next;
                 }
-                Op::SnapshotEnd if frame.deadline_ms == records && next == bytes.len() => {
-                    return Ok(frame.revision);
+                Op::SnapshotEnd if frame.deadline_ms == records && next == len => {
+                    return Ok((frame.revision, len));
                 }
                 Op::SnapshotEnd => {
                     return Err(corrupt(offset, "snapshot end does not match its contents"));
@@ -154,7 +176,7 @@ pub(crate) fn read(bytes: &[u8], path: &Path, mut apply: impl FnMut(&Frame<'_>))
                 Op::Remove => return Err(corrupt(offset, "removal inside a snapshot")),
                 Op::Reserve => return Err(corrupt(offset, "reservation inside a snapshot")),
             },
-            Decoded::End | Decoded::Torn => return Err(corrupt(offset, "snapshot ends early")),
+            Decoded::End | Decoded::Torn(_) => return Err(corrupt(offset, "snapshot ends early")),
             Decoded::Corrupt(reason) => return Err(corrupt(offset, reason)),
         }
     }

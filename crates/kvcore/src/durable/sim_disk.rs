@@ -1,8 +1,10 @@
 //! A simulated disk for tests: it keeps what was synced apart from what was
 //! only written, can be told to fail from a given operation on (the moment
-//! of a crash), and can then "lose power": keep the synced bytes plus any
-//! sector-aligned prefix of each file's unsynced tail, and the directory as
-//! it was last synced.
+//! of a crash), and can then "lose power": keep the synced bytes, the
+//! directory as it was last synced, and of each file's unsynced tail what
+//! the test picks: a sector-aligned prefix, or (as a real disk's write-back
+//! may leave it) a file extended by some sectors, each of which reached the
+//! disk or reads as zeros, in any order.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -11,7 +13,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::disk::{Disk, DiskFile};
+use crate::durable::disk::{Disk, DiskFile, DiskReader};
 
 const SECTOR: usize = 512;
 
@@ -31,6 +33,21 @@ struct State {
     ops: u64,
     /// From this operation on, everything fails: the machine is down.
     crash_at: Option<u64>,
+    /// One operation of this kind, on a path containing this text, fails
+    /// once: a transient error.
+    fail_once: Option<(SimOp, String)>,
+    /// The most bytes one read asked for.
+    largest_read: usize,
+}
+
+/// The operations a test can make fail once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SimOp {
+    Create,
+    Append,
+    Sync,
+    Rename,
+    SyncDir,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -48,6 +65,28 @@ impl State {
             Some(at) if self.ops >= at => Err(io::Error::other("simulated crash")),
             _ => Ok(()),
         }
+    }
+
+    /// [`State::step`] for an operation of kind `op` on `path`, which may
+    /// be the one planned to fail once.
+    fn step_on(&mut self, op: SimOp, path: &Path) -> io::Result<()> {
+        self.step()?;
+        if let Some((kind, text)) = &self.fail_once
+            && *kind == op
+            && path.to_string_lossy().contains(text.as_str())
+        {
+            self.fail_once = None;
+            return Err(io::Error::other(format!("simulated {op:?} failure")));
+        }
+        Ok(())
+    }
+
+    fn path_of(&self, inode: u64) -> PathBuf {
+        self.names
+            .iter()
+            .find(|&(_, &i)| i == inode)
+            .map(|(path, _)| path.clone())
+            .unwrap_or_default()
     }
 
     fn inode(&self, path: &Path) -> io::Result<u64> {
@@ -72,6 +111,21 @@ impl SimDisk {
         self.state.lock().crash_at = Some(at);
     }
 
+    /// The next operation `op` on a path containing `path_text` fails (once).
+    pub(crate) fn fail_once(&self, op: SimOp, path_text: &str) {
+        self.state.lock().fail_once = Some((op, path_text.to_owned()));
+    }
+
+    /// Whether a planned one-time failure has not happened yet.
+    pub(crate) fn failure_pending(&self) -> bool {
+        self.state.lock().fail_once.is_some()
+    }
+
+    /// The most bytes any single read asked for so far.
+    pub(crate) fn largest_read(&self) -> usize {
+        self.state.lock().largest_read
+    }
+
     /// Mutating operations performed so far.
     pub(crate) fn ops(&self) -> u64 {
         self.state.lock().ops
@@ -81,6 +135,23 @@ impl SimDisk {
     /// with its synced bytes plus a sector-aligned prefix of the rest chosen
     /// by `pick(max_sectors) -> sectors`. Operations work again afterwards.
     pub(crate) fn power_loss(&self, mut pick: impl FnMut(usize) -> usize) -> SimDisk {
+        self.power_loss_with(|sectors| vec![true; pick(sectors).min(sectors)])
+    }
+
+    /// [`SimDisk::power_loss`] where write-back was out of order: each file
+    /// keeps some of its unsynced sectors, any of them, and the ones it lost
+    /// before the last one it kept read as zeros. `random` drives the choice.
+    pub(crate) fn power_loss_scrambled(&self, mut random: impl FnMut() -> u64) -> SimDisk {
+        self.power_loss_with(|sectors| {
+            let extent = (random() % (sectors as u64 + 1)) as usize;
+            (0..extent).map(|_| random().is_multiple_of(2)).collect()
+        })
+    }
+
+    /// The general power loss: `fate(unsynced_sectors)` says, for each
+    /// sector the file still reaches, whether its bytes arrived (`true`) or
+    /// it reads as zeros.
+    fn power_loss_with(&self, mut fate: impl FnMut(usize) -> Vec<bool>) -> SimDisk {
         let state = self.state.lock();
         let mut files = HashMap::new();
         for inode in state.durable_names.values() {
@@ -88,8 +159,13 @@ impl SimDisk {
             let mut data = contents.durable.clone();
             if contents.data.starts_with(&contents.durable) {
                 let tail = &contents.data[contents.durable.len()..];
-                let sectors = pick(tail.len().div_ceil(SECTOR));
-                data.extend_from_slice(&tail[..(sectors * SECTOR).min(tail.len())]);
+                for (sector, arrived) in tail.chunks(SECTOR).zip(fate(tail.len().div_ceil(SECTOR)))
+                {
+                    match arrived {
+                        true => data.extend_from_slice(sector),
+                        false => data.resize(data.len() + sector.len(), 0),
+                    }
+                }
             }
             files.insert(
                 *inode,
@@ -107,6 +183,8 @@ impl SimDisk {
                 next_inode: state.next_inode,
                 ops: 0,
                 crash_at: None,
+                fail_once: None,
+                largest_read: 0,
             })),
         }
     }
@@ -147,6 +225,25 @@ impl SimDisk {
     }
 }
 
+/// A file opened for reading: its bytes at that moment.
+struct SimReader {
+    disk: SimDisk,
+    bytes: Vec<u8>,
+}
+
+impl DiskReader for SimReader {
+    fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    fn read_exact_at(&self, at: u64, buf: &mut [u8]) -> io::Result<()> {
+        let mut state = self.disk.state.lock();
+        state.largest_read = state.largest_read.max(buf.len());
+        drop(state);
+        self.bytes.read_exact_at(at, buf)
+    }
+}
+
 struct SimFile {
     disk: SimDisk,
     inode: u64,
@@ -155,7 +252,8 @@ struct SimFile {
 impl DiskFile for SimFile {
     fn append(&self, bytes: &[u8]) -> io::Result<()> {
         let mut state = self.disk.state.lock();
-        state.step()?;
+        let path = state.path_of(self.inode);
+        state.step_on(SimOp::Append, &path)?;
         let contents = state.files.get_mut(&self.inode).expect("inode exists");
         contents.data.extend_from_slice(bytes);
         Ok(())
@@ -163,7 +261,8 @@ impl DiskFile for SimFile {
 
     fn sync(&self) -> io::Result<()> {
         let mut state = self.disk.state.lock();
-        state.step()?;
+        let path = state.path_of(self.inode);
+        state.step_on(SimOp::Sync, &path)?;
         let contents = state.files.get_mut(&self.inode).expect("inode exists");
         contents.durable = contents.data.clone();
         Ok(())
@@ -185,10 +284,13 @@ impl Disk for SimDisk {
             .collect())
     }
 
-    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn DiskReader>> {
         let state = self.state.lock();
         let inode = state.inode(path)?;
-        Ok(state.files[&inode].data.clone())
+        Ok(Box::new(SimReader {
+            disk: self.clone(),
+            bytes: state.files[&inode].data.clone(),
+        }))
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Arc<dyn DiskFile>> {
@@ -208,7 +310,7 @@ impl Disk for SimDisk {
 
     fn create(&self, path: &Path) -> io::Result<Arc<dyn DiskFile>> {
         let mut state = self.state.lock();
-        state.step()?;
+        state.step_on(SimOp::Create, path)?;
         let inode = state.new_file(path);
         Ok(Arc::new(SimFile {
             disk: self.clone(),
@@ -228,7 +330,7 @@ impl Disk for SimDisk {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut state = self.state.lock();
-        state.step()?;
+        state.step_on(SimOp::Rename, to)?;
         let inode = state.inode(from)?;
         state.names.remove(from);
         state.names.insert(to.to_owned(), inode);
@@ -243,9 +345,9 @@ impl Disk for SimDisk {
         Ok(())
     }
 
-    fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.state.lock();
-        state.step()?;
+        state.step_on(SimOp::SyncDir, dir)?;
         state.durable_names = state.names.clone();
         Ok(())
     }

@@ -1,12 +1,6 @@
-//! The append-only log: how a write is framed on disk, how it reaches the
-//! operating system before the call returns, and when it is synced.
-//!
-//! A frame is `length: u32 | crc32(length): u32 | crc32(payload): u32 |
-//! payload`, little-endian. The length has its own checksum so that a damaged
-//! length is told apart from a frame cut short at the end of the file. The
-//! payload is
-//! `op: u8 | revision: u64 | deadline_ms: u64 | key_len: u32 | key | value`.
-//! Snapshots use the same frames.
+//! The append-only log: how a write reaches the operating system before the
+//! call returns, and when it is synced (group commit). Frames are in
+//! `frame.rs`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,7 +10,8 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::disk::{Disk, DiskFile};
+use crate::durable::disk::{Disk, DiskFile};
+use crate::durable::frame::{self, FileKind, Frame};
 use crate::error::{Error, Result};
 
 /// How often the log is synced to stable storage.
@@ -57,121 +52,6 @@ impl std::str::FromStr for Fsync {
     }
 }
 
-/// What a frame records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Op {
-    /// The key now holds this value (and deadline) at this revision.
-    Put = 1,
-    /// The key was removed at this revision.
-    Remove = 2,
-    /// Last frame of a snapshot: `revision` is the store's revision and
-    /// `deadline_ms` the number of `Put` frames before it.
-    SnapshotEnd = 3,
-    /// Revisions up to `revision` may be handed out: a reopened store
-    /// continues above it.
-    Reserve = 4,
-}
-
-/// One decoded frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Frame<'a> {
-    pub(crate) op: Op,
-    pub(crate) revision: u64,
-    pub(crate) deadline_ms: u64,
-    pub(crate) key: &'a [u8],
-    pub(crate) value: &'a [u8],
-}
-
-const HEADER: usize = 12;
-const FIXED: usize = 1 + 8 + 8 + 4;
-/// No frame is larger than this; a length above it is corruption.
-const MAX_PAYLOAD: usize = 1 << 31;
-
-/// Appends the frame's bytes to `out`.
-pub(crate) fn encode(out: &mut Vec<u8>, frame: &Frame<'_>) {
-    let payload_len = FIXED + frame.key.len() + frame.value.len();
-    let start = out.len();
-    let len_bytes = (payload_len as u32).to_le_bytes();
-    out.extend_from_slice(&len_bytes);
-    out.extend_from_slice(&crc32fast::hash(&len_bytes).to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    out.push(frame.op as u8);
-    out.extend_from_slice(&frame.revision.to_le_bytes());
-    out.extend_from_slice(&frame.deadline_ms.to_le_bytes());
-    out.extend_from_slice(&(frame.key.len() as u32).to_le_bytes());
-    out.extend_from_slice(frame.key);
-    out.extend_from_slice(frame.value);
-    let crc = crc32fast::hash(&out[start + HEADER..]);
-    out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
-}
-
-/// What lies at an offset of a file.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Decoded<'a> {
-    /// A valid frame, and the offset of the next one.
-    Frame(Frame<'a>, usize),
-    /// The clean end of the file.
-    End,
-    /// An incomplete final frame: a write cut short by a crash.
-    Torn,
-    /// A damaged frame with more data after it.
-    Corrupt(&'static str),
-}
-
-/// Decodes the frame at `offset`.
-pub(crate) fn decode(bytes: &[u8], offset: usize) -> Decoded<'_> {
-    let rest = &bytes[offset.min(bytes.len())..];
-    if rest.is_empty() {
-        return Decoded::End;
-    }
-    // A crash can leave the file extended with zeros that were never
-    // written: a tail of zeros is a torn write, not corruption.
-    if rest.iter().all(|&b| b == 0) || rest.len() < HEADER {
-        return Decoded::Torn;
-    }
-    let word = |at: usize| u32::from_le_bytes(rest[at..at + 4].try_into().unwrap_or_default());
-    if crc32fast::hash(&rest[..4]) != word(4) {
-        return Decoded::Corrupt("damaged frame length");
-    }
-    let len = word(0) as usize;
-    let crc = word(8);
-    if !(FIXED..=MAX_PAYLOAD).contains(&len) {
-        return Decoded::Corrupt("impossible frame length");
-    }
-    let Some(payload) = rest.get(HEADER..HEADER + len) else {
-        return Decoded::Torn;
-    };
-    let is_last = rest.len() == HEADER + len;
-    if crc32fast::hash(payload) != crc {
-        // A final frame whose bytes did not all reach the disk.
-        return if is_last {
-            Decoded::Torn
-        } else {
-            Decoded::Corrupt("checksum mismatch")
-        };
-    }
-    let op = match payload[0] {
-        1 => Op::Put,
-        2 => Op::Remove,
-        3 => Op::SnapshotEnd,
-        4 => Op::Reserve,
-        _ => return Decoded::Corrupt("unknown operation"),
-    };
-    let u64_at = |at: usize| u64::from_le_bytes(payload[at..at + 8].try_into().unwrap_or_default());
-    let key_len = u32::from_le_bytes(payload[17..21].try_into().unwrap_or_default()) as usize;
-    if key_len > len - FIXED {
-        return Decoded::Corrupt("key length beyond the frame");
-    }
-    let frame = Frame {
-        op,
-        revision: u64_at(1),
-        deadline_ms: u64_at(9),
-        key: &payload[FIXED..FIXED + key_len],
-        value: &payload[FIXED + key_len..],
-    };
-    Decoded::Frame(frame, offset + HEADER + len)
-}
-
 /// File name of log segment `seq`.
 pub(crate) fn segment_name(seq: u64) -> String {
     format!("log-{seq:020}.kvlog")
@@ -201,6 +81,11 @@ pub(crate) struct Log {
     sync_wanted: Condvar,
     /// Set by the first failed write or sync; from then on writes are refused.
     failed: AtomicBool,
+    /// Set by [`Log::close`]; from then on writes are refused.
+    closed: AtomicBool,
+    /// Bytes in the current segment (also in the appender), readable without
+    /// its lock: writers check it to trigger and wait for compaction.
+    segment_len: AtomicU64,
     /// That first failure, for the writers whose acknowledgement it denied.
     failure: Mutex<Option<Error>>,
     fsyncs: AtomicU64,
@@ -228,7 +113,8 @@ struct SyncState {
 }
 
 impl Log {
-    /// Continues segment `seq`, which already holds `segment_bytes`.
+    /// Continues segment `seq`, which already holds `segment_bytes` (an
+    /// empty segment gets its header).
     pub(crate) fn open(
         disk: Arc<dyn Disk>,
         dir: &Path,
@@ -240,6 +126,15 @@ impl Log {
         let file = disk
             .open_append(&path)
             .map_err(|err| Error::io(format!("could not open log {}", path.display()), err))?;
+        let mut written = 0;
+        let mut segment_bytes = segment_bytes;
+        if segment_bytes == 0 {
+            let header = FileKind::Log.header();
+            file.append(&header)
+                .map_err(|err| Error::io(format!("could not write {}", path.display()), err))?;
+            written = header.len() as u64;
+            segment_bytes = written;
+        }
         disk.sync_dir(dir)
             .map_err(|err| Error::io(format!("could not sync directory {}", dir.display()), err))?;
         Ok(Log {
@@ -252,7 +147,7 @@ impl Log {
                 segment_bytes,
                 scratch: Vec::new(),
             }),
-            written: AtomicU64::new(0),
+            written: AtomicU64::new(written),
             sync: Mutex::new(SyncState {
                 synced: 0,
                 wanted: 0,
@@ -261,6 +156,8 @@ impl Log {
             synced_changed: Condvar::new(),
             sync_wanted: Condvar::new(),
             failed: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            segment_len: AtomicU64::new(segment_bytes),
             failure: Mutex::new(None),
             fsyncs: AtomicU64::new(0),
         })
@@ -274,17 +171,20 @@ impl Log {
     /// Writes a frame to the OS. Returns its log sequence number, to pass to
     /// [`Log::wait_durable`] once the caller has released its locks.
     pub(crate) fn append(&self, frame: &Frame<'_>) -> Result<u64> {
-        self.check_healthy()?;
         let mut appender = self.appender.lock();
+        // Checked under the lock, so that nothing is appended after `close`.
+        self.check_healthy()?;
         let appender = &mut *appender;
         appender.scratch.clear();
-        encode(&mut appender.scratch, frame);
+        frame::encode(&mut appender.scratch, frame);
         if let Err(err) = appender.file.append(&appender.scratch) {
             // Part of the frame may be on disk: nothing may follow it.
             return Err(self.fail(Error::io("could not append to the log", err)));
         }
         let len = appender.scratch.len() as u64;
         appender.segment_bytes += len;
+        self.segment_len
+            .store(appender.segment_bytes, Ordering::Release);
         // Raised under the appender lock, so LSNs grow in file order.
         Ok(self.written.fetch_add(len, Ordering::AcqRel) + len)
     }
@@ -301,7 +201,7 @@ impl Log {
             if state.synced >= lsn {
                 return Ok(());
             }
-            if self.failed.load(Ordering::Acquire) {
+            if self.is_stopped() {
                 return Err(self.failure());
             }
             self.want(&mut state, lsn);
@@ -319,7 +219,7 @@ impl Log {
         if state.synced >= lsn {
             return Poll::Ready(Ok(()));
         }
-        if self.failed.load(Ordering::Acquire) {
+        if self.is_stopped() {
             return Poll::Ready(Err(self.failure()));
         }
         state.wakers.push((lsn, cx.waker().clone()));
@@ -343,7 +243,7 @@ impl Log {
             if state.wanted <= state.synced {
                 self.sync_wanted.wait_for(&mut state, idle);
             }
-            if self.failed.load(Ordering::Acquire) {
+            if self.is_stopped() {
                 drop(state);
                 // Answer every waiter: their writes will never be acknowledged.
                 self.settle(None);
@@ -361,7 +261,7 @@ impl Log {
     /// Records a sync that covered `synced` (or a failure: `None`) and wakes
     /// everyone it answers.
     fn settle(&self, synced: Option<u64>) {
-        let failed = self.failed.load(Ordering::Acquire);
+        let failed = self.is_stopped();
         let ready: Vec<Waker> = {
             let mut state = self.sync.lock();
             if let Some(synced) = synced {
@@ -400,49 +300,95 @@ impl Log {
 
     /// Bytes in the current segment.
     pub(crate) fn segment_bytes(&self) -> u64 {
-        self.appender.lock().segment_bytes
+        self.segment_len.load(Ordering::Acquire)
+    }
+
+    /// Syncs what was written and refuses every later write
+    /// ([`Error::Closed`]); waiters are answered. Idempotent.
+    pub(crate) fn close(&self) -> Result<()> {
+        {
+            // Under the appender lock: no frame is appended after this, so
+            // the sync below covers every write the log took.
+            let _appender = self.appender.lock();
+            if self.closed.swap(true, Ordering::AcqRel) {
+                return Ok(());
+            }
+        }
+        let synced = match self.failed.load(Ordering::Acquire) {
+            true => Err(self.failure()),
+            false => self.sync_current(),
+        };
+        self.settle(synced.as_ref().ok().copied());
+        {
+            // Under the lock, so that a waiter between its check and its
+            // wait cannot miss the wake-up.
+            let _state = self.sync.lock();
+            self.sync_wanted.notify_all();
+        }
+        self.settle(None);
+        synced.map(drop)
+    }
+
+    /// Whether the log was closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Failed or closed: no write will be synced from now on.
+    fn is_stopped(&self) -> bool {
+        self.failed.load(Ordering::Acquire) || self.closed.load(Ordering::Acquire)
     }
 
     /// Starts a new segment: syncs the current one, then directs every later
     /// write to segment `seq + 1`. Returns the new sequence number.
+    ///
+    /// Only a failed sync of the current segment (acknowledged writes) fails
+    /// the log. A failure to create the new segment leaves the current one
+    /// in use, synced, and the log healthy: the caller may try again later.
     pub(crate) fn rotate(&self) -> Result<u64> {
         self.check_healthy()?;
-        let failed = |err| self.fail(err);
+        let failed = |err| self.fail(Error::io("could not sync the log", err));
         // Most of the segment is synced while writers go on (with `everysec`
         // it can hold a second of writes); under the lock, only what they
         // added meanwhile.
         let current = self.appender.lock().file.clone();
-        current
-            .sync()
-            .map_err(|err| failed(Error::io("could not sync the log", err)))?;
+        current.sync().map_err(failed)?;
         let mut appender = self.appender.lock();
         // Everything written so far is synced before the switch, so that a
         // sync of the new segment later covers all earlier LSNs too.
         let written = self.written.load(Ordering::Acquire);
-        appender
-            .file
-            .sync()
-            .map_err(|err| failed(Error::io("could not sync the log", err)))?;
+        appender.file.sync().map_err(failed)?;
         let seq = appender.seq + 1;
         let path = self.dir.join(segment_name(seq));
-        let file = self.disk.create(&path).map_err(|err| {
-            failed(Error::io(
-                format!("could not create {}", path.display()),
-                err,
-            ))
+        let file = self.start_segment(&path).inspect_err(|_| {
+            // Best effort: an orphan is replaced by the next attempt, and
+            // ignored on open (it holds no frame).
+            let _ = self.disk.remove(&path);
         })?;
-        self.disk.sync_dir(&self.dir).map_err(|err| {
-            failed(Error::io(
-                format!("could not sync directory {}", self.dir.display()),
-                err,
-            ))
-        })?;
+        let header = FileKind::Log.header().len() as u64;
         appender.file = file;
         appender.seq = seq;
-        appender.segment_bytes = 0;
+        appender.segment_bytes = header;
+        self.segment_len.store(header, Ordering::Release);
+        self.written.fetch_add(header, Ordering::AcqRel);
         drop(appender);
         self.settle(Some(written));
         Ok(seq)
+    }
+
+    /// Creates a segment file with its header, durably named.
+    fn start_segment(&self, path: &Path) -> Result<Arc<dyn DiskFile>> {
+        let io = |what: &str, err| Error::io(format!("{what} {}", path.display()), err);
+        let file = self
+            .disk
+            .create(path)
+            .map_err(|err| io("could not create", err))?;
+        file.append(&FileKind::Log.header())
+            .map_err(|err| io("could not write", err))?;
+        self.disk
+            .sync_dir(&self.dir)
+            .map_err(|err| io("could not sync the directory of", err))?;
+        Ok(file)
     }
 
     /// Marks the log failed (remembering the first cause) and returns `err`.
@@ -455,13 +401,22 @@ impl Log {
     /// What a writer waiting for an acknowledgement learns after a failure:
     /// the first cause.
     fn failure(&self) -> Error {
-        self.failure.lock().clone().unwrap_or(Error::StorageFailed)
+        let closed = self.closed.load(Ordering::Acquire);
+        let fallback = if closed {
+            Error::Closed
+        } else {
+            Error::StorageFailed
+        };
+        self.failure.lock().clone().unwrap_or(fallback)
     }
 
     /// Refuses writes after a storage failure.
     pub(crate) fn check_healthy(&self) -> Result<()> {
         if self.failed.load(Ordering::Acquire) {
             return Err(Error::StorageFailed);
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
         }
         Ok(())
     }
@@ -479,67 +434,5 @@ impl Log {
             return Err(self.fail(Error::io("could not sync the log", err)));
         }
         Ok(written)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn frame<'a>(key: &'a [u8], value: &'a [u8]) -> Frame<'a> {
-        Frame {
-            op: Op::Put,
-            revision: 7,
-            deadline_ms: 99,
-            key,
-            value,
-        }
-    }
-
-    #[test]
-    fn frames_round_trip() {
-        let mut bytes = Vec::new();
-        encode(&mut bytes, &frame(b"key", b"value"));
-        encode(&mut bytes, &frame(b"k2", b""));
-        let Decoded::Frame(first, next) = decode(&bytes, 0) else {
-            panic!("first frame");
-        };
-        assert_eq!(first, frame(b"key", b"value"));
-        let Decoded::Frame(second, end) = decode(&bytes, next) else {
-            panic!("second frame");
-        };
-        assert_eq!(second, frame(b"k2", b""));
-        assert_eq!(decode(&bytes, end), Decoded::End);
-    }
-
-    #[test]
-    fn every_cut_of_the_last_frame_is_torn() {
-        let mut bytes = Vec::new();
-        encode(&mut bytes, &frame(b"a", b"1"));
-        let first_end = bytes.len();
-        encode(&mut bytes, &frame(b"b", b"2"));
-        for cut in first_end + 1..bytes.len() {
-            assert_eq!(
-                decode(&bytes[..cut], first_end),
-                Decoded::Torn,
-                "cut at {cut}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_flipped_bit_before_the_end_is_corruption() {
-        let mut bytes = Vec::new();
-        encode(&mut bytes, &frame(b"a", b"1"));
-        let first_end = bytes.len();
-        encode(&mut bytes, &frame(b"b", b"2"));
-        for at in 0..first_end {
-            let mut damaged = bytes.clone();
-            damaged[at] ^= 0x10;
-            assert!(
-                matches!(decode(&damaged, 0), Decoded::Corrupt(_)),
-                "flip at {at}"
-            );
-        }
     }
 }

@@ -2,10 +2,16 @@
 //! tests can run the same code on a simulated disk that loses power.
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// Data files are readable and writable by their owner only; the directory
+/// (when kvcore creates it) is the owner's too.
+const FILE_MODE: u32 = 0o600;
+const DIR_MODE: u32 = 0o700;
 
 /// A file being appended to.
 pub(crate) trait DiskFile: Send + Sync {
@@ -15,14 +21,22 @@ pub(crate) trait DiskFile: Send + Sync {
     fn sync(&self) -> io::Result<()>;
 }
 
+/// A file being read, at any offset.
+pub(crate) trait DiskReader: Send {
+    /// The file's length when it was opened.
+    fn len(&self) -> u64;
+    /// Fills `buf` from offset `at`.
+    fn read_exact_at(&self, at: u64, buf: &mut [u8]) -> io::Result<()>;
+}
+
 /// A directory of files, as durability uses it.
 pub(crate) trait Disk: Send + Sync + fmt::Debug {
     /// Creates the directory (and parents) if missing.
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// Names of the files in `dir`.
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
-    /// The whole content of a file.
-    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Opens a file for reading.
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn DiskReader>>;
     /// Opens a file for appending, creating it empty if missing.
     fn open_append(&self, path: &Path) -> io::Result<Arc<dyn DiskFile>>;
     /// Creates a file, replacing any file of that name, for appending.
@@ -56,9 +70,41 @@ impl DiskFile for RealFile {
     }
 }
 
+struct RealReader {
+    file: File,
+    len: u64,
+}
+
+impl DiskReader for RealReader {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_exact_at(&self, at: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.file.read_exact_at(buf, at)
+    }
+}
+
+/// A file's bytes held in memory (the simulated disk's files).
+impl DiskReader for Vec<u8> {
+    fn len(&self) -> u64 {
+        self.as_slice().len() as u64
+    }
+
+    fn read_exact_at(&self, at: u64, buf: &mut [u8]) -> io::Result<()> {
+        let start = usize::try_from(at).unwrap_or(usize::MAX);
+        let bytes = self
+            .get(start..)
+            .and_then(|rest| rest.get(..buf.len()))
+            .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+        buf.copy_from_slice(bytes);
+        Ok(())
+    }
+}
+
 impl Disk for RealDisk {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        fs::create_dir_all(dir)
+        DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir)
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
@@ -71,12 +117,18 @@ impl Disk for RealDisk {
         Ok(names)
     }
 
-    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        fs::read(path)
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn DiskReader>> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        Ok(Box::new(RealReader { file, len }))
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Arc<dyn DiskFile>> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(FILE_MODE)
+            .open(path)?;
         Ok(Arc::new(RealFile(file)))
     }
 
@@ -85,6 +137,7 @@ impl Disk for RealDisk {
             .create(true)
             .write(true)
             .truncate(true)
+            .mode(FILE_MODE)
             .open(path)?;
         Ok(Arc::new(RealFile(file)))
     }
@@ -113,6 +166,7 @@ impl Disk for RealDisk {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(FILE_MODE)
             .open(&path)?;
         // An advisory lock held for as long as the file stays open; the OS
         // drops it if the process dies, so a crash never leaves it stuck.
