@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::client::MAX_PAGE;
 use crate::config::{ClientConfig, Endpoint, Token, TokenOverHttp};
 use crate::duration;
+use crate::error::Error;
 use crate::output::Format;
 use crate::value::ValueSource;
 
@@ -32,8 +33,9 @@ Exit codes:
   0  success
   1  the key was not found
   2  usage error: bad flags or arguments, unreadable input, a token kvctl
-     won't send over plain http (see --insecure), or a request the server
-     refused as malformed or too large
+     won't send over plain http (see --insecure) or that is not one line of
+     printable ASCII, an endpoint with a user or password, or a request the
+     server refused as malformed or too large
   3  a condition failed: the key exists (--if-absent) or is at another
      version (--if-version)
   4  any other error: the server can't be reached, refused the token, or failed";
@@ -71,12 +73,14 @@ pub struct Global {
         env = "KVCTL_ENDPOINT",
         default_value = "http://127.0.0.1:8080",
         value_name = "URL",
-        value_parser = Endpoint::parse
+        value_parser = EndpointParser
     )]
     pub endpoint: Endpoint,
 
     /// Bearer token for a server with auth. Prefer the environment variable:
     /// a flag shows up in the process list. kvctl never prints it.
+    // Checked by `client_config`, not by a value parser: clap's error for a
+    // rejected value quotes the value.
     #[arg(
         long,
         global = true,
@@ -135,15 +139,17 @@ pub struct Global {
 }
 
 impl Global {
-    /// How to reach the server, as the client takes it.
-    pub fn client_config(&self) -> ClientConfig {
-        ClientConfig {
+    /// How to reach the server, as the client takes it. Fails on a token
+    /// that cannot go in an HTTP header.
+    pub fn client_config(&self) -> Result<ClientConfig, Error> {
+        Ok(ClientConfig {
             endpoint: self.endpoint.clone(),
             token: self
                 .token
                 .clone()
                 .filter(|token| !token.is_empty())
-                .map(Token::new),
+                .map(Token::new)
+                .transpose()?,
             timeout: self.timeout,
             ca_cert: self.cacert.clone(),
             token_over_http: if self.insecure {
@@ -151,7 +157,34 @@ impl Global {
             } else {
                 TokenOverHttp::LoopbackOnly
             },
-        }
+        })
+    }
+}
+
+/// Parses `--endpoint` with [`Endpoint::parse`]. clap's own error for a
+/// rejected value quotes the value, which may hold a password
+/// (`http://user:pw@host`); this one says only what `Endpoint::parse` says,
+/// and that never shows a password.
+#[derive(Debug, Clone, Copy)]
+struct EndpointParser;
+
+impl clap::builder::TypedValueParser for EndpointParser {
+    type Value = Endpoint;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Endpoint, clap::Error> {
+        let refuse = |message: String| {
+            let message = format!("invalid --endpoint (or KVCTL_ENDPOINT): {message}");
+            clap::Error::raw(clap::error::ErrorKind::ValueValidation, message).with_cmd(cmd)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| refuse("the URL is not valid UTF-8".into()))?;
+        Endpoint::parse(text).map_err(refuse)
     }
 }
 

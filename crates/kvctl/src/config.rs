@@ -21,19 +21,29 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Checks an endpoint given on the command line.
+    /// Checks an endpoint given on the command line. The error never repeats
+    /// a password the text may hold.
     pub fn parse(text: &str) -> Result<Endpoint, String> {
         const EXAMPLE: &str = "e.g. http://127.0.0.1:8080";
+        let shown = without_userinfo(text);
         let url = reqwest::Url::parse(text)
-            .map_err(|err| format!("{text:?} is not a URL ({err}); {EXAMPLE}"))?;
+            .map_err(|err| format!("{shown:?} is not a URL ({err}); {EXAMPLE}"))?;
+        // reqwest would send `user:password@` as Basic auth, in clear text
+        // over http; kvctl's only credential is the bearer token.
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(format!(
+                "{shown:?} must not hold a user name or password (user:password@): \
+                 kvctl never sends Basic auth; give a token with KVCTL_TOKEN or --token"
+            ));
+        }
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(format!(
-                "{text:?} must start with http:// or https:// and name a host; {EXAMPLE}"
+                "{shown:?} must start with http:// or https:// and name a host; {EXAMPLE}"
             ));
         }
         if url.query().is_some() || url.fragment().is_some() {
             return Err(format!(
-                "{text:?} must not have a query or fragment; {EXAMPLE}"
+                "{shown:?} must not have a query or fragment; {EXAMPLE}"
             ));
         }
         Ok(Endpoint {
@@ -51,6 +61,20 @@ impl Endpoint {
     /// other than `localhost`, `127.0.0.0/8` or `::1`.
     pub fn is_clear_text(&self) -> bool {
         self.clear_text
+    }
+}
+
+/// `text` with whatever stands before an `@` in its authority replaced by
+/// `***`, so an error can show an endpoint without its password, even one
+/// that does not parse as a URL.
+fn without_userinfo(text: &str) -> String {
+    let start = text.find("://").map_or(0, |scheme| scheme + 3);
+    let authority_len = text[start..]
+        .find(['/', '?', '#'])
+        .unwrap_or(text.len() - start);
+    match text[start..start + authority_len].rfind('@') {
+        Some(at) => format!("{}***{}", &text[..start], &text[start + at..]),
+        None => text.to_owned(),
     }
 }
 
@@ -86,9 +110,31 @@ impl fmt::Display for Endpoint {
 pub struct Token(String);
 
 impl Token {
-    /// Wraps a token.
-    pub fn new(token: String) -> Token {
-        Token(token)
+    /// Checks a token given on the command line. It goes into an HTTP header,
+    /// so it must be one line of printable ASCII: a line break (from a file
+    /// read with CRLF, say) would end the header, and other control or
+    /// non-ASCII characters cannot be carried reliably. The error says what
+    /// is wrong and where, never the token.
+    pub fn new(token: String) -> Result<Token, Error> {
+        let bad = token
+            .chars()
+            .enumerate()
+            .find(|(_, c)| !(c.is_ascii_graphic() || *c == ' '));
+        if let Some((index, c)) = bad {
+            let what = match c {
+                '\n' => "a line feed (\\n)",
+                '\r' => "a carriage return (\\r)",
+                '\t' => "a tab",
+                c if c.is_control() => "a control character",
+                _ => "a non-ASCII character",
+            };
+            return Err(Error::Usage(format!(
+                "the token (from --token or KVCTL_TOKEN) has {what} at character {}: \
+                 a token must be one line of printable ASCII",
+                index + 1
+            )));
+        }
+        Ok(Token(token))
     }
 
     /// The token itself, for the `Authorization` header only.
@@ -171,6 +217,21 @@ mod tests {
             ("ftp://host", Err("http://"), "wrong scheme"),
             ("http://host/?a=b", Err("query"), "query"),
             ("not a url", Err("not a URL"), "garbage"),
+            (
+                "http://u:pw@h",
+                Err("\"http://***@h\" must not hold a user"),
+                "userinfo",
+            ),
+            (
+                "http://u@h/a@b",
+                Err("\"http://***@h/a@b\" must not"),
+                "an @ in the path",
+            ),
+            (
+                "http://u:pw@h:99999",
+                Err("\"http://***@h:99999\" is not"),
+                "bad port",
+            ),
         ];
         for (text, expected, why) in cases {
             match (Endpoint::parse(text), expected) {
@@ -184,7 +245,7 @@ mod tests {
     fn config(endpoint: &str, token: Option<&str>, token_over_http: TokenOverHttp) -> ClientConfig {
         ClientConfig {
             endpoint: Endpoint::parse(endpoint).unwrap(),
-            token: token.map(|token| Token::new(token.into())),
+            token: token.map(|token| Token::new(token.into()).unwrap()),
             timeout: Duration::from_secs(1),
             ca_cert: None,
             token_over_http,
@@ -244,7 +305,7 @@ mod tests {
 
     #[test]
     fn tokens_never_show_in_debug_output() {
-        let token = Token::new("s3cret".into());
+        let token = Token::new("s3cret".into()).unwrap();
         assert!(!format!("{token:?}").contains("s3cret"));
     }
 }

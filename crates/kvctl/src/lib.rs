@@ -38,6 +38,6 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<(), Error> {
         // Needs no server, so no client (and no --cacert to read).
         return commands::completions(args.shell, &mut out);
     }
-    let client = Client::new(cli.global.client_config())?;
+    let client = Client::new(cli.global.client_config()?)?;
     commands::run(&client, cli.command, &mut out)
 }

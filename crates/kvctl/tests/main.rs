@@ -6,10 +6,13 @@
 //! - `listing`: list, its pages, limits and JSON.
 //! - `transfer`: export and import, binary values and deadlines.
 //! - `failures`: every way a command fails, and its exit code.
+//! - `credentials`: tokens that cannot go in a header, and endpoints with
+//!   a user name or password, refused before anything is sent.
 //! - `tls`: `--cacert` against an HTTPS kvserver, and tokens kept off plain
 //!   http to other hosts (`--insecure`).
 //! - `tooling`: health, completions, help.
 
+mod credentials;
 mod failures;
 mod keys;
 mod listing;
