@@ -341,7 +341,7 @@ fn record(response: &ServiceResponse, elapsed: Duration) {
     if let Some(state) = request.app_data::<web::Data<AppState>>() {
         let route = request.match_pattern();
         state.metrics.observe(
-            request.method().as_str(),
+            request.method(),
             route.as_deref().unwrap_or("unmatched"),
             response.status().as_u16(),
             elapsed,

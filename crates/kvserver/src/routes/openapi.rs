@@ -17,7 +17,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/openapi.json")
             .route(web::get().to(document))
-            .default_service(only("GET")),
+            .route(web::head().to(document))
+            .default_service(only("GET, HEAD")),
     );
 }
 

@@ -12,17 +12,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/healthz")
             .route(web::get().to(healthz))
-            .default_service(only("GET")),
+            .route(web::head().to(healthz))
+            .default_service(only("GET, HEAD")),
     )
     .service(
         web::resource("/readyz")
             .route(web::get().to(readyz))
-            .default_service(only("GET")),
+            .route(web::head().to(readyz))
+            .default_service(only("GET, HEAD")),
     )
     .service(
         web::resource("/metrics")
             .route(web::get().to(metrics))
-            .default_service(only("GET")),
+            .route(web::head().to(metrics))
+            .default_service(only("GET, HEAD")),
     );
 }
 

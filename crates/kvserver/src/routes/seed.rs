@@ -21,9 +21,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/store")
             .route(web::post().to(create))
             .route(web::get().to(get))
+            .route(web::head().to(get))
             .route(web::put().to(update))
             .route(web::delete().to(remove))
-            .default_service(only("POST, GET, PUT, DELETE")),
+            .default_service(only("POST, GET, HEAD, PUT, DELETE")),
     );
 }
 

@@ -26,7 +26,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v1/kv")
             .route(web::get().to(list))
-            .default_service(only("GET")),
+            .route(web::head().to(list))
+            .default_service(only("GET, HEAD")),
     )
     .service(
         web::resource("/v1/kv/{key:.*}")
@@ -39,7 +40,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/v1/info")
             .route(web::get().to(info))
-            .default_service(only("GET")),
+            .route(web::head().to(info))
+            .default_service(only("GET, HEAD")),
     );
 }
 
