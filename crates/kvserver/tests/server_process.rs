@@ -167,3 +167,32 @@ pub fn position(log: &[String], needle: &str) -> usize {
         .position(|line| line.contains(needle))
         .unwrap_or_else(|| panic!("no log line with {needle:?} in:\n{}", log.join("\n")))
 }
+
+/// Runs a command that is expected to exit by itself (a start-up refusal)
+/// and returns its exit status and stderr. One that is still running after
+/// the patience is killed and fails the test, instead of hanging it.
+pub fn exit_of(mut command: Command) -> (ExitStatus, String) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting kvserver");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let (sender, ended) = channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        let _ = sender.send(text);
+    });
+    // stderr closes when the process exits.
+    let text = match ended.recv_timeout(PATIENCE) {
+        Ok(text) => text,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("expected kvserver to refuse to start, but it is still running");
+        }
+    };
+    (child.wait().expect("waiting for kvserver"), text)
+}
