@@ -15,7 +15,7 @@ use kvcore::Store;
 use crate::auth::Tokens;
 use crate::backend::{Backend, EmbeddedBackend};
 use crate::config::Config;
-use crate::error::{ApiError, invalid};
+use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::routes;
 
@@ -144,34 +144,30 @@ impl Application {
         });
         let app_state = state.clone();
         let per_worker = (config.max_connections / config.workers).max(1);
-        let server =
-            HttpServer::new(move || {
-                App::new()
-                    .app_data(app_state.clone())
-                    .app_data(web::QueryConfig::default().error_handler(|err, _| {
-                        invalid(format!("invalid query string: {err}")).into()
-                    }))
-                    .configure(routes::configure)
-                    .default_service(web::to(routes::no_route))
-                    .wrap_fn(|request, service| {
-                        let started = Instant::now();
-                        let response = service.call(request);
-                        async move {
-                            let response = response.await?;
-                            let elapsed = started.elapsed();
-                            record(&response, elapsed);
-                            log_request(&response, elapsed);
-                            Ok(response)
-                        }
-                    })
-            })
-            .workers(config.workers)
-            .max_connections(per_worker)
-            // actix takes whole seconds; rounding up keeps its own cut-off
-            // from coming before the exact one `run_until` enforces.
-            .shutdown_timeout(whole_seconds_up(config.shutdown_timeout))
-            // Signals are handled in `run_until`, which logs each phase.
-            .disable_signals();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .configure(routes::configure)
+                .default_service(web::to(routes::no_route))
+                .wrap_fn(|request, service| {
+                    let started = Instant::now();
+                    let response = service.call(request);
+                    async move {
+                        let response = response.await?;
+                        let elapsed = started.elapsed();
+                        record(&response, elapsed);
+                        log_request(&response, elapsed);
+                        Ok(response)
+                    }
+                })
+        })
+        .workers(config.workers)
+        .max_connections(per_worker)
+        // actix takes whole seconds; rounding up keeps its own cut-off
+        // from coming before the exact one `run_until` enforces.
+        .shutdown_timeout(whole_seconds_up(config.shutdown_timeout))
+        // Signals are handled in `run_until`, which logs each phase.
+        .disable_signals();
         let (server, scheme) = match &config.tls {
             Some(tls) => (
                 server.listen_rustls_0_23(listener, tls.server_config()),

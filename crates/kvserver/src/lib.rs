@@ -9,7 +9,8 @@
 //!   (`/healthz`, `/readyz`, `/metrics`).
 //! - `backend`: the [`Backend`] trait routes talk to, and the embedded store.
 //! - `error`: [`ApiError`], the one place HTTP statuses are decided.
-//! - `body`, `ttl`: reading bodies under limits, parsing TTLs.
+//! - `body`, `ttl`, `query`: reading bodies under limits, parsing TTLs,
+//!   strict query strings.
 //! - `config`, `cli`: typed [`Config`], and the flags that produce it.
 //! - `tls`: [`Tls`], the certificate and key HTTPS is served with.
 //! - `metrics`: the Prometheus registry.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod error;
 pub mod logging;
 pub mod metrics;
+pub mod query;
 pub mod routes;
 pub mod tls;
 pub mod ttl;

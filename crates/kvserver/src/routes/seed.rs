@@ -5,7 +5,6 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use kvcore::{Condition, TtlChange};
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{entry_json, only};
@@ -14,6 +13,7 @@ use crate::auth::{Caller, Level};
 use crate::backend::StoredEntry;
 use crate::body;
 use crate::error::{ApiError, invalid};
+use crate::query::Params;
 use crate::ttl;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -28,16 +28,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-#[derive(Debug, Deserialize)]
-struct KeyQuery {
-    key: Option<String>,
-}
-
-impl KeyQuery {
-    fn key(self) -> Result<String, ApiError> {
-        self.key
-            .ok_or_else(|| invalid("missing query parameter \"key\" (e.g. /store?key=P)"))
-    }
+/// The `key` of `?key=K`, the only parameter `GET` and `DELETE` take.
+fn query_key(request: &HttpRequest) -> Result<String, ApiError> {
+    Params::of(request, &["key"])?
+        .take("key")
+        .ok_or_else(|| invalid("missing query parameter \"key\" (e.g. /store?key=P)"))
 }
 
 /// A parsed seed write body.
@@ -110,9 +105,9 @@ async fn respond(
 async fn get(
     caller: Caller,
     state: web::Data<AppState>,
-    query: web::Query<KeyQuery>,
+    request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let key = query.into_inner().key()?;
+    let key = query_key(&request)?;
     caller.require(Level::Read, &key)?;
     match state.backend()?.get(&key).await {
         Ok(Some(entry)) => Ok(HttpResponse::Ok().json(entry_json(&entry))),
@@ -124,9 +119,9 @@ async fn get(
 async fn remove(
     caller: Caller,
     state: web::Data<AppState>,
-    query: web::Query<KeyQuery>,
+    request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let key = query.into_inner().key()?;
+    let key = query_key(&request)?;
     caller.require(Level::Write, &key)?;
     state
         .backend()?
@@ -143,6 +138,7 @@ async fn read_write(
     request: &HttpRequest,
     payload: web::Payload,
 ) -> Result<SeedWrite, ApiError> {
+    Params::of(request, &[])?;
     let bytes = body::read(
         payload,
         body::declared_length(request),

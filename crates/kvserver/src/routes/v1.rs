@@ -8,7 +8,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use kvcore::{Condition, TtlChange};
 use percent_encoding::percent_decode_str;
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{insert_ttl, insert_value, only};
@@ -16,6 +15,7 @@ use crate::app::AppState;
 use crate::auth::{Caller, Level};
 use crate::body;
 use crate::error::{ApiError, invalid};
+use crate::query::Params;
 use crate::ttl;
 
 const KV_PREFIX: &str = "/v1/kv/";
@@ -45,25 +45,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PutQuery {
-    ttl: Option<String>,
-    persist: Option<String>,
-}
-
 async fn put(
     caller: Caller,
     state: web::Data<AppState>,
     request: HttpRequest,
-    query: web::Query<PutQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let key = path_key(&request)?;
     // Checked before the body is read: a refused client sends no value.
     caller.require(Level::Write, &key)?;
-    let query = query.into_inner();
-    let ttl = match (query.ttl, query.persist.as_deref()) {
+    let mut query = Params::of(&request, &["ttl", "persist"])?;
+    let ttl = match (query.take("ttl"), query.take("persist").as_deref()) {
         (Some(_), Some("true")) => {
             return Err(invalid("use either ttl= or persist=true, not both"));
         }
@@ -120,6 +112,7 @@ async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let key = path_key(&request)?;
     caller.require(Level::Read, &key)?;
+    Params::of(&request, &[])?;
     let entry = state
         .backend()?
         .get(&key)
@@ -151,6 +144,7 @@ async fn remove(
 ) -> Result<HttpResponse, ApiError> {
     let key = path_key(&request)?;
     caller.require(Level::Write, &key)?;
+    Params::of(&request, &[])?;
     let (expected, must_exist) = match request.headers().get(header::IF_MATCH) {
         None => (None, false),
         Some(value) => match parse_if_match(value)? {
@@ -173,23 +167,15 @@ async fn remove(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    prefix: Option<String>,
-    cursor: Option<String>,
-    limit: Option<String>,
-    values: Option<String>,
-}
-
 async fn list(
     caller: Caller,
     state: web::Data<AppState>,
-    query: web::Query<ListQuery>,
+    request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let query = query.into_inner();
-    caller.require_listing(query.prefix.as_deref().unwrap_or_default())?;
-    let limit = match query.limit.as_deref() {
+    let mut query = Params::of(&request, &["prefix", "cursor", "limit", "values"])?;
+    let prefix = query.take("prefix").unwrap_or_default();
+    caller.require_listing(&prefix)?;
+    let limit = match query.take("limit").as_deref() {
         None => DEFAULT_LIMIT,
         Some(text) => match text.parse::<usize>() {
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
@@ -200,7 +186,7 @@ async fn list(
             }
         },
     };
-    let with_values = match query.values.as_deref() {
+    let with_values = match query.take("values").as_deref() {
         None | Some("false") => false,
         Some("true") => true,
         Some(other) => {
@@ -209,8 +195,11 @@ async fn list(
             )));
         }
     };
-    let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
-    let prefix = query.prefix.unwrap_or_default();
+    let after = query
+        .take("cursor")
+        .as_deref()
+        .map(decode_cursor)
+        .transpose()?;
     let page = state
         .backend()?
         .list(&prefix, after.as_deref(), limit)
@@ -241,6 +230,7 @@ async fn info(request: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     if !state.open_metrics {
         Caller::of(&request)?.require_admin()?;
     }
+    Params::of(&request, &[])?;
     let info = state.backend()?.info().await;
     let log = info.log.map(|log| {
         json!({
