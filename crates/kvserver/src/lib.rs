@@ -11,6 +11,7 @@
 //! - `error`: [`ApiError`], the one place HTTP statuses are decided.
 //! - `body`, `ttl`, `query`: reading bodies under limits, parsing TTLs,
 //!   strict query strings.
+//! - `precondition`: `If-Match` and `If-None-Match` as RFC 9110 reads them.
 //! - `config`, `cli`: typed [`Config`], and the flags that produce it.
 //! - `tls`: [`Tls`], the certificate and key HTTPS is served with.
 //! - `metrics`: the Prometheus registry.
@@ -25,6 +26,7 @@ pub mod config;
 pub mod error;
 pub mod logging;
 pub mod metrics;
+pub mod precondition;
 pub mod query;
 pub mod routes;
 pub mod tls;

@@ -105,6 +105,7 @@ fn other_cases() -> Vec<Case> {
     let if_match = "If-Match must be";
     let not_allowed = |case: Case| case.answered(StatusCode::METHOD_NOT_ALLOWED, "invalid_request");
     let no_route = |case: Case| case.answered(StatusCode::NOT_FOUND, "not_found");
+    let failed = |case: Case| case.answered(StatusCode::PRECONDITION_FAILED, "version_mismatch");
     vec![
         bad("GET /store without key", M::GET, "/store", "", missing_key),
         bad("GET /store with another parameter", M::GET, "/store?kee=k", "", "unknown query parameter \"kee\""),
@@ -142,10 +143,16 @@ fn other_cases() -> Vec<Case> {
         bad("a key that is not UTF-8 on GET", M::GET, "/v1/kv/%FF", "", "not valid UTF-8"),
         bad("a key that is not UTF-8 on PUT", M::PUT, "/v1/kv/%FFk", "x", "not valid UTF-8"),
         bad("If-Match unquoted", M::PUT, "/v1/kv/k", "x", if_match).header("If-Match", "42"),
-        bad("If-Match not a version", M::PUT, "/v1/kv/k", "x", if_match).header("If-Match", "\"abc\""),
-        bad("If-Match a list", M::PUT, "/v1/kv/k", "x", if_match).header("If-Match", "\"1\", \"2\""),
-        bad("If-Match negative", M::PUT, "/v1/kv/k", "x", if_match).header("If-Match", "\"-1\""),
+        failed(bad("If-Match not a version", M::PUT, "/v1/kv/k", "x", "names no version").header("If-Match", "\"abc\"")),
+        bad("If-Match a list", M::PUT, "/v1/kv/k", "x", "not a list").header("If-Match", "\"1\", \"2\""),
+        bad("If-Match twice is a list", M::PUT, "/v1/kv/k", "x", "not a list").header("If-Match", "\"1\"").header("If-Match", "\"2\""),
+        bad("If-Match a list on DELETE", M::DELETE, "/v1/kv/k", "", "not a list").header("If-Match", "\"1\"").header("If-Match", "\"2\""),
+        failed(bad("If-Match negative", M::PUT, "/v1/kv/k", "x", "names no version").header("If-Match", "\"-1\"")),
         bad("If-Match on DELETE unquoted", M::DELETE, "/v1/kv/k", "", if_match).header("If-Match", "1"),
+        bad("If-Match on GET unquoted", M::GET, "/v1/kv/k", "", if_match).header("If-Match", "1"),
+        bad("If-None-Match on GET unclosed", M::GET, "/v1/kv/k", "", "If-None-Match must be").header("If-None-Match", "\"1"),
+        bad("If-Match * with a tag", M::PUT, "/v1/kv/k", "x", "cannot be combined").header("If-Match", "*, \"1\""),
+        bad("If-None-Match on DELETE", M::DELETE, "/v1/kv/k", "", "DELETE does not take If-None-Match").header("If-None-Match", "*"),
         bad("If-None-Match with a version on a write", M::PUT, "/v1/kv/k", "x", "only accepts *").header("If-None-Match", "\"1\""),
         bad("both preconditions", M::PUT, "/v1/kv/k", "x", "either If-Match or If-None-Match").header("If-Match", "*").header("If-None-Match", "*"),
         bad("limit=0", M::GET, "/v1/kv?limit=0", "", limit),
