@@ -177,9 +177,11 @@ fn parse_write(bytes: &[u8]) -> Result<SeedWrite, ApiError> {
     let ttl = match object.remove("ttl") {
         None => TtlField::Omitted,
         Some(Value::Null) => TtlField::Null,
-        Some(Value::Number(number)) => {
-            let seconds = number.as_f64().unwrap_or(f64::INFINITY);
-            TtlField::Seconds(ttl::from_seconds(seconds).map_err(invalid)?)
+        Some(Value::Number(_)) => {
+            // `Value` holds the number as a float by now; read its text
+            // again so the TTL is exact (a second parse, only with a ttl).
+            let text = ttl_text(bytes)?;
+            TtlField::Seconds(ttl::from_seconds(&text).map_err(invalid)?)
         }
         Some(other) => {
             return Err(invalid(format!(
@@ -189,6 +191,18 @@ fn parse_write(bytes: &[u8]) -> Result<SeedWrite, ApiError> {
         }
     };
     Ok(SeedWrite { key, value, ttl })
+}
+
+/// The text of the body's `"ttl"` number, as the client wrote it.
+fn ttl_text(bytes: &[u8]) -> Result<String, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct TtlOnly<'a> {
+        #[serde(borrow)]
+        ttl: &'a serde_json::value::RawValue,
+    }
+    serde_json::from_slice::<TtlOnly>(bytes)
+        .map(|only| only.ttl.get().to_owned())
+        .map_err(|_| invalid("\"ttl\" is given more than once"))
 }
 
 fn string_field(object: &mut Map<String, Value>, name: &str) -> Result<String, ApiError> {
