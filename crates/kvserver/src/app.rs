@@ -14,6 +14,7 @@ use kvcore::Store;
 
 use crate::auth::Tokens;
 use crate::backend::{Backend, EmbeddedBackend};
+use crate::body::{HeldBody, Holding};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -149,15 +150,16 @@ impl Application {
                 .app_data(app_state.clone())
                 .configure(routes::configure)
                 .default_service(web::to(routes::no_route))
-                .wrap_fn(|request, service| {
+                .wrap_fn(|mut request, service| {
                     let started = Instant::now();
+                    let held = HeldBody::take_if_chunked(&mut request);
                     let response = service.call(request);
                     async move {
                         let response = response.await?;
                         let elapsed = started.elapsed();
                         record(&response, elapsed);
                         log_request(&response, elapsed);
-                        Ok(response)
+                        Ok(response.map_body(|_, body| Holding::new(body, held)))
                     }
                 })
         })
