@@ -66,6 +66,8 @@ pub struct RequestLimits {
     pub max_value_bytes: usize,
     /// How long a body may take to arrive.
     pub body_timeout: Duration,
+    /// Where a listing page stops, in bytes of JSON.
+    pub list_page_bytes: usize,
 }
 
 /// A server bound to its listener, ready to run.
@@ -137,6 +139,7 @@ impl Application {
                 max_body_bytes: config.max_body_bytes,
                 max_value_bytes: config.max_value_bytes,
                 body_timeout: config.body_timeout,
+                list_page_bytes: config.list_page_bytes,
             },
             started: Instant::now(),
             metrics: Metrics::new().context("registering metrics")?,

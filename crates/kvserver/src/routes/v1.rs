@@ -234,25 +234,44 @@ async fn list(
         .list(&prefix, after.as_deref(), limit)
         .await
         .map_err(|err| ApiError::from_store(err, &prefix, StatusCode::CONFLICT))?;
-    let items: Vec<Value> = page
-        .entries
-        .iter()
-        .map(|entry| {
-            let mut item = Map::new();
-            item.insert("key".into(), json!(entry.key));
-            item.insert("version".into(), json!(entry.version));
-            item.insert("size".into(), json!(entry.value.len()));
-            insert_ttl(&mut item, entry.ttl);
-            if with_values {
-                insert_value(&mut item, &entry.value);
-            }
-            Value::Object(item)
-        })
-        .collect();
-    let next = page
-        .next_after
-        .map(|key| URL_SAFE_NO_PAD.encode(key.as_bytes()));
-    Ok(HttpResponse::Ok().json(json!({ "items": items, "next": next })))
+    // The page is written item by item and stops at the byte budget, so a
+    // listing of large values never holds more than about one budget (plus
+    // one item) of JSON; the entries themselves share the store's memory.
+    let budget = state.limits.list_page_bytes;
+    let mut body = br#"{"items":["#.to_vec();
+    let mut listed = 0;
+    for entry in &page.entries {
+        if listed > 0 && body.len() >= budget {
+            break;
+        }
+        let mut item = Map::new();
+        item.insert("key".into(), json!(entry.key));
+        item.insert("version".into(), json!(entry.version));
+        item.insert("size".into(), json!(entry.value.len()));
+        insert_ttl(&mut item, entry.ttl);
+        if with_values {
+            insert_value(&mut item, &entry.value);
+        }
+        if listed > 0 {
+            body.push(b',');
+        }
+        serde_json::to_writer(&mut body, &item).map_err(|err| ApiError::Internal(err.into()))?;
+        listed += 1;
+    }
+    // Stopped early at the budget: the next page starts after the last key
+    // listed, exactly as it would after a shorter `limit`.
+    let next_after = if listed < page.entries.len() {
+        Some(page.entries[listed - 1].key.as_str())
+    } else {
+        page.next_after.as_deref()
+    };
+    let next = next_after.map(|key| URL_SAFE_NO_PAD.encode(key.as_bytes()));
+    body.extend_from_slice(br#"],"next":"#);
+    serde_json::to_writer(&mut body, &next).map_err(|err| ApiError::Internal(err.into()))?;
+    body.push(b'}');
+    Ok(HttpResponse::Ok()
+        .content_type(header::ContentType::json())
+        .body(body))
 }
 
 async fn info(request: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
