@@ -5,6 +5,8 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
+use crate::raw_http::RawRequest;
+use crate::server_process::ServerProcess;
 use crate::test_app::{TestApp, assert_error, json_of};
 
 /// One malformed request and the answer it must get.
@@ -228,5 +230,27 @@ async fn every_malformed_request_gets_a_4xx_that_says_what_was_wrong_and_changes
         app.get("/healthz").await.status(),
         StatusCode::OK,
         "still serving"
+    );
+}
+
+#[test]
+fn requests_actix_cannot_parse_get_a_400_and_no_error_line_in_the_log() {
+    let server = ServerProcess::start("info", &[]);
+    for n in 0..20 {
+        let response = RawRequest::start(
+            server.addr,
+            &format!("GET /healthz HTTP/1.1\r\nBad Header {n}"),
+        )
+        .response()
+        .expect("an answer");
+        assert_eq!(response.status, 400, "{response:?}");
+    }
+    server.signal("TERM");
+    let (status, log) = server.wait_for_exit();
+    assert!(status.success());
+    let errors: Vec<&String> = log.iter().filter(|line| line.contains("ERROR")).collect();
+    assert!(
+        errors.is_empty(),
+        "a client's malformed requests are not server errors: {errors:?}"
     );
 }
