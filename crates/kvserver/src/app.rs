@@ -6,9 +6,13 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use actix_web::body::{BodySize, MessageBody};
-use actix_web::dev::{Service, ServiceResponse};
-use actix_web::{App, HttpServer, web};
+use actix_http::{ConnectionType, HttpMessage, HttpService, Request};
+use actix_service::IntoServiceFactory;
+use actix_service::{ServiceFactoryExt, fn_service, map_config};
+use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::dev::{AppConfig, Service, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::{Method, header};
+use actix_web::{App, ResponseError, web};
 use anyhow::Context;
 use kvcore::Store;
 
@@ -148,39 +152,58 @@ impl Application {
         });
         let app_state = state.clone();
         let per_worker = (config.max_connections / config.workers).max(1);
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(app_state.clone())
-                .configure(routes::configure)
-                .default_service(web::to(routes::no_route))
-                .wrap_fn(|mut request, service| {
-                    let started = Instant::now();
-                    let held = HeldBody::take_if_chunked(&mut request);
-                    let response = service.call(request);
-                    async move {
-                        let response = response.await?;
-                        let elapsed = started.elapsed();
-                        record(&response, elapsed);
-                        log_request(&response, elapsed);
-                        Ok(response.map_body(|_, body| Holding::new(body, held)))
-                    }
-                })
-        })
-        .workers(config.workers)
-        .max_connections(per_worker)
-        // actix takes whole seconds; rounding up keeps its own cut-off
-        // from coming before the exact one `run_until` enforces.
-        .shutdown_timeout(whole_seconds_up(config.shutdown_timeout))
-        // Signals are handled in `run_until`, which logs each phase.
-        .disable_signals();
-        let (server, scheme) = match &config.tls {
-            Some(tls) => (
-                server.listen_rustls_0_23(listener, tls.server_config()),
-                "https",
-            ),
-            None => (server.listen(listener), "http"),
+        // actix-web's HttpServer, spelled out on actix-server and actix-http:
+        // HttpServer offers no way to set the `Expect: 100-continue` handler,
+        // and a body over the limits must be refused before `100 Continue`.
+        let builder = actix_server::Server::build()
+            .workers(config.workers)
+            .max_concurrent_connections(per_worker)
+            // actix takes whole seconds; rounding up keeps its own cut-off
+            // from coming before the exact one `run_until` enforces.
+            .shutdown_timeout(whole_seconds_up(config.shutdown_timeout))
+            // Signals are handled in `run_until`, which logs each phase.
+            .disable_signals();
+        // Tells open connections to finish once a graceful stop begins, as
+        // HttpServer does (idle keep-alive connections close at once).
+        let stopping = builder.graceful_shutdown_signal();
+        let limits = state.limits;
+        macro_rules! http_service {
+            () => {{
+                let stopping = stopping.clone();
+                HttpService::build()
+                    .graceful_shutdown_signal(move || {
+                        let stopping = stopping.clone();
+                        async move { stopping.notified().await }
+                    })
+                    .client_request_timeout(Duration::from_secs(5))
+                    .client_disconnect_timeout(Duration::from_secs(1))
+                    .h1_allow_half_closed(true)
+                    .local_addr(addr)
+                    .expect(fn_service(move |request: Request| async move {
+                        refuse_before_continue(&request, limits).map(|()| request)
+                    }))
+                    .finish(map_config(
+                        app(app_state.clone())
+                            .into_factory()
+                            .map_err(|err| err.error_response()),
+                        |_| AppConfig::default(),
+                    ))
+            }};
+        }
+        let (builder, scheme) = match &config.tls {
+            Some(tls) => {
+                let tls = tls.server_config();
+                let builder = builder.listen("kvserver", listener, move || {
+                    http_service!().rustls_0_23(tls.clone())
+                });
+                (builder, "https")
+            }
+            None => {
+                let builder = builder.listen("kvserver", listener, move || http_service!().tcp());
+                (builder, "http")
+            }
         };
-        let server = server.context("listening")?.run();
+        let server = builder.context("listening")?.run();
         if config.tokens.is_some() && config.tls.is_none() && !addr.ip().is_loopback() {
             log::warn!(
                 "auth: tokens cross the network in clear text over plain HTTP; \
@@ -296,6 +319,70 @@ impl Application {
             log::info!("shutdown: storage flushed and synced; exiting");
         }
         Ok(())
+    }
+}
+
+/// Every route, for one worker.
+fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<Holding>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(state)
+        .configure(routes::configure)
+        .default_service(web::to(routes::no_route))
+        .wrap_fn(|mut request, service| {
+            let started = Instant::now();
+            let held = HeldBody::take_if_chunked(&mut request);
+            let response = service.call(request);
+            async move {
+                let response = response.await?;
+                let elapsed = started.elapsed();
+                record(&response, elapsed);
+                log_request(&response, elapsed);
+                Ok(response.map_body(|_, body| Holding::new(body, held)))
+            }
+        })
+}
+
+/// The answer to `Expect: 100-continue` with a declared length over the
+/// limits: the 413 goes out instead of `100 Continue`, so the client never
+/// sends the body. The limits are those the route applies (a `/v1` value
+/// is bounded by the value limit too).
+fn refuse_before_continue(
+    request: &Request,
+    limits: RequestLimits,
+) -> Result<(), actix_http::Response<BoxBody>> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
+    let Some(size) = declared else {
+        return Ok(());
+    };
+    let value_limit = (request.method() == Method::PUT && request.path().starts_with("/v1/kv/"))
+        .then_some(("value", limits.max_value_bytes));
+    let over = [("request body", limits.max_body_bytes)]
+        .into_iter()
+        .chain(value_limit)
+        .find(|&(_, limit)| size > limit);
+    match over {
+        Some((what, limit)) => {
+            let refusal = ApiError::PayloadTooLarge { what, size, limit };
+            let mut response = refusal.error_response();
+            response
+                .head_mut()
+                .set_connection_type(ConnectionType::Close);
+            Err(response.into())
+        }
+        None => Ok(()),
     }
 }
 

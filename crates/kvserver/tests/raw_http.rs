@@ -74,6 +74,17 @@ impl RawRequest {
         }
     }
 
+    /// Everything the server sends until it closes the connection.
+    pub fn read_all(mut self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        match self.stream.read_to_end(&mut bytes) {
+            Ok(_) => {}
+            Err(err) if err.kind() == ErrorKind::ConnectionReset => {}
+            Err(err) => panic!("reading until the server closes: {err}"),
+        }
+        bytes
+    }
+
     /// A second handle on the connection, for a writer thread.
     pub fn try_clone(&self) -> RawRequest {
         RawRequest {
