@@ -6,7 +6,13 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use actix_http::{ConnectionType, HttpMessage, HttpService, Request};
+use actix_http::error::DispatchError;
+use actix_http::{ConnectionType, Extensions, HttpMessage, HttpService, Protocol, Request};
+use actix_tls::accept::TlsError;
+use actix_tls::accept::rustls_0_23::{Acceptor, TlsStream};
+use actix_web::rt::net::TcpStream;
+
+use crate::early_errors::{EarlyErrors, Ledger};
 use actix_service::IntoServiceFactory;
 use actix_service::{ServiceFactoryExt, fn_service, map_config};
 use actix_web::body::{BodySize, BoxBody, MessageBody};
@@ -168,9 +174,10 @@ impl Application {
         let stopping = builder.graceful_shutdown_signal();
         let limits = state.limits;
         macro_rules! http_service {
-            () => {{
+            ($($on_connect:expr)?) => {{
                 let stopping = stopping.clone();
                 HttpService::build()
+                    $(.on_connect_ext($on_connect))?
                     .graceful_shutdown_signal(move || {
                         let stopping = stopping.clone();
                         async move { stopping.notified().await }
@@ -192,14 +199,50 @@ impl Application {
         }
         let (builder, scheme) = match &config.tls {
             Some(tls) => {
-                let tls = tls.server_config();
+                let mut tls = tls.server_config();
+                // HTTP/1.1 only, as actix-http's own rustls setup offers it.
+                tls.alpn_protocols.insert(0, b"http/1.1".to_vec());
                 let builder = builder.listen("kvserver", listener, move || {
-                    http_service!().rustls_0_23(tls.clone())
+                    // actix-http's rustls service, with the decrypted stream
+                    // wrapped as the plain one is (see early_errors).
+                    Acceptor::new(tls.clone())
+                        .map_init_err(|_| ())
+                        .map_err(TlsError::into_service_error)
+                        .and_then(fn_service(|io: TlsStream<TcpStream>| async move {
+                            let _ = io.get_ref().0.set_nodelay(true);
+                            let peer = io.get_ref().0.peer_addr().ok();
+                            Ok::<_, TlsError<std::io::Error, DispatchError>>((
+                                EarlyErrors::new(io),
+                                Protocol::Http1,
+                                peer,
+                            ))
+                        }))
+                        .and_then(
+                            http_service!(
+                                |io: &EarlyErrors<TlsStream<TcpStream>>, data: &mut Extensions| {
+                                    data.insert(io.ledger());
+                                }
+                            )
+                            .map_err(TlsError::Service),
+                        )
                 });
                 (builder, "https")
             }
             None => {
-                let builder = builder.listen("kvserver", listener, move || http_service!().tcp());
+                let builder = builder.listen("kvserver", listener, move || {
+                    // Each connection is wrapped so that actix's own early
+                    // error responses get a JSON body (see early_errors).
+                    fn_service(|io: TcpStream| async move {
+                        let _ = io.set_nodelay(true);
+                        let peer = io.peer_addr().ok();
+                        Ok((EarlyErrors::new(io), Protocol::Http1, peer))
+                    })
+                    .and_then(http_service!(
+                        |io: &EarlyErrors<TcpStream>, data: &mut Extensions| {
+                            data.insert(io.ledger());
+                        }
+                    ))
+                });
                 (builder, "http")
             }
         };
@@ -341,9 +384,16 @@ fn app(
         .wrap_fn(|mut request, service| {
             let started = Instant::now();
             let held = HeldBody::take_if_chunked(&mut request);
+            let ledger = request.conn_data::<Ledger>().cloned();
+            let head_only = request.method() == Method::HEAD;
             let response = service.call(request);
             async move {
-                let response = response.await?;
+                let response = response.await;
+                // Every response goes on the wire, an error turned into one too.
+                if let Some(ledger) = ledger {
+                    ledger.record(head_only);
+                }
+                let response = response?;
                 let elapsed = started.elapsed();
                 record(&response, elapsed);
                 log_request(&response, elapsed);
@@ -375,6 +425,9 @@ fn refuse_before_continue(
         .find(|&(_, limit)| size > limit);
     match over {
         Some((what, limit)) => {
+            if let Some(ledger) = request.conn_data::<Ledger>() {
+                ledger.record(false);
+            }
             let refusal = ApiError::PayloadTooLarge { what, size, limit };
             let mut response = refusal.error_response();
             response

@@ -16,6 +16,7 @@
 //! - `tls`: [`Tls`], the certificate and key HTTPS is served with.
 //! - `metrics`: the Prometheus registry.
 //! - `logging`: env_logger behind a buffer flushed in the background.
+//! - `early_errors`: JSON bodies for what actix answers before routing.
 
 pub mod app;
 pub mod auth;
@@ -23,6 +24,7 @@ pub mod backend;
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod early_errors;
 pub mod error;
 pub mod logging;
 pub mod metrics;

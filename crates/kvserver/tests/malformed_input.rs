@@ -254,3 +254,86 @@ fn requests_actix_cannot_parse_get_a_400_and_no_error_line_in_the_log() {
         "a client's malformed requests are not server errors: {errors:?}"
     );
 }
+
+/// Sends `bytes` as they are and returns everything the server answers
+/// until it closes the connection.
+fn exchange(addr: std::net::SocketAddr, bytes: Vec<u8>) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connecting");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .expect("a read timeout");
+    stream.write_all(&bytes).expect("sending");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[actix_web::test]
+async fn what_actix_answers_before_routing_is_json_too() {
+    let app = TestApp::spawn().await;
+    let cases = [
+        (
+            b"GET /healthz HTTP/1.1\r\nBad Header\r\n\r\n".to_vec(),
+            "HTTP/1.1 400 ",
+            "could not be parsed",
+            "a header without a colon",
+        ),
+        (
+            format!(
+                "GET /healthz HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+                "a".repeat(132_000)
+            )
+            .into_bytes(),
+            "HTTP/1.1 431 ",
+            "headers are too large",
+            "headers over actix's 128 KiB",
+        ),
+        (
+            b"GET /healthz HTTP/1.1\r\nHo".to_vec(),
+            "HTTP/1.1 408 ",
+            "did not arrive in time",
+            "headers that stop halfway (actix waits 5 s)",
+        ),
+    ];
+    let addr = app.addr;
+    for (bytes, status, says, why) in cases {
+        let answer = actix_web::rt::task::spawn_blocking(move || exchange(addr, bytes))
+            .await
+            .expect("the client thread");
+        assert!(answer.starts_with(status), "{why}: {answer:.300}");
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a head");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{why}: {head}"
+        );
+        let body: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+        assert_eq!(body["code"], "invalid_request", "{why}: {body}");
+        assert!(
+            body["error"].as_str().unwrap_or_default().contains(says),
+            "{why}: {body}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn a_value_that_looks_like_an_early_error_comes_back_unchanged() {
+    let app = TestApp::spawn().await;
+    let value = "HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n";
+    app.v1_put("look-alike", "", value).await;
+    // HEAD (a head with a length but no body), then GETs, on one connection.
+    let request = "HEAD /v1/kv/look-alike HTTP/1.1\r\nHost: x\r\n\r\n\
+                   GET /v1/kv/look-alike HTTP/1.1\r\nHost: x\r\n\r\n\
+                   GET /v1/kv/look-alike HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let addr = app.addr;
+    let answer = actix_web::rt::task::spawn_blocking(move || exchange(addr, request.into()))
+        .await
+        .expect("the client thread");
+    assert_eq!(
+        answer.matches(value).count(),
+        2,
+        "both values intact: {answer}"
+    );
+    assert!(!answer.contains("could not be parsed"), "{answer}");
+}
