@@ -273,16 +273,18 @@ chmod 600 "$auth"
 volume="$run_id-data"
 docker volume create "$volume" >/dev/null
 with_auth=(-v "$volume:/data" -v "$auth:/run/secrets/kv-auth:ro" -e KV_AUTH_FILE=/run/secrets/kv-auth)
+# Tokens over plain HTTP on 0.0.0.0 need the explicit opt-in, as in the README.
+insecure=(-e KV_ALLOW_INSECURE_TOKENS=true)
 
 cp -p "$auth" "$work/auth-640"
 chmod 640 "$work/auth-640"
-start loose -v "$work/auth-640:/run/secrets/kv-auth:ro" -e KV_AUTH_FILE=/run/secrets/kv-auth
+start loose -v "$work/auth-640:/run/secrets/kv-auth:ro" -e KV_AUTH_FILE=/run/secrets/kv-auth -e KV_ALLOW_INSECURE_TOKENS=true
 code=$(timeout 30 docker wait "$ctr" || echo "still running")
 [ "$code" != 0 ] && [ "$code" != "still running" ] &&
     ok "a group-readable auth file is refused (exit $code)" || not_ok "a group-readable auth file: exit '$code'"
 
 bearer=(-H "Authorization: Bearer $app")
-start auth "${with_auth[@]}"
+start auth "${with_auth[@]}" "${insecure[@]}"
 if wait_ready; then
     expect "/healthz needs no token" 200 "" $base/healthz
     expect "no token is 401" 401 "WWW-Authenticate: Bearer" "$base/store?key=app/P"
@@ -307,7 +309,7 @@ fi
 
 # kill -9, then a brand-new container on the same volume.
 docker kill "$ctr" >/dev/null
-start auth2 "${with_auth[@]}"
+start auth2 "${with_auth[@]}" "${insecure[@]}"
 if wait_ready; then
     expect "a key survives kill -9 and a new container" 200 'before restart' "${bearer[@]}" "$base/store?key=app/kept"
     expect "the last acknowledged write survives kill -9" 200 'before kill' "${bearer[@]}" "$base/v1/kv/app/last"

@@ -39,12 +39,14 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, DurationError
         .find(|c: char| c.is_ascii_alphabetic())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let seconds_per_unit = match unit {
-        "" | "s" => 1.0,
-        "ms" => 0.001,
-        "m" => 60.0,
-        "h" => 3600.0,
-        "d" => 86400.0,
+    // Integer arithmetic throughout: `315360000001ms` is exactly that many
+    // milliseconds, where a float would round it to ...000 ms.
+    let nanos_per_unit: u128 = match unit {
+        "" | "s" => 1_000_000_000,
+        "ms" => 1_000_000,
+        "m" => 60 * 1_000_000_000,
+        "h" => 3600 * 1_000_000_000,
+        "d" => 86400 * 1_000_000_000,
         _ => {
             return Err(DurationError::UnknownUnit {
                 text: text.to_owned(),
@@ -52,17 +54,47 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, DurationError
             });
         }
     };
-    let value: f64 = number.parse().map_err(|_| DurationError::NotANumber {
+    let not_a_number = || DurationError::NotANumber {
         text: text.to_owned(),
-    })?;
-    if !value.is_finite() || value <= 0.0 {
+    };
+    let too_long = || DurationError::TooLong {
+        text: text.to_owned(),
+    };
+    let (negative, digits) = match number.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, number.strip_prefix('+').unwrap_or(number)),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let all_digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty()) || !all_digits(whole) || !all_digits(fraction) {
+        return Err(not_a_number());
+    }
+    let mut nanos: u128 = 0;
+    for digit in whole.bytes() {
+        nanos = nanos
+            .checked_mul(10)
+            .and_then(|n| n.checked_add(u128::from(digit - b'0')))
+            .ok_or_else(too_long)?;
+    }
+    nanos = nanos.checked_mul(nanos_per_unit).ok_or_else(too_long)?;
+    // Twenty decimals reach far below a nanosecond of the largest unit
+    // (a day is under 10^14 ns), and 10^20 * 10^14 fits a u128.
+    let fraction = &fraction[..fraction.len().min(20)];
+    let mut numerator: u128 = 0;
+    for digit in fraction.bytes() {
+        numerator = numerator * 10 + u128::from(digit - b'0');
+    }
+    let denominator = 10u128.pow(fraction.len() as u32);
+    nanos = nanos
+        .checked_add(numerator * nanos_per_unit / denominator)
+        .ok_or_else(too_long)?;
+    if negative || nanos == 0 {
         return Err(DurationError::NotPositive {
             text: text.to_owned(),
         });
     }
-    Duration::try_from_secs_f64(value * seconds_per_unit).map_err(|_| DurationError::TooLong {
-        text: text.to_owned(),
-    })
+    let seconds = u64::try_from(nanos / 1_000_000_000).map_err(|_| too_long())?;
+    Ok(Duration::new(seconds, (nanos % 1_000_000_000) as u32))
 }
 
 /// Why [`parse_duration`] refused a text. The messages name the text and
@@ -222,6 +254,29 @@ mod tests {
             ("2h", Duration::from_secs(7200), "hours"),
             ("7d", Duration::from_secs(7 * 86400), "days"),
             (" 2h ", Duration::from_secs(7200), "surrounding spaces"),
+            (
+                "315360000001ms",
+                Duration::from_millis(315_360_000_001),
+                "exact to the millisecond, where a float rounds",
+            ),
+            (
+                "315576000.001",
+                Duration::from_millis(315_576_000_001),
+                "decimal seconds, exact",
+            ),
+            ("0.001", Duration::from_millis(1), "one millisecond"),
+            (
+                "1.5ms",
+                Duration::from_micros(1500),
+                "below a millisecond is kept",
+            ),
+            (".5", Duration::from_millis(500), "no whole part"),
+            ("2.", Duration::from_secs(2), "no fraction digits"),
+            (
+                "0.1d",
+                Duration::from_secs(8640),
+                "a tenth of a day, which a float cannot hold exactly",
+            ),
         ];
         for (text, expected, why) in cases {
             assert_eq!(parse_duration(text), Ok(expected), "{why}: {text}");
@@ -242,6 +297,11 @@ mod tests {
             ("NaN", "unknown unit", "NaN"),
             ("s", "not a number", "unit without a number"),
             ("", "not a number", "empty"),
+            (".", "not a number", "a lone point"),
+            ("1.2.3", "not a number", "two points"),
+            ("--1", "not a number", "two signs"),
+            ("0.0", "positive", "zero with decimals"),
+            ("-0", "positive", "negative zero"),
             (
                 "99999999999999999999999d",
                 "too long",

@@ -4,12 +4,19 @@
 
 use std::time::Duration;
 
-/// Reads a TTL: a duration of at least one millisecond, the store's
-/// resolution. The upper bound (10 years) is the server's to enforce.
+/// Reads a TTL: a duration from one millisecond (the store's resolution)
+/// to 10 years, the bounds the server enforces too, refused here before
+/// anything is sent. The reading is exact (no float), so what is sent,
+/// `<milliseconds>ms`, is what was typed.
 pub fn parse_ttl(text: &str) -> Result<Duration, String> {
     let ttl = kvcore::parse_duration(text).map_err(|err| err.to_string())?;
     if ttl < kvcore::MIN_TTL {
         return Err(format!("{text:?} is shorter than the minimum TTL of 1ms"));
+    }
+    if ttl > kvcore::MAX_TTL {
+        return Err(format!(
+            "{text:?} is longer than the maximum TTL of 10 years (315576000s)"
+        ));
     }
     Ok(ttl)
 }
@@ -57,6 +64,12 @@ mod tests {
             ("1.5h", Duration::from_secs(5400), "decimal hours"),
             ("7d", Duration::from_secs(7 * 86400), "days"),
             (" 2h ", Duration::from_secs(7200), "surrounding spaces"),
+            (
+                "315360000001ms",
+                Duration::from_millis(315_360_000_001),
+                "exact to the millisecond (a float made it ...000ms)",
+            ),
+            ("315576000s", kvcore::MAX_TTL, "the maximum"),
         ];
         for (text, expected, why) in cases {
             assert_eq!(parse_ttl(text), Ok(expected), "{why}: {text}");
@@ -76,6 +89,8 @@ mod tests {
                 "too long",
                 "past what a Duration holds",
             ),
+            ("315576000001ms", "maximum", "10 years and a millisecond"),
+            ("3653d", "maximum", "over 10 years"),
         ];
         for (text, needle, why) in cases {
             let err = parse_ttl(text).expect_err(why);

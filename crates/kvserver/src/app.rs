@@ -6,16 +6,27 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use actix_web::body::{BodySize, MessageBody};
-use actix_web::dev::{Service, ServiceResponse};
-use actix_web::{App, HttpServer, web};
+use actix_http::error::DispatchError;
+use actix_http::{ConnectionType, Extensions, HttpMessage, HttpService, Protocol, Request};
+use actix_tls::accept::TlsError;
+use actix_tls::accept::rustls_0_23::{Acceptor, TlsStream};
+use actix_web::rt::net::TcpStream;
+
+use crate::early_errors::{EarlyErrors, Ledger};
+use actix_service::IntoServiceFactory;
+use actix_service::{ServiceFactoryExt, fn_service, map_config};
+use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::dev::{AppConfig, Service, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::{Method, header};
+use actix_web::{App, ResponseError, web};
 use anyhow::Context;
 use kvcore::Store;
 
 use crate::auth::Tokens;
 use crate::backend::{Backend, EmbeddedBackend};
+use crate::body::{HeldBody, Holding};
 use crate::config::Config;
-use crate::error::{ApiError, invalid};
+use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::routes;
 
@@ -65,6 +76,8 @@ pub struct RequestLimits {
     pub max_value_bytes: usize,
     /// How long a body may take to arrive.
     pub body_timeout: Duration,
+    /// Where a listing page stops, in bytes of JSON.
+    pub list_page_bytes: usize,
 }
 
 /// A server bound to its listener, ready to run.
@@ -136,6 +149,7 @@ impl Application {
                 max_body_bytes: config.max_body_bytes,
                 max_value_bytes: config.max_value_bytes,
                 body_timeout: config.body_timeout,
+                list_page_bytes: config.list_page_bytes,
             },
             started: Instant::now(),
             metrics: Metrics::new().context("registering metrics")?,
@@ -144,42 +158,95 @@ impl Application {
         });
         let app_state = state.clone();
         let per_worker = (config.max_connections / config.workers).max(1);
-        let server =
-            HttpServer::new(move || {
-                App::new()
-                    .app_data(app_state.clone())
-                    .app_data(web::QueryConfig::default().error_handler(|err, _| {
-                        invalid(format!("invalid query string: {err}")).into()
-                    }))
-                    .configure(routes::configure)
-                    .default_service(web::to(routes::no_route))
-                    .wrap_fn(|request, service| {
-                        let started = Instant::now();
-                        let response = service.call(request);
-                        async move {
-                            let response = response.await?;
-                            let elapsed = started.elapsed();
-                            record(&response, elapsed);
-                            log_request(&response, elapsed);
-                            Ok(response)
-                        }
-                    })
-            })
+        // actix-web's HttpServer, spelled out on actix-server and actix-http:
+        // HttpServer offers no way to set the `Expect: 100-continue` handler,
+        // and a body over the limits must be refused before `100 Continue`.
+        let builder = actix_server::Server::build()
             .workers(config.workers)
-            .max_connections(per_worker)
+            .max_concurrent_connections(per_worker)
             // actix takes whole seconds; rounding up keeps its own cut-off
             // from coming before the exact one `run_until` enforces.
             .shutdown_timeout(whole_seconds_up(config.shutdown_timeout))
             // Signals are handled in `run_until`, which logs each phase.
             .disable_signals();
-        let (server, scheme) = match &config.tls {
-            Some(tls) => (
-                server.listen_rustls_0_23(listener, tls.server_config()),
-                "https",
-            ),
-            None => (server.listen(listener), "http"),
+        // Tells open connections to finish once a graceful stop begins, as
+        // HttpServer does (idle keep-alive connections close at once).
+        let stopping = builder.graceful_shutdown_signal();
+        let limits = state.limits;
+        macro_rules! http_service {
+            ($($on_connect:expr)?) => {{
+                let stopping = stopping.clone();
+                HttpService::build()
+                    $(.on_connect_ext($on_connect))?
+                    .graceful_shutdown_signal(move || {
+                        let stopping = stopping.clone();
+                        async move { stopping.notified().await }
+                    })
+                    .client_request_timeout(Duration::from_secs(5))
+                    .client_disconnect_timeout(Duration::from_secs(1))
+                    .h1_allow_half_closed(true)
+                    .local_addr(addr)
+                    .expect(fn_service(move |request: Request| async move {
+                        refuse_before_continue(&request, limits).map(|()| request)
+                    }))
+                    .finish(map_config(
+                        app(app_state.clone())
+                            .into_factory()
+                            .map_err(|err| err.error_response()),
+                        |_| AppConfig::default(),
+                    ))
+            }};
+        }
+        let (builder, scheme) = match &config.tls {
+            Some(tls) => {
+                let mut tls = tls.server_config();
+                // HTTP/1.1 only, as actix-http's own rustls setup offers it.
+                tls.alpn_protocols.insert(0, b"http/1.1".to_vec());
+                let builder = builder.listen("kvserver", listener, move || {
+                    // actix-http's rustls service, with the decrypted stream
+                    // wrapped as the plain one is (see early_errors).
+                    Acceptor::new(tls.clone())
+                        .map_init_err(|_| ())
+                        .map_err(TlsError::into_service_error)
+                        .and_then(fn_service(|io: TlsStream<TcpStream>| async move {
+                            let _ = io.get_ref().0.set_nodelay(true);
+                            let peer = io.get_ref().0.peer_addr().ok();
+                            Ok::<_, TlsError<std::io::Error, DispatchError>>((
+                                EarlyErrors::new(io),
+                                Protocol::Http1,
+                                peer,
+                            ))
+                        }))
+                        .and_then(
+                            http_service!(
+                                |io: &EarlyErrors<TlsStream<TcpStream>>, data: &mut Extensions| {
+                                    data.insert(io.ledger());
+                                }
+                            )
+                            .map_err(TlsError::Service),
+                        )
+                });
+                (builder, "https")
+            }
+            None => {
+                let builder = builder.listen("kvserver", listener, move || {
+                    // Each connection is wrapped so that actix's own early
+                    // error responses get a JSON body (see early_errors).
+                    fn_service(|io: TcpStream| async move {
+                        let _ = io.set_nodelay(true);
+                        let peer = io.peer_addr().ok();
+                        Ok((EarlyErrors::new(io), Protocol::Http1, peer))
+                    })
+                    .and_then(http_service!(
+                        |io: &EarlyErrors<TcpStream>, data: &mut Extensions| {
+                            data.insert(io.ledger());
+                        }
+                    ))
+                });
+                (builder, "http")
+            }
         };
-        let server = server.context("listening")?.run();
+        let server = builder.context("listening")?.run();
         if config.tokens.is_some() && config.tls.is_none() && !addr.ip().is_loopback() {
             log::warn!(
                 "auth: tokens cross the network in clear text over plain HTTP; \
@@ -298,6 +365,80 @@ impl Application {
     }
 }
 
+/// Every route, for one worker.
+fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<Holding>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(state)
+        .configure(routes::configure)
+        .default_service(web::to(routes::no_route))
+        .wrap_fn(|mut request, service| {
+            let started = Instant::now();
+            let held = HeldBody::take_if_chunked(&mut request);
+            let ledger = request.conn_data::<Ledger>().cloned();
+            let head_only = request.method() == Method::HEAD;
+            let response = service.call(request);
+            async move {
+                let response = response.await;
+                // Every response goes on the wire, an error turned into one too.
+                if let Some(ledger) = ledger {
+                    ledger.record(head_only);
+                }
+                let response = response?;
+                let elapsed = started.elapsed();
+                record(&response, elapsed);
+                log_request(&response, elapsed);
+                Ok(response.map_body(|_, body| Holding::new(body, held)))
+            }
+        })
+}
+
+/// The answer to `Expect: 100-continue` with a declared length over the
+/// limits: the 413 goes out instead of `100 Continue`, so the client never
+/// sends the body. The limits are those the route applies (a `/v1` value
+/// is bounded by the value limit too).
+fn refuse_before_continue(
+    request: &Request,
+    limits: RequestLimits,
+) -> Result<(), actix_http::Response<BoxBody>> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
+    let Some(size) = declared else {
+        return Ok(());
+    };
+    let value_limit = (request.method() == Method::PUT && request.path().starts_with("/v1/kv/"))
+        .then_some(("value", limits.max_value_bytes));
+    let over = [("request body", limits.max_body_bytes)]
+        .into_iter()
+        .chain(value_limit)
+        .find(|&(_, limit)| size > limit);
+    match over {
+        Some((what, limit)) => {
+            if let Some(ledger) = request.conn_data::<Ledger>() {
+                ledger.record(false);
+            }
+            let refusal = ApiError::PayloadTooLarge { what, size, limit };
+            let mut response = refusal.error_response();
+            response
+                .head_mut()
+                .set_connection_type(ConnectionType::Close);
+            Err(response.into())
+        }
+        None => Ok(()),
+    }
+}
+
 /// `duration` in whole seconds, rounded up.
 fn whole_seconds_up(duration: Duration) -> u64 {
     duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
@@ -350,7 +491,7 @@ fn record(response: &ServiceResponse, elapsed: Duration) {
     if let Some(state) = request.app_data::<web::Data<AppState>>() {
         let route = request.match_pattern();
         state.metrics.observe(
-            request.method().as_str(),
+            request.method(),
             route.as_deref().unwrap_or("unmatched"),
             response.status().as_u16(),
             elapsed,

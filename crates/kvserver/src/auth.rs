@@ -135,14 +135,15 @@ pub struct Tokens {
 }
 
 impl Tokens {
-    /// Loads an auth file, refusing one that group or others can read.
+    /// Loads an auth file, refusing one that group or others can read (they
+    /// would learn the hashes) or write (they could add a token).
     pub fn load(path: &Path) -> anyhow::Result<Tokens> {
         let metadata = fs::metadata(path)
             .map_err(|err| anyhow::anyhow!("cannot read auth file {}: {err}", path.display()))?;
         let mode = metadata.permissions().mode();
-        if mode & 0o044 != 0 {
+        if mode & 0o066 != 0 {
             anyhow::bail!(
-                "auth file {} is readable by other users (mode {:o}); run: chmod 600 {}",
+                "auth file {} is readable or writable by other users (mode {:o}); run: chmod 600 {}",
                 path.display(),
                 mode & 0o777,
                 path.display()
@@ -177,6 +178,13 @@ impl Tokens {
             }
             if tokens.iter().any(|t| t.name == name) {
                 return Err(format!("line {line_no}: token name {name:?} is used twice"));
+            }
+            // One token with two lines would get whichever matched last.
+            if let Some(other) = tokens.iter().find(|t| t.hash == hash) {
+                return Err(format!(
+                    "line {line_no}: token {name:?} has the same hash as token {:?}: one token, two entries",
+                    other.name
+                ));
             }
             tokens.push(Arc::new(Token {
                 name: name.to_owned(),
@@ -241,6 +249,21 @@ pub fn create_token(name: &str, grants: &[Grant]) -> Result<(String, String), St
 /// Query parameters that look like a token. A token in a URL ends up in
 /// logs, histories and proxies, so such requests are refused.
 const TOKEN_PARAMETERS: &[&str] = &["token", "access_token", "api_key", "apikey", "auth"];
+
+/// Whether a query parameter's name looks like a token (`token`, `access_token`,
+/// `api_key`, `apikey`, `auth`), in any case.
+pub fn is_token_parameter(name: &str) -> bool {
+    TOKEN_PARAMETERS
+        .iter()
+        .any(|token| token.eq_ignore_ascii_case(name))
+}
+
+/// The 400 for a token in the query string.
+pub fn token_in_query() -> ApiError {
+    ApiError::InvalidRequest(
+        "tokens are not accepted in the query string (URLs end up in logs); send Authorization: Bearer <token>".into(),
+    )
+}
 
 /// Who is calling, as established from the `Authorization` header.
 #[derive(Debug, Clone)]
@@ -313,27 +336,33 @@ impl FromRequest for Caller {
 }
 
 fn identify(request: &HttpRequest) -> Result<Caller, ApiError> {
+    // Both refusals hold with auth off too: a client that sends a token in
+    // the URL should learn it at once, not when auth is turned on.
+    let in_query = request
+        .query_string()
+        .split('&')
+        .any(|pair| is_token_parameter(pair.split('=').next().unwrap_or_default()));
+    if in_query {
+        return Err(token_in_query());
+    }
+    let mut headers = request
+        .headers()
+        .get_all(actix_web::http::header::AUTHORIZATION);
+    let header = headers.next();
+    if headers.next().is_some() {
+        return Err(ApiError::InvalidRequest(
+            "send one Authorization header, not several".into(),
+        ));
+    }
     let tokens = request
         .app_data::<web::Data<AppState>>()
         .and_then(|state| state.tokens.clone());
     let Some(tokens) = tokens else {
         return Ok(Caller::Anyone);
     };
-    let in_query = request.query_string().split('&').any(|pair| {
-        let name = pair.split('=').next().unwrap_or_default();
-        TOKEN_PARAMETERS.contains(&name.to_ascii_lowercase().as_str())
-    });
-    if in_query {
-        return Err(ApiError::InvalidRequest(
-            "tokens are not accepted in the query string (URLs end up in logs); send Authorization: Bearer <token>".into(),
-        ));
-    }
-    let header = request
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .ok_or(ApiError::Unauthorized {
-            message: "missing Authorization: Bearer <token> header".into(),
-        })?;
+    let header = header.ok_or(ApiError::Unauthorized {
+        message: "missing Authorization: Bearer <token> header".into(),
+    })?;
     let presented = header
         .to_str()
         .ok()
@@ -424,6 +453,7 @@ mod tests {
             ("app abc write:x".to_string(), "64 hex"),
             (format!("app {hash} fly:x"), "unknown level"),
             (format!("a {hash} read:\na {hash} read:"), "used twice"),
+            (format!("a {hash} read:\nb {hash} write:"), "same hash"),
             ("# only a comment".to_string(), "no tokens"),
         ];
         for (text, needle) in cases {

@@ -36,13 +36,13 @@ pub struct Cli {
 
     /// When the log is synced to disk: always (before each write is
     /// acknowledged), everysec (at least once a second), or never (left to the
-    /// OS). Only with --data-dir.
-    #[arg(long, env = "KV_FSYNC", default_value = "everysec", value_parser = parse_fsync)]
-    pub fsync: Fsync,
+    /// OS). Only with --data-dir [default: everysec].
+    #[arg(long, env = "KV_FSYNC", value_parser = parse_fsync)]
+    pub fsync: Option<Fsync>,
 
     /// If the log is damaged before its end, cut it at the first bad record
     /// (losing that record and everything after it) instead of refusing to
-    /// start. For an operator who accepts the loss.
+    /// start. For an operator who accepts the loss. Only with --data-dir.
     #[arg(long, env = "KV_TRUNCATE_CORRUPT_LOG")]
     pub truncate_corrupt_log: bool,
 
@@ -56,6 +56,13 @@ pub struct Cli {
     /// Anyone who can reach the address can read and write everything.
     #[arg(long, env = "KV_ALLOW_UNAUTHENTICATED")]
     pub allow_unauthenticated: bool,
+
+    /// Accept tokens over plain HTTP on an address other than loopback, where
+    /// they cross the network in clear text (like kvctl's --insecure). Without
+    /// it such a server refuses to start: give it --tls-cert and --tls-key, or
+    /// put a TLS proxy in front and bind loopback.
+    #[arg(long, env = "KV_ALLOW_INSECURE_TOKENS")]
+    pub allow_insecure_tokens: bool,
 
     /// Serve /metrics and /v1/info without a token (by default they need a
     /// token with admin: on every key).
@@ -85,7 +92,7 @@ pub struct Cli {
     #[arg(long, env = "KV_MAX_VALUE_BYTES", default_value_t = 1024 * 1024)]
     pub max_value_bytes: usize,
 
-    /// Longest request body accepted, in bytes.
+    /// Longest request body accepted, in bytes; at least --max-value-bytes.
     #[arg(long, env = "KV_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
@@ -98,11 +105,12 @@ pub struct Cli {
     #[arg(long, env = "KV_BODY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub body_timeout: Duration,
 
-    /// Worker threads [default: one per core].
+    /// Worker threads, 1 to 256 [default: one per core].
     #[arg(long, env = "KV_WORKERS")]
     pub workers: Option<usize>,
 
-    /// Most connections open at once [default: what the file-descriptor limit allows].
+    /// Most connections open at once, at least --workers [default: what the
+    /// file-descriptor limit allows].
     #[arg(long, env = "KV_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
 }
@@ -134,6 +142,10 @@ pub enum TokenCommand {
     },
 }
 
+/// More worker threads than this only cost memory: each is a thread with
+/// its own runtime, and requests are short.
+const MAX_WORKERS: usize = 256;
+
 fn parse_tuning(text: &str) -> Result<Tuning, String> {
     text.parse()
 }
@@ -147,18 +159,55 @@ impl Cli {
     /// process's file-descriptor limit, which bounds connections.
     pub fn into_config(self, fd_limit: u64) -> Result<Config, String> {
         let defaults = Config::default();
-        let workers = self.workers.unwrap_or(defaults.workers).max(1);
+        let workers = match self.workers {
+            Some(n) if !(1..=MAX_WORKERS).contains(&n) => {
+                return Err(format!(
+                    "--workers must be between 1 and {MAX_WORKERS}, got {n}"
+                ));
+            }
+            Some(n) => n,
+            None => defaults.workers.min(MAX_WORKERS),
+        };
         // Keep 64 descriptors for the listener, log files and the runtime.
         let allowed = fd_limit.saturating_sub(64).max(16) as usize;
         let max_connections = match self.max_connections {
+            Some(0) => {
+                return Err("--max-connections must be at least 1".into());
+            }
             Some(n) if n > allowed => {
                 return Err(format!(
                     "--max-connections {n} is over what the file-descriptor limit ({fd_limit}) allows: at most {allowed}"
                 ));
             }
-            Some(n) => n.max(1),
-            None => allowed.min(defaults.max_connections),
+            Some(n) if n < workers => {
+                return Err(format!(
+                    "--max-connections {n} is below --workers {workers}: each worker needs at least one connection"
+                ));
+            }
+            Some(n) => n,
+            None => allowed.min(defaults.max_connections).max(workers),
         };
+        if self.data_dir.is_none() {
+            if self.fsync.is_some() {
+                return Err(
+                    "--fsync has no effect without --data-dir: data in memory is never synced"
+                        .into(),
+                );
+            }
+            if self.truncate_corrupt_log {
+                return Err(
+                    "--truncate-corrupt-log has no effect without --data-dir: there is no log to cut"
+                        .into(),
+                );
+            }
+        }
+        if self.max_body_bytes < self.max_value_bytes {
+            return Err(format!(
+                "--max-body-bytes {} is below --max-value-bytes {}: a value that large could never arrive; \
+                 raise --max-body-bytes or lower --max-value-bytes",
+                self.max_body_bytes, self.max_value_bytes
+            ));
+        }
         let tokens = match &self.auth_file {
             Some(path) => Some(Tokens::load(path).map_err(|err| format!("{err:#}"))?),
             None => None,
@@ -178,12 +227,26 @@ impl Cli {
             (None, None) => None,
             _ => return Err("--tls-cert and --tls-key go together: give both, or neither".into()),
         };
+        let clear_text_tokens = tokens.is_some() && tls.is_none() && !is_loopback(&self.addr)?;
+        if self.allow_insecure_tokens && !clear_text_tokens {
+            return Err(
+                "--allow-insecure-tokens has no effect here: it is for --auth-file without TLS on an address other than loopback"
+                    .into(),
+            );
+        }
+        if clear_text_tokens && !self.allow_insecure_tokens {
+            return Err(format!(
+                "refusing to accept tokens over plain HTTP on {}: they would cross the network in clear text. \
+                 Serve HTTPS with --tls-cert and --tls-key, or pass --allow-insecure-tokens for a network you trust",
+                self.addr
+            ));
+        }
         if self.max_key_bytes == 0 || self.max_key_bytes > u32::MAX as usize {
             return Err("--max-key-bytes must be between 1 and 4294967295".into());
         }
         Ok(Config {
             data_dir: self.data_dir,
-            fsync: self.fsync,
+            fsync: self.fsync.unwrap_or_default(),
             tokens,
             open_metrics: self.open_metrics,
             tls,

@@ -37,6 +37,10 @@ pub struct Config {
     /// Longest request body accepted, in bytes. Default 2 MiB, room for a
     /// 1 MiB value in the seed API's JSON with escapes.
     pub max_body_bytes: usize,
+    /// Where a `/v1/kv` listing page stops (with `next`) once its JSON
+    /// reaches this many bytes, whatever `limit` asked for; a page always
+    /// holds at least one item. Default 4 MiB.
+    pub list_page_bytes: usize,
     /// How long in-flight requests may take to finish after SIGTERM. Default 30 s.
     pub shutdown_timeout: Duration,
     /// How long a client may take to send a request body. Default 10 s.
@@ -63,6 +67,7 @@ impl Default for Config {
             max_key_bytes: 1024,
             max_value_bytes: 1024 * 1024,
             max_body_bytes: 2 * 1024 * 1024,
+            list_page_bytes: 4 * 1024 * 1024,
             shutdown_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(10),
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),

@@ -9,11 +9,14 @@
 //!   (`/healthz`, `/readyz`, `/metrics`).
 //! - `backend`: the [`Backend`] trait routes talk to, and the embedded store.
 //! - `error`: [`ApiError`], the one place HTTP statuses are decided.
-//! - `body`, `ttl`: reading bodies under limits, parsing TTLs.
+//! - `body`, `ttl`, `query`: reading bodies under limits, parsing TTLs,
+//!   strict query strings.
+//! - `precondition`: `If-Match` and `If-None-Match` as RFC 9110 reads them.
 //! - `config`, `cli`: typed [`Config`], and the flags that produce it.
 //! - `tls`: [`Tls`], the certificate and key HTTPS is served with.
 //! - `metrics`: the Prometheus registry.
 //! - `logging`: env_logger behind a buffer flushed in the background.
+//! - `early_errors`: JSON bodies for what actix answers before routing.
 
 pub mod app;
 pub mod auth;
@@ -21,9 +24,12 @@ pub mod backend;
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod early_errors;
 pub mod error;
 pub mod logging;
 pub mod metrics;
+pub mod precondition;
+pub mod query;
 pub mod routes;
 pub mod tls;
 pub mod ttl;

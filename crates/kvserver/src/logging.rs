@@ -52,6 +52,62 @@ fn logger<W: Write + Send + 'static>(buffer: Buffer<W>) -> env_logger::Logger {
         .build()
 }
 
+/// Where actix's HTTP/1 connection handling logs. It reports a client's
+/// malformed request ("stream error: request parse error: ...") at ERROR,
+/// once per request: any client could flood the log at the level operators
+/// alert on. Such records are passed on at DEBUG instead
+/// (`RUST_LOG=actix_http=debug` shows them); kvserver's own errors keep
+/// their level.
+const CLIENT_ERROR_TARGET: &str = "actix_http::h1";
+
+/// env_logger, with actix's per-connection errors demoted to DEBUG.
+struct Demoting(env_logger::Logger);
+
+impl Demoting {
+    fn level_of(metadata: &log::Metadata<'_>) -> log::Level {
+        if metadata.target().starts_with(CLIENT_ERROR_TARGET)
+            && metadata.level() < log::Level::Debug
+        {
+            log::Level::Debug
+        } else {
+            metadata.level()
+        }
+    }
+}
+
+impl log::Log for Demoting {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        let level = Demoting::level_of(metadata);
+        self.0.enabled(
+            &log::Metadata::builder()
+                .level(level)
+                .target(metadata.target())
+                .build(),
+        )
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let level = Demoting::level_of(record.metadata());
+        if level == record.level() {
+            return self.0.log(record);
+        }
+        self.0.log(
+            &log::Record::builder()
+                .level(level)
+                .target(record.target())
+                .args(*record.args())
+                .module_path(record.module_path())
+                .file(record.file())
+                .line(record.line())
+                .build(),
+        );
+    }
+
+    fn flush(&self) {
+        self.0.flush();
+    }
+}
+
 /// Installs the logger and starts its flushing thread. Call once, first.
 pub fn init() {
     let buffer = STDERR_BUFFER
@@ -64,7 +120,7 @@ pub fn init() {
         .clone();
     let logger = logger(buffer.clone());
     log::set_max_level(logger.filter());
-    if log::set_boxed_logger(Box::new(logger)).is_err() {
+    if log::set_boxed_logger(Box::new(Demoting(logger))).is_err() {
         return;
     }
     let flusher = thread::Builder::new()
@@ -106,6 +162,40 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn actix_connection_errors_are_logged_at_debug_not_error() {
+        let sink = Sink::default();
+        let buffer = Arc::new(Mutex::new(BufWriter::new(sink.clone())));
+        let logger = Demoting(
+            env_logger::Builder::new()
+                .parse_filters("info")
+                .target(Target::Pipe(Box::new(Buffered(buffer.clone()))))
+                .build(),
+        );
+        let record = |target: &'static str| {
+            log::Record::builder()
+                .level(log::Level::Error)
+                .target(target)
+                .args(format_args!("stream error: request parse error"))
+                .build()
+        };
+        logger.log(&record("actix_http::h1::dispatcher"));
+        logger.log(&record("kvserver::app"));
+        lock(&buffer).flush().unwrap();
+        let text = String::from_utf8(sink.0.lock().unwrap().concat()).unwrap();
+        assert_eq!(text.lines().count(), 1, "only kvserver's own error: {text}");
+        assert!(text.contains("ERROR kvserver::app"), "{text}");
+        let debug = Demoting(
+            env_logger::Builder::new()
+                .parse_filters("info,actix_http=debug")
+                .build(),
+        );
+        assert!(
+            debug.enabled(record("actix_http::h1::dispatcher").metadata()),
+            "still there at debug"
+        );
     }
 
     #[test]

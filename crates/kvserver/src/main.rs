@@ -16,13 +16,11 @@ fn main() -> ExitCode {
     }
     logging::init();
     let outcome = actix_web::rt::System::new().block_on(run(cli));
-    if let Err(err) = &outcome {
-        log::error!("{err:#}");
-    }
     logging::flush();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            // Printed once, here, and not logged as well: both go to stderr.
             eprintln!("kvserver: {err:#}");
             ExitCode::FAILURE
         }

@@ -11,6 +11,8 @@ use prometheus::{
 
 use std::sync::Arc;
 
+use actix_web::http::Method;
+
 use crate::backend::Backend;
 use crate::error::ApiError;
 
@@ -109,10 +111,11 @@ impl Metrics {
         })
     }
 
-    /// Counts one finished request.
-    pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+    /// Counts one finished request. `route` must come from a fixed set (the
+    /// routes' patterns, or `unmatched`); the method is folded into one.
+    pub fn observe(&self, method: &Method, route: &str, status: u16, elapsed: Duration) {
         self.requests
-            .with_label_values(&[method, route, status_label(status)])
+            .with_label_values(&[method_label(method), route, status_label(status)])
             .inc();
         self.latency
             .with_label_values(&[route])
@@ -139,6 +142,20 @@ impl Metrics {
             .encode(&self.registry.gather(), &mut text)
             .map_err(|err| ApiError::Internal(err.into()))?;
         String::from_utf8(text).map_err(|err| ApiError::Internal(err.into()))
+    }
+}
+
+/// Methods as a fixed set of labels: any other method a client makes up
+/// counts as `other`, so unauthenticated junk cannot grow `/metrics`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
     }
 }
 

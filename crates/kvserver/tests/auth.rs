@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use reqwest::StatusCode;
 use reqwest::blocking::Client;
 
-use crate::server_process::ServerProcess;
+use crate::server_process::{ServerProcess, exit_of};
 
 /// A server with one token holding `grants`, running on its own thread.
 struct AuthServer {
@@ -355,6 +355,54 @@ fn a_token_in_the_query_string_is_refused_even_when_valid() {
     }
 }
 
+#[actix_web::test]
+async fn a_token_in_the_query_string_is_refused_without_auth_too() {
+    let app = crate::test_app::TestApp::spawn().await;
+    for path in [
+        "/store?key=a&token=x",
+        "/v1/kv/a?access_token=x",
+        "/v1/kv?TOKEN=x",
+    ] {
+        crate::test_app::assert_error(
+            app.get(path).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "not accepted in the query string",
+            path,
+        )
+        .await;
+    }
+}
+
+#[test]
+fn two_authorization_headers_are_refused() {
+    let server = AuthServer::start(&[Grant::parse("admin:").expect("grant")], false);
+    let response = client()
+        .get(format!("{}/v1/kv/a", server.base))
+        .header("Authorization", format!("Bearer {}", server.token))
+        .header("Authorization", "Bearer kvs_other")
+        .send()
+        .expect("answer");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = response.json().expect("a JSON error");
+    assert_eq!(body["code"], "invalid_request", "{body}");
+}
+
+#[test]
+fn two_auth_file_lines_with_the_same_token_hash_are_refused() {
+    let (_, line) = create_token("t", &[Grant::parse("read:").expect("grant")]).expect("token");
+    let twin = line.replacen("t ", "u ", 1).replace("read:", "admin:");
+    let (dir, path) = auth_file(&[line, twin], 0o600);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kvserver"));
+    command
+        .args(["--addr", "127.0.0.1:0", "--auth-file"])
+        .arg(&path);
+    let (status, stderr) = exit_of(command);
+    assert!(!status.success());
+    assert!(stderr.contains("same hash"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn health_and_readiness_are_open_and_metrics_and_info_need_admin() {
     let reader = AuthServer::start(&[Grant::parse("read:").expect("grant")], false);
@@ -413,11 +461,13 @@ fn health_and_readiness_are_open_and_metrics_and_info_need_admin() {
 }
 
 /// A token file in a fresh directory, with the given mode.
-fn auth_file(lines: &[String], mode: u32) -> (std::path::PathBuf, std::path::PathBuf) {
+pub fn auth_file(lines: &[String], mode: u32) -> (std::path::PathBuf, std::path::PathBuf) {
+    // Tests run in parallel: each file gets a directory of its own.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "kvserver-auth-{}-{}",
         std::process::id(),
-        lines.len() * 1000 + mode as usize
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&dir).expect("dir");
     let path = dir.join("tokens");
@@ -494,17 +544,16 @@ fn a_non_loopback_address_without_auth_refuses_to_start_naming_both_ways_out() {
 }
 
 #[test]
-fn an_auth_file_other_users_can_read_is_refused() {
+fn an_auth_file_other_users_can_read_or_write_is_refused() {
     let (_, line) = create_token("t", &[Grant::parse("read:").expect("grant")]).expect("token");
-    for mode in [0o644, 0o640, 0o604] {
+    for mode in [0o644, 0o640, 0o604, 0o620, 0o602, 0o622] {
         let (dir, path) = auth_file(std::slice::from_ref(&line), mode);
-        let output = Command::new(env!("CARGO_BIN_EXE_kvserver"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kvserver"));
+        command
             .args(["--addr", "127.0.0.1:0", "--auth-file"])
-            .arg(&path)
-            .output()
-            .expect("runs");
-        assert!(!output.status.success(), "mode {mode:o}");
-        let stderr = String::from_utf8_lossy(&output.stderr);
+            .arg(&path);
+        let (status, stderr) = exit_of(command);
+        assert!(!status.success(), "mode {mode:o}");
         assert!(stderr.contains("chmod 600"), "mode {mode:o}: {stderr}");
         let _ = std::fs::remove_dir_all(dir);
     }

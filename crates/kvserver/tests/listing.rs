@@ -326,3 +326,80 @@ async fn a_cursor_the_server_did_not_hand_out_is_a_400() {
         .await;
     }
 }
+
+/// Follows `next` with `values=true` to the end; returns every key and the
+/// largest page body seen, in bytes.
+async fn list_values(app: &TestApp) -> (Vec<String>, Vec<usize>) {
+    let mut keys = Vec::new();
+    let mut sizes = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut query = vec![("values", "true"), ("limit", "1000")];
+        if let Some(cursor) = &cursor {
+            query.push(("cursor", cursor));
+        }
+        let response = app
+            .send(app.request(Method::GET, "/v1/kv").query(&query))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = response.bytes().await.expect("a page");
+        sizes.push(body.len());
+        let page: Value = serde_json::from_slice(&body).expect("a JSON page");
+        for item in page["items"].as_array().expect("items") {
+            let value = item["value"].as_str().expect("a value");
+            assert_eq!(value.len() as u64, item["size"], "the whole value");
+            keys.push(item["key"].as_str().expect("a key").to_owned());
+        }
+        match &page["next"] {
+            Value::Null => return (keys, sizes),
+            Value::String(next) => cursor = Some(next.clone()),
+            other => panic!("next is a string or null, got {other}"),
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_page_of_values_stops_at_the_byte_budget_and_next_continues_exactly() {
+    const BUDGET: usize = 64 * 1024;
+    const VALUE: usize = 16 * 1024;
+    let app = TestApp::spawn_with(|config| config.list_page_bytes = BUDGET).await;
+    let keys: Vec<String> = (0..40).map(|n| format!("big/{n:02}")).collect();
+    for key in &keys {
+        app.v1_put(key, "", "v".repeat(VALUE)).await;
+    }
+    let (listed, sizes) = list_values(&app).await;
+    assert_eq!(listed, keys, "every key once, in order, across the pages");
+    assert!(
+        sizes.len() >= 40 * VALUE / BUDGET,
+        "pages stopped: {sizes:?}"
+    );
+    for size in &sizes {
+        assert!(
+            *size <= BUDGET + VALUE + 200,
+            "a page is at most the budget and one item: {sizes:?}"
+        );
+    }
+    let without_values = page(&app, &[("limit", "1000")]).await;
+    assert_eq!(keys_of(&without_values), keys, "small items fit one page");
+    assert!(without_values["next"].is_null());
+}
+
+#[actix_web::test]
+async fn by_default_a_page_of_one_mib_values_stops_near_four_mib() {
+    let app = TestApp::spawn().await;
+    let keys: Vec<String> = (0..10).map(|n| format!("mib/{n}")).collect();
+    for key in &keys {
+        app.v1_put(key, "", "x".repeat(1024 * 1024)).await;
+    }
+    let (listed, sizes) = list_values(&app).await;
+    assert_eq!(listed, keys, "every key once, in order");
+    assert!(
+        sizes.len() >= 2,
+        "10 MiB of values take several pages: {sizes:?}"
+    );
+    let largest = sizes.iter().max().copied().unwrap_or_default();
+    assert!(
+        largest <= 5 * 1024 * 1024 + 4096,
+        "a page is at most 4 MiB and one value: {sizes:?}"
+    );
+}

@@ -28,6 +28,8 @@ mod seed_api;
 mod shutdown;
 /// Clients that trickle their body are cut off after the body timeout.
 mod slow_clients;
+/// Flags checked at start-up, alone and against each other: one sentence, printed once.
+mod startup;
 /// HTTPS: trusted and untrusted CAs, host names, plain HTTP refused, certificate mistakes at start-up.
 mod tls;
 /// TTLs on both APIs with a manual clock: keep, set, remove, expire.

@@ -5,6 +5,8 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
+use crate::raw_http::RawRequest;
+use crate::server_process::ServerProcess;
 use crate::test_app::{TestApp, assert_error, json_of};
 
 /// One malformed request and the answer it must get.
@@ -105,9 +107,23 @@ fn other_cases() -> Vec<Case> {
     let if_match = "If-Match must be";
     let not_allowed = |case: Case| case.answered(StatusCode::METHOD_NOT_ALLOWED, "invalid_request");
     let no_route = |case: Case| case.answered(StatusCode::NOT_FOUND, "not_found");
+    let failed = |case: Case| case.answered(StatusCode::PRECONDITION_FAILED, "version_mismatch");
     vec![
         bad("GET /store without key", M::GET, "/store", "", missing_key),
-        bad("GET /store with another parameter", M::GET, "/store?kee=k", "", missing_key),
+        bad("GET /store with another parameter", M::GET, "/store?kee=k", "", "unknown query parameter \"kee\""),
+        bad("GET /store with a key that is not UTF-8", M::GET, "/store?key=%FF", "", "not valid UTF-8"),
+        bad("DELETE /store with a key that is not UTF-8", M::DELETE, "/store?key=k%FE", "", "not valid UTF-8"),
+        bad("GET /store with key twice", M::GET, "/store?key=k&key=j", "", "more than once"),
+        bad("a listing prefix that is not UTF-8", M::GET, "/v1/kv?prefix=%C3", "", "not valid UTF-8"),
+        bad("a parameter name that is not UTF-8", M::GET, "/v1/kv?%FF=1", "", "not valid UTF-8"),
+        bad("an unknown parameter on POST /store", M::POST, "/store?x=1", r#"{"key":"k","value":"v"}"#, "unknown query parameter \"x\""),
+        bad("an unknown parameter on GET /v1/kv/k", M::GET, "/v1/kv/k?x=1", "", "unknown query parameter \"x\""),
+        bad("an unknown parameter on DELETE /v1/kv/k", M::DELETE, "/v1/kv/k?x=1", "", "unknown query parameter \"x\""),
+        bad("an unknown parameter on /v1/info", M::GET, "/v1/info?x=1", "", "unknown query parameter \"x\""),
+        bad("an unknown parameter on /healthz", M::GET, "/healthz?x=1", "", "takes no query parameters"),
+        bad("an unknown parameter on /readyz", M::GET, "/readyz?x=1", "", "takes no query parameters"),
+        bad("an unknown parameter on /metrics", M::GET, "/metrics?x=1", "", "takes no query parameters"),
+        bad("an unknown parameter on /openapi.json", M::GET, "/openapi.json?x=1", "", "takes no query parameters"),
         bad("DELETE /store without key", M::DELETE, "/store", "", missing_key),
         bad("GET /store with an empty key", M::GET, "/store?key=", "", "key must not be empty"),
         bad("DELETE /store with an empty key", M::DELETE, "/store?key=", "", "key must not be empty"),
@@ -122,17 +138,23 @@ fn other_cases() -> Vec<Case> {
         bad("ttl over ten years", M::PUT, "/v1/kv/k?ttl=4000d", "x", "maximum of 10 years"),
         bad("ttl and persist", M::PUT, "/v1/kv/k?ttl=1s&persist=true", "x", "either ttl= or persist=true"),
         bad("persist not a boolean", M::PUT, "/v1/kv/k?persist=yes", "x", "persist must be true or false"),
-        bad("an unknown PUT parameter", M::PUT, "/v1/kv/k?tll=5", "x", "tll"),
+        bad("an unknown PUT parameter", M::PUT, "/v1/kv/k?tll=5", "x", "unknown query parameter \"tll\": this route takes only \"ttl\", \"persist\""),
         bad("an empty key on PUT", M::PUT, "/v1/kv/", "x", "key must not be empty"),
         bad("an empty key on GET", M::GET, "/v1/kv/", "", "key must not be empty"),
         bad("an empty key on DELETE", M::DELETE, "/v1/kv/", "", "key must not be empty"),
         bad("a key that is not UTF-8 on GET", M::GET, "/v1/kv/%FF", "", "not valid UTF-8"),
         bad("a key that is not UTF-8 on PUT", M::PUT, "/v1/kv/%FFk", "x", "not valid UTF-8"),
         bad("If-Match unquoted", M::PUT, "/v1/kv/k", "x", if_match).header("If-Match", "42"),
-        bad("If-Match not a version", M::PUT, "/v1/kv/k", "x", if_match).header("If-Match", "\"abc\""),
-        bad("If-Match a list", M::PUT, "/v1/kv/k", "x", if_match).header("If-Match", "\"1\", \"2\""),
-        bad("If-Match negative", M::PUT, "/v1/kv/k", "x", if_match).header("If-Match", "\"-1\""),
+        failed(bad("If-Match not a version", M::PUT, "/v1/kv/k", "x", "names no version").header("If-Match", "\"abc\"")),
+        bad("If-Match a list", M::PUT, "/v1/kv/k", "x", "not a list").header("If-Match", "\"1\", \"2\""),
+        bad("If-Match twice is a list", M::PUT, "/v1/kv/k", "x", "not a list").header("If-Match", "\"1\"").header("If-Match", "\"2\""),
+        bad("If-Match a list on DELETE", M::DELETE, "/v1/kv/k", "", "not a list").header("If-Match", "\"1\"").header("If-Match", "\"2\""),
+        failed(bad("If-Match negative", M::PUT, "/v1/kv/k", "x", "names no version").header("If-Match", "\"-1\"")),
         bad("If-Match on DELETE unquoted", M::DELETE, "/v1/kv/k", "", if_match).header("If-Match", "1"),
+        bad("If-Match on GET unquoted", M::GET, "/v1/kv/k", "", if_match).header("If-Match", "1"),
+        bad("If-None-Match on GET unclosed", M::GET, "/v1/kv/k", "", "If-None-Match must be").header("If-None-Match", "\"1"),
+        bad("If-Match * with a tag", M::PUT, "/v1/kv/k", "x", "cannot be combined").header("If-Match", "*, \"1\""),
+        bad("If-None-Match on DELETE", M::DELETE, "/v1/kv/k", "", "DELETE does not take If-None-Match").header("If-None-Match", "*"),
         bad("If-None-Match with a version on a write", M::PUT, "/v1/kv/k", "x", "only accepts *").header("If-None-Match", "\"1\""),
         bad("both preconditions", M::PUT, "/v1/kv/k", "x", "either If-Match or If-None-Match").header("If-Match", "*").header("If-None-Match", "*"),
         bad("limit=0", M::GET, "/v1/kv?limit=0", "", limit),
@@ -141,7 +163,7 @@ fn other_cases() -> Vec<Case> {
         bad("limit=-1", M::GET, "/v1/kv?limit=-1", "", limit),
         bad("limit=1.5", M::GET, "/v1/kv?limit=1.5", "", limit),
         bad("limit empty", M::GET, "/v1/kv?limit=", "", limit),
-        bad("limit twice", M::GET, "/v1/kv?limit=5&limit=6", "", "limit"),
+        bad("limit twice", M::GET, "/v1/kv?limit=5&limit=6", "", "query parameter \"limit\" is given more than once"),
         bad("values not a boolean", M::GET, "/v1/kv?values=yes", "", "values must be true or false"),
         bad("an unknown list parameter", M::GET, "/v1/kv?prefx=a", "", "prefx"),
         no_route(bad("no such route", M::GET, "/nope", "", "no route for GET /nope")),
@@ -209,4 +231,109 @@ async fn every_malformed_request_gets_a_4xx_that_says_what_was_wrong_and_changes
         StatusCode::OK,
         "still serving"
     );
+}
+
+#[test]
+fn requests_actix_cannot_parse_get_a_400_and_no_error_line_in_the_log() {
+    let server = ServerProcess::start("info", &[]);
+    for n in 0..20 {
+        let response = RawRequest::start(
+            server.addr,
+            &format!("GET /healthz HTTP/1.1\r\nBad Header {n}"),
+        )
+        .response()
+        .expect("an answer");
+        assert_eq!(response.status, 400, "{response:?}");
+    }
+    server.signal("TERM");
+    let (status, log) = server.wait_for_exit();
+    assert!(status.success());
+    let errors: Vec<&String> = log.iter().filter(|line| line.contains("ERROR")).collect();
+    assert!(
+        errors.is_empty(),
+        "a client's malformed requests are not server errors: {errors:?}"
+    );
+}
+
+/// Sends `bytes` as they are and returns everything the server answers
+/// until it closes the connection.
+fn exchange(addr: std::net::SocketAddr, bytes: Vec<u8>) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connecting");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .expect("a read timeout");
+    stream.write_all(&bytes).expect("sending");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[actix_web::test]
+async fn what_actix_answers_before_routing_is_json_too() {
+    let app = TestApp::spawn().await;
+    let cases = [
+        (
+            b"GET /healthz HTTP/1.1\r\nBad Header\r\n\r\n".to_vec(),
+            "HTTP/1.1 400 ",
+            "could not be parsed",
+            "a header without a colon",
+        ),
+        (
+            format!(
+                "GET /healthz HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+                "a".repeat(132_000)
+            )
+            .into_bytes(),
+            "HTTP/1.1 431 ",
+            "headers are too large",
+            "headers over actix's 128 KiB",
+        ),
+        (
+            b"GET /healthz HTTP/1.1\r\nHo".to_vec(),
+            "HTTP/1.1 408 ",
+            "did not arrive in time",
+            "headers that stop halfway (actix waits 5 s)",
+        ),
+    ];
+    let addr = app.addr;
+    for (bytes, status, says, why) in cases {
+        let answer = actix_web::rt::task::spawn_blocking(move || exchange(addr, bytes))
+            .await
+            .expect("the client thread");
+        assert!(answer.starts_with(status), "{why}: {answer:.300}");
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a head");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{why}: {head}"
+        );
+        let body: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+        assert_eq!(body["code"], "invalid_request", "{why}: {body}");
+        assert!(
+            body["error"].as_str().unwrap_or_default().contains(says),
+            "{why}: {body}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn a_value_that_looks_like_an_early_error_comes_back_unchanged() {
+    let app = TestApp::spawn().await;
+    let value = "HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n";
+    app.v1_put("look-alike", "", value).await;
+    // HEAD (a head with a length but no body), then GETs, on one connection.
+    let request = "HEAD /v1/kv/look-alike HTTP/1.1\r\nHost: x\r\n\r\n\
+                   GET /v1/kv/look-alike HTTP/1.1\r\nHost: x\r\n\r\n\
+                   GET /v1/kv/look-alike HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let addr = app.addr;
+    let answer = actix_web::rt::task::spawn_blocking(move || exchange(addr, request.into()))
+        .await
+        .expect("the client thread");
+    assert_eq!(
+        answer.matches(value).count(),
+        2,
+        "both values intact: {answer}"
+    );
+    assert!(!answer.contains("could not be parsed"), "{answer}");
 }

@@ -126,13 +126,13 @@ async fn info_shows_version_uptime_keys_limits_tuning_and_durability() {
 async fn other_methods_get_a_json_405_naming_the_allowed_ones() {
     let app = TestApp::spawn().await;
     let cases = [
-        (Method::PUT, "/healthz", "GET"),
-        (Method::PUT, "/readyz", "GET"),
-        (Method::PUT, "/metrics", "GET"),
-        (Method::PUT, "/v1/info", "GET"),
-        (Method::POST, "/v1/kv", "GET"),
+        (Method::PUT, "/healthz", "GET, HEAD"),
+        (Method::PUT, "/readyz", "GET, HEAD"),
+        (Method::PUT, "/metrics", "GET, HEAD"),
+        (Method::PUT, "/v1/info", "GET, HEAD"),
+        (Method::POST, "/v1/kv", "GET, HEAD"),
         (Method::POST, "/v1/kv/k", "PUT, GET, HEAD, DELETE"),
-        (Method::PATCH, "/store", "POST, GET, PUT, DELETE"),
+        (Method::PATCH, "/store", "POST, GET, HEAD, PUT, DELETE"),
     ];
     for (method, path, allow) in cases {
         let response = app.send(app.request(method.clone(), path)).await;
@@ -152,4 +152,66 @@ async fn other_methods_get_a_json_405_naming_the_allowed_ones() {
         let body: serde_json::Value = response.json().await.expect("a JSON error");
         assert_eq!(body["code"], "invalid_request", "{method} {path}");
     }
+}
+
+#[actix_web::test]
+async fn head_answers_every_get_route_like_get_without_the_body() {
+    let app = TestApp::spawn().await;
+    app.v1_put("k", "", "value").await;
+    let paths = [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v1/info",
+        "/v1/kv",
+        "/v1/kv/k",
+        "/store?key=k",
+        "/openapi.json",
+    ];
+    for path in paths {
+        let get = app.get(path).await;
+        let (status, length) = (get.status(), header(&get, "content-length"));
+        let head = app.send(app.request(Method::HEAD, path)).await;
+        assert_eq!(head.status(), status, "HEAD {path} answers as GET does");
+        assert_eq!(status, StatusCode::OK, "GET {path}");
+        if path != "/metrics" && path != "/v1/info" {
+            // These two change between requests (counters, uptime).
+            assert_eq!(
+                header(&head, "content-length"),
+                length,
+                "HEAD {path} announces GET's length"
+            );
+        }
+        let body = head.bytes().await.expect("reading HEAD's body");
+        assert!(body.is_empty(), "HEAD {path} has no body");
+    }
+}
+
+#[actix_web::test]
+async fn made_up_methods_are_counted_as_other_and_never_grow_the_metrics() {
+    let app = TestApp::spawn().await;
+    for n in 0..20 {
+        let method = Method::from_bytes(format!("JUNK{n}").as_bytes()).expect("a token");
+        for path in ["/healthz", "/no/such/route"] {
+            let status = app.send(app.request(method.clone(), path)).await.status();
+            assert!(status.is_client_error(), "{method} {path}: {status}");
+        }
+    }
+    let text = app.get("/metrics").await.text().await.expect("metrics");
+    assert!(
+        !text.contains("JUNK"),
+        "a method a client made up is not a label:\n{text}"
+    );
+    let other: Vec<&str> = text
+        .lines()
+        .filter(|line| line.starts_with("kv_http_requests_total{method=\"other\""))
+        .collect();
+    let counted: u64 = other
+        .iter()
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(
+        counted, 40,
+        "every junk request counted as other: {other:?}"
+    );
 }

@@ -59,6 +59,32 @@ impl RawRequest {
         self.stream.flush()
     }
 
+    /// Whether the server closes the connection (end of stream or reset)
+    /// once its response has been read, rather than keeping it open: reads
+    /// and discards until then, failing only after the read timeout.
+    pub fn closed_by_server(mut self) -> bool {
+        let mut chunk = [0; 4096];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(err) if err.kind() == ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Everything the server sends until it closes the connection.
+    pub fn read_all(mut self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        match self.stream.read_to_end(&mut bytes) {
+            Ok(_) => {}
+            Err(err) if err.kind() == ErrorKind::ConnectionReset => {}
+            Err(err) => panic!("reading until the server closes: {err}"),
+        }
+        bytes
+    }
+
     /// A second handle on the connection, for a writer thread.
     pub fn try_clone(&self) -> RawRequest {
         RawRequest {

@@ -131,6 +131,25 @@ impl ServerProcess {
     }
 
     /// Whether the process is still running.
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A figure of `/proc/PID/status` in kB, e.g. `VmPeak`.
+    pub fn status_kb(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("reading /proc/PID/status");
+        status
+            .lines()
+            .find_map(|line| {
+                let value = line.strip_prefix(field)?.strip_prefix(':')?;
+                value.trim().strip_suffix("kB")?.trim().parse().ok()
+            })
+            .unwrap_or_else(|| panic!("no {field} in {status}"))
+    }
+
+    /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().expect("polling the child").is_none()
     }
@@ -166,4 +185,33 @@ pub fn position(log: &[String], needle: &str) -> usize {
     log.iter()
         .position(|line| line.contains(needle))
         .unwrap_or_else(|| panic!("no log line with {needle:?} in:\n{}", log.join("\n")))
+}
+
+/// Runs a command that is expected to exit by itself (a start-up refusal)
+/// and returns its exit status and stderr. One that is still running after
+/// the patience is killed and fails the test, instead of hanging it.
+pub fn exit_of(mut command: Command) -> (ExitStatus, String) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting kvserver");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let (sender, ended) = channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        let _ = sender.send(text);
+    });
+    // stderr closes when the process exits.
+    let text = match ended.recv_timeout(PATIENCE) {
+        Ok(text) => text,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("expected kvserver to refuse to start, but it is still running");
+        }
+    };
+    (child.wait().expect("waiting for kvserver"), text)
 }

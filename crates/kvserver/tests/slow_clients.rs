@@ -145,3 +145,51 @@ async fn a_body_that_arrives_slowly_but_within_the_timeout_is_accepted() {
     let value = app.v1_get("patient").await.text().await.expect("a value");
     assert_eq!(value, "12345");
 }
+
+#[actix_web::test]
+async fn a_chunked_body_that_stalls_gets_its_answer_and_the_connection_is_closed() {
+    let app = TestApp::spawn_with(|config| config.body_timeout = BODY_TIMEOUT).await;
+    let cases = [
+        ("PUT /v1/kv/stalled HTTP/1.1", 408, "a /v1 PUT cut off"),
+        (
+            "POST /store HTTP/1.1\r\nContent-Type: application/json",
+            408,
+            "a seed POST cut off",
+        ),
+        (
+            "PUT /v1/kv/stalled?ttl=never HTTP/1.1",
+            400,
+            "a PUT refused before its body is read",
+        ),
+    ];
+    for (head, status, why) in cases {
+        let addr = app.addr;
+        let head = format!("{head}\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue");
+        let (response, closed) = actix_web::rt::task::spawn_blocking(move || {
+            let mut request = RawRequest::start(addr, &head);
+            request.wait_for_continue();
+            // One chunk begun, never finished, and nothing more.
+            request
+                .send(b"a\r\n{\"ke")
+                .expect("sending part of a chunk");
+            let reader = request.try_clone();
+            let response = request.response();
+            (response, reader.closed_by_server())
+        })
+        .await
+        .expect("the client thread");
+        let response = response.unwrap_or_else(|| panic!("{why}: no response"));
+        assert_eq!(response.status, status, "{why}: {response:?}");
+        let body: serde_json::Value = serde_json::from_slice(&response.body).expect("a JSON error");
+        assert_eq!(body["code"], "invalid_request", "{why}: {body}");
+        assert!(
+            closed,
+            "{why}: the server closes the connection instead of waiting for the rest"
+        );
+    }
+    assert_eq!(
+        app.v1_get("stalled").await.status(),
+        StatusCode::NOT_FOUND,
+        "nothing was stored"
+    );
+}

@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::test_app::{TestApp, header, json_of, v1_path};
+use crate::test_app::{TestApp, assert_error, header, json_of, v1_path};
 
 /// The `ttl_ms` of `GET /store?key=K`, `None` when the key has no deadline.
 async fn seed_ttl_ms(app: &TestApp, key: &str) -> Option<u64> {
@@ -254,5 +254,74 @@ async fn an_expired_key_is_not_read_listed_counted_or_blocking_a_create() {
         updated.status(),
         StatusCode::OK,
         "a live key is still updatable"
+    );
+}
+
+#[actix_web::test]
+async fn ttls_are_exact_to_the_millisecond_up_to_ten_years_on_both_apis() {
+    let app = TestApp::spawn().await;
+    // Ten 365-day years and one millisecond: within the 10-year maximum
+    // (365.25-day years), and where a float loses the last millisecond.
+    let exact = 315_360_000_001_u64;
+    let v1 = [
+        ("315360000001ms", "milliseconds"),
+        ("315360000.001", "decimal seconds"),
+        ("315360000.001s", "decimal seconds with a unit"),
+    ];
+    for (i, (ttl, why)) in v1.into_iter().enumerate() {
+        let key = format!("v1-{i}");
+        let put = app.v1_put(&key, &format!("?ttl={ttl}"), "v").await;
+        let put = json_of(put, StatusCode::CREATED, why).await;
+        assert_eq!(put["ttl_ms"], exact, "{why}: ttl={ttl}");
+        assert_eq!(v1_ttl_ms(&app, &key).await, Some(exact), "{why}: stored");
+    }
+    let seed = json_of(
+        app.send(
+            app.request(Method::POST, "/store")
+                .body(r#"{"key":"seed","value":"v","ttl":315360000.001}"#),
+        )
+        .await,
+        StatusCode::CREATED,
+        "a JSON number of seconds",
+    )
+    .await;
+    assert_eq!(
+        seed["ttl_ms"], exact,
+        "the seed API reads the number's digits"
+    );
+
+    let over = [
+        ("?ttl=315576000001ms", "ten years and a millisecond"),
+        ("?ttl=315576000.001", "in seconds"),
+    ];
+    for (query, why) in over {
+        let response = app.v1_put("over", query, "v").await;
+        assert_error(
+            response,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "maximum",
+            why,
+        )
+        .await;
+    }
+    let response = app
+        .send(
+            app.request(Method::POST, "/store")
+                .body(r#"{"key":"over","value":"v","ttl":315576000.001}"#),
+        )
+        .await;
+    assert_error(
+        response,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        "maximum",
+        "seed ttl over ten years",
+    )
+    .await;
+    let at_max = app.v1_put("max", "?ttl=315576000000ms", "v").await;
+    assert_eq!(
+        json_of(at_max, StatusCode::CREATED, "the maximum").await["ttl_ms"],
+        315_576_000_000_u64
     );
 }

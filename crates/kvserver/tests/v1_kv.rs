@@ -367,3 +367,105 @@ async fn keys_in_paths_are_percent_decoded() {
         assert_eq!(seed["value"], why, "{why}: the same key through /store");
     }
 }
+
+#[actix_web::test]
+async fn if_match_compares_strongly_and_only_the_exact_version_text_matches() {
+    let app = TestApp::spawn().await;
+    let current = etag(&app.v1_put("k", "", "v1").await);
+    let version = current.trim_matches('"').to_owned();
+    let never = [
+        (format!("W/{current}"), "a weak tag never matches If-Match"),
+        (format!("\"+{version}\""), "a plus sign is not the version"),
+        (
+            format!("\"0{version}\""),
+            "a leading zero is not the version",
+        ),
+    ];
+    for (tag, why) in &never {
+        for method in [Method::PUT, Method::DELETE, Method::GET, Method::HEAD] {
+            let response = app
+                .send(
+                    app.request(method.clone(), "/v1/kv/k")
+                        .header("If-Match", tag)
+                        .body("overwritten"),
+                )
+                .await;
+            assert_eq!(
+                response.status(),
+                StatusCode::PRECONDITION_FAILED,
+                "{why}: {method} If-Match: {tag}"
+            );
+            if method != Method::HEAD {
+                let body: serde_json::Value = response.json().await.expect("a JSON error");
+                assert_eq!(body["code"], "version_mismatch", "{why}: {method}");
+                assert_eq!(
+                    body["current_version"].to_string(),
+                    version,
+                    "{why}: {method} names the current version"
+                );
+            }
+        }
+    }
+    assert_eq!(read(&app, "k").await, Ok(b"v1".to_vec()), "nothing changed");
+    let (tag, why) = (&current, "the current version itself matches");
+    for (method, status) in [
+        (Method::GET, StatusCode::OK),
+        (Method::HEAD, StatusCode::OK),
+        (Method::PUT, StatusCode::OK),
+    ] {
+        let response = app
+            .send(
+                app.request(method.clone(), "/v1/kv/k")
+                    .header("If-Match", tag)
+                    .body("v1"),
+            )
+            .await;
+        assert_eq!(response.status(), status, "{why}: {method}");
+    }
+}
+
+#[actix_web::test]
+async fn get_with_if_match_serves_only_a_listed_current_version() {
+    let app = TestApp::spawn().await;
+    let old = etag(&app.v1_put("k", "", "v1").await);
+    let current = etag(&app.v1_put("k", "", "v2").await);
+    let cases = [
+        (current.clone(), StatusCode::OK, "the current version"),
+        ("*".to_owned(), StatusCode::OK, "any version"),
+        (
+            format!("{old}, {current}"),
+            StatusCode::OK,
+            "a list holding it",
+        ),
+        (
+            old.clone(),
+            StatusCode::PRECONDITION_FAILED,
+            "an older version",
+        ),
+        (
+            format!("W/{current}"),
+            StatusCode::PRECONDITION_FAILED,
+            "its weak form",
+        ),
+    ];
+    for (if_match, status, why) in cases {
+        let response = app
+            .send(
+                app.request(Method::GET, "/v1/kv/k")
+                    .header("If-Match", &if_match),
+            )
+            .await;
+        assert_eq!(response.status(), status, "{why}: If-Match: {if_match}");
+    }
+    let missing = app
+        .send(
+            app.request(Method::GET, "/v1/kv/gone")
+                .header("If-Match", "*"),
+        )
+        .await;
+    assert_eq!(
+        missing.status(),
+        StatusCode::NOT_FOUND,
+        "preconditions apply only to what would have been a 2xx (RFC 9110 §13.2.1)"
+    );
+}

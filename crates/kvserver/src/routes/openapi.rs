@@ -6,9 +6,11 @@
 //! `tests/schemathesis/run.sh` checks real responses against it.
 
 use actix_web::http::header::ContentType;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::only;
+use crate::error::ApiError;
+use crate::query::Params;
 
 /// The document, embedded at build time.
 pub const DOCUMENT: &str = include_str!("../../openapi.json");
@@ -17,14 +19,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/openapi.json")
             .route(web::get().to(document))
-            .default_service(only("GET")),
+            .route(web::head().to(document))
+            .default_service(only("GET, HEAD")),
     );
 }
 
-async fn document() -> HttpResponse {
-    HttpResponse::Ok()
+async fn document(request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Params::of(&request, &[])?;
+    Ok(HttpResponse::Ok()
         .content_type(ContentType::json())
-        .body(DOCUMENT)
+        .body(DOCUMENT))
 }
 
 #[cfg(test)]

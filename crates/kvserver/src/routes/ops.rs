@@ -7,32 +7,41 @@ use super::only;
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::query::Params;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/healthz")
             .route(web::get().to(healthz))
-            .default_service(only("GET")),
+            .route(web::head().to(healthz))
+            .default_service(only("GET, HEAD")),
     )
     .service(
         web::resource("/readyz")
             .route(web::get().to(readyz))
-            .default_service(only("GET")),
+            .route(web::head().to(readyz))
+            .default_service(only("GET, HEAD")),
     )
     .service(
         web::resource("/metrics")
             .route(web::get().to(metrics))
-            .default_service(only("GET")),
+            .route(web::head().to(metrics))
+            .default_service(only("GET, HEAD")),
     );
 }
 
 /// Alive: the process answers.
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok" }))
+async fn healthz(request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Params::of(&request, &[])?;
+    Ok(HttpResponse::Ok().json(json!({ "status": "ok" })))
 }
 
 /// Ready: storage is recovered and serving.
-async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn readyz(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    Params::of(&request, &[])?;
     if state.is_ready() {
         Ok(HttpResponse::Ok().json(json!({ "status": "ready" })))
     } else {
@@ -48,6 +57,7 @@ async fn metrics(
     if !state.open_metrics {
         Caller::of(&request)?.require_admin()?;
     }
+    Params::of(&request, &[])?;
     let text = state.metrics.render(state.backend().ok()).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

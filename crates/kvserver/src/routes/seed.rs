@@ -5,7 +5,6 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use kvcore::{Condition, TtlChange};
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{entry_json, only};
@@ -14,6 +13,7 @@ use crate::auth::{Caller, Level};
 use crate::backend::StoredEntry;
 use crate::body;
 use crate::error::{ApiError, invalid};
+use crate::query::Params;
 use crate::ttl;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -21,22 +21,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/store")
             .route(web::post().to(create))
             .route(web::get().to(get))
+            .route(web::head().to(get))
             .route(web::put().to(update))
             .route(web::delete().to(remove))
-            .default_service(only("POST, GET, PUT, DELETE")),
+            .default_service(only("POST, GET, HEAD, PUT, DELETE")),
     );
 }
 
-#[derive(Debug, Deserialize)]
-struct KeyQuery {
-    key: Option<String>,
-}
-
-impl KeyQuery {
-    fn key(self) -> Result<String, ApiError> {
-        self.key
-            .ok_or_else(|| invalid("missing query parameter \"key\" (e.g. /store?key=P)"))
-    }
+/// The `key` of `?key=K`, the only parameter `GET` and `DELETE` take.
+fn query_key(request: &HttpRequest) -> Result<String, ApiError> {
+    Params::of(request, &["key"])?
+        .take("key")
+        .ok_or_else(|| invalid("missing query parameter \"key\" (e.g. /store?key=P)"))
 }
 
 /// A parsed seed write body.
@@ -109,9 +105,9 @@ async fn respond(
 async fn get(
     caller: Caller,
     state: web::Data<AppState>,
-    query: web::Query<KeyQuery>,
+    request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let key = query.into_inner().key()?;
+    let key = query_key(&request)?;
     caller.require(Level::Read, &key)?;
     match state.backend()?.get(&key).await {
         Ok(Some(entry)) => Ok(HttpResponse::Ok().json(entry_json(&entry))),
@@ -123,9 +119,9 @@ async fn get(
 async fn remove(
     caller: Caller,
     state: web::Data<AppState>,
-    query: web::Query<KeyQuery>,
+    request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let key = query.into_inner().key()?;
+    let key = query_key(&request)?;
     caller.require(Level::Write, &key)?;
     state
         .backend()?
@@ -142,6 +138,7 @@ async fn read_write(
     request: &HttpRequest,
     payload: web::Payload,
 ) -> Result<SeedWrite, ApiError> {
+    Params::of(request, &[])?;
     let bytes = body::read(
         payload,
         body::declared_length(request),
@@ -180,9 +177,11 @@ fn parse_write(bytes: &[u8]) -> Result<SeedWrite, ApiError> {
     let ttl = match object.remove("ttl") {
         None => TtlField::Omitted,
         Some(Value::Null) => TtlField::Null,
-        Some(Value::Number(number)) => {
-            let seconds = number.as_f64().unwrap_or(f64::INFINITY);
-            TtlField::Seconds(ttl::from_seconds(seconds).map_err(invalid)?)
+        Some(Value::Number(_)) => {
+            // `Value` holds the number as a float by now; read its text
+            // again so the TTL is exact (a second parse, only with a ttl).
+            let text = ttl_text(bytes)?;
+            TtlField::Seconds(ttl::from_seconds(&text).map_err(invalid)?)
         }
         Some(other) => {
             return Err(invalid(format!(
@@ -192,6 +191,18 @@ fn parse_write(bytes: &[u8]) -> Result<SeedWrite, ApiError> {
         }
     };
     Ok(SeedWrite { key, value, ttl })
+}
+
+/// The text of the body's `"ttl"` number, as the client wrote it.
+fn ttl_text(bytes: &[u8]) -> Result<String, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct TtlOnly<'a> {
+        #[serde(borrow)]
+        ttl: &'a serde_json::value::RawValue,
+    }
+    serde_json::from_slice::<TtlOnly>(bytes)
+        .map(|only| only.ttl.get().to_owned())
+        .map_err(|_| invalid("\"ttl\" is given more than once"))
 }
 
 fn string_field(object: &mut Map<String, Value>, name: &str) -> Result<String, ApiError> {

@@ -2,13 +2,12 @@
 //! query, paged listings, and server info.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use kvcore::{Condition, TtlChange};
 use percent_encoding::percent_decode_str;
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{insert_ttl, insert_value, only};
@@ -16,6 +15,8 @@ use crate::app::AppState;
 use crate::auth::{Caller, Level};
 use crate::body;
 use crate::error::{ApiError, invalid};
+use crate::precondition::{Tag, Tags};
+use crate::query::Params;
 use crate::ttl;
 
 const KV_PREFIX: &str = "/v1/kv/";
@@ -26,7 +27,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v1/kv")
             .route(web::get().to(list))
-            .default_service(only("GET")),
+            .route(web::head().to(list))
+            .default_service(only("GET, HEAD")),
     )
     .service(
         web::resource("/v1/kv/{key:.*}")
@@ -39,29 +41,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/v1/info")
             .route(web::get().to(info))
-            .default_service(only("GET")),
+            .route(web::head().to(info))
+            .default_service(only("GET, HEAD")),
     );
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PutQuery {
-    ttl: Option<String>,
-    persist: Option<String>,
 }
 
 async fn put(
     caller: Caller,
     state: web::Data<AppState>,
     request: HttpRequest,
-    query: web::Query<PutQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let key = path_key(&request)?;
     // Checked before the body is read: a refused client sends no value.
     caller.require(Level::Write, &key)?;
-    let query = query.into_inner();
-    let ttl = match (query.ttl, query.persist.as_deref()) {
+    let mut query = Params::of(&request, &["ttl", "persist"])?;
+    let ttl = match (query.take("ttl"), query.take("persist").as_deref()) {
         (Some(_), Some("true")) => {
             return Err(invalid("use either ttl= or persist=true, not both"));
         }
@@ -74,7 +69,10 @@ async fn put(
             )));
         }
     };
-    let condition = write_condition(request.headers())?;
+    let condition = match write_condition(request.headers())? {
+        WriteCondition::Store(condition) => condition,
+        WriteCondition::Never(tag) => return Err(never_matches(&state, &key, &tag).await),
+    };
     // The body is the value, so both limits bound it: a body over the body
     // limit is refused as a body, one within it but over the value limit as
     // a value. Reading stops at whichever limit is smaller.
@@ -118,6 +116,7 @@ async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let key = path_key(&request)?;
     caller.require(Level::Read, &key)?;
+    Params::of(&request, &[])?;
     let entry = state
         .backend()?
         .get(&key)
@@ -125,9 +124,30 @@ async fn get(
         .map_err(|err| ApiError::from_store(err, &key, StatusCode::CONFLICT))?
         .ok_or_else(|| ApiError::NotFound { key: key.clone() })?;
     let tag = etag(entry.version);
-    if let Some(wanted) = request.headers().get(header::IF_NONE_MATCH)
-        && etag_list_matches(wanted, entry.version)
+    // RFC 9110 §13.2.2: If-Match first (strong comparison), then
+    // If-None-Match (weak). A missing key was a 404 above: preconditions
+    // only apply to a response that would have been a 2xx.
+    let if_match = Tags::from_headers(request.headers(), &header::IF_MATCH).map_err(invalid)?;
+    let if_none_match =
+        Tags::from_headers(request.headers(), &header::IF_NONE_MATCH).map_err(invalid)?;
+    if let Some(Tags::List(tags)) = &if_match
+        && !tags.iter().any(|tag| tag.strongly_matches(entry.version))
     {
+        return Err(ApiError::VersionMismatch {
+            key: key.clone(),
+            message: format!(
+                "If-Match names no current version of key {key:?} (a weak tag never matches); it is at version {}",
+                entry.version
+            ),
+            current_version: Some(entry.version),
+        });
+    }
+    let unmodified = match &if_none_match {
+        None => false,
+        Some(Tags::Any) => true,
+        Some(Tags::List(tags)) => tags.iter().any(|tag| tag.weakly_matches(entry.version)),
+    };
+    if unmodified {
         return Ok(HttpResponse::NotModified()
             .insert_header((header::ETAG, tag))
             .finish());
@@ -149,12 +169,17 @@ async fn remove(
 ) -> Result<HttpResponse, ApiError> {
     let key = path_key(&request)?;
     caller.require(Level::Write, &key)?;
-    let (expected, must_exist) = match request.headers().get(header::IF_MATCH) {
+    Params::of(&request, &[])?;
+    if request.headers().contains_key(header::IF_NONE_MATCH) {
+        return Err(invalid(
+            "DELETE does not take If-None-Match; use If-Match: \"<version>\" to delete a version",
+        ));
+    }
+    let (expected, must_exist) = match write_if_match(request.headers())? {
         None => (None, false),
-        Some(value) => match parse_if_match(value)? {
-            IfMatch::Any => (None, true),
-            IfMatch::Version(version) => (Some(version), true),
-        },
+        Some(WriteCondition::Store(Condition::Version(version))) => (Some(version), true),
+        Some(WriteCondition::Store(_)) => (None, true),
+        Some(WriteCondition::Never(tag)) => return Err(never_matches(&state, &key, &tag).await),
     };
     state
         .backend()?
@@ -171,23 +196,15 @@ async fn remove(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    prefix: Option<String>,
-    cursor: Option<String>,
-    limit: Option<String>,
-    values: Option<String>,
-}
-
 async fn list(
     caller: Caller,
     state: web::Data<AppState>,
-    query: web::Query<ListQuery>,
+    request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let query = query.into_inner();
-    caller.require_listing(query.prefix.as_deref().unwrap_or_default())?;
-    let limit = match query.limit.as_deref() {
+    let mut query = Params::of(&request, &["prefix", "cursor", "limit", "values"])?;
+    let prefix = query.take("prefix").unwrap_or_default();
+    caller.require_listing(&prefix)?;
+    let limit = match query.take("limit").as_deref() {
         None => DEFAULT_LIMIT,
         Some(text) => match text.parse::<usize>() {
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
@@ -198,7 +215,7 @@ async fn list(
             }
         },
     };
-    let with_values = match query.values.as_deref() {
+    let with_values = match query.take("values").as_deref() {
         None | Some("false") => false,
         Some("true") => true,
         Some(other) => {
@@ -207,38 +224,61 @@ async fn list(
             )));
         }
     };
-    let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
-    let prefix = query.prefix.unwrap_or_default();
+    let after = query
+        .take("cursor")
+        .as_deref()
+        .map(decode_cursor)
+        .transpose()?;
     let page = state
         .backend()?
         .list(&prefix, after.as_deref(), limit)
         .await
         .map_err(|err| ApiError::from_store(err, &prefix, StatusCode::CONFLICT))?;
-    let items: Vec<Value> = page
-        .entries
-        .iter()
-        .map(|entry| {
-            let mut item = Map::new();
-            item.insert("key".into(), json!(entry.key));
-            item.insert("version".into(), json!(entry.version));
-            item.insert("size".into(), json!(entry.value.len()));
-            insert_ttl(&mut item, entry.ttl);
-            if with_values {
-                insert_value(&mut item, &entry.value);
-            }
-            Value::Object(item)
-        })
-        .collect();
-    let next = page
-        .next_after
-        .map(|key| URL_SAFE_NO_PAD.encode(key.as_bytes()));
-    Ok(HttpResponse::Ok().json(json!({ "items": items, "next": next })))
+    // The page is written item by item and stops at the byte budget, so a
+    // listing of large values never holds more than about one budget (plus
+    // one item) of JSON; the entries themselves share the store's memory.
+    let budget = state.limits.list_page_bytes;
+    let mut body = br#"{"items":["#.to_vec();
+    let mut listed = 0;
+    for entry in &page.entries {
+        if listed > 0 && body.len() >= budget {
+            break;
+        }
+        let mut item = Map::new();
+        item.insert("key".into(), json!(entry.key));
+        item.insert("version".into(), json!(entry.version));
+        item.insert("size".into(), json!(entry.value.len()));
+        insert_ttl(&mut item, entry.ttl);
+        if with_values {
+            insert_value(&mut item, &entry.value);
+        }
+        if listed > 0 {
+            body.push(b',');
+        }
+        serde_json::to_writer(&mut body, &item).map_err(|err| ApiError::Internal(err.into()))?;
+        listed += 1;
+    }
+    // Stopped early at the budget: the next page starts after the last key
+    // listed, exactly as it would after a shorter `limit`.
+    let next_after = if listed < page.entries.len() {
+        Some(page.entries[listed - 1].key.as_str())
+    } else {
+        page.next_after.as_deref()
+    };
+    let next = next_after.map(|key| URL_SAFE_NO_PAD.encode(key.as_bytes()));
+    body.extend_from_slice(br#"],"next":"#);
+    serde_json::to_writer(&mut body, &next).map_err(|err| ApiError::Internal(err.into()))?;
+    body.push(b'}');
+    Ok(HttpResponse::Ok()
+        .content_type(header::ContentType::json())
+        .body(body))
 }
 
 async fn info(request: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if !state.open_metrics {
         Caller::of(&request)?.require_admin()?;
     }
+    Params::of(&request, &[])?;
     let info = state.backend()?.info().await;
     let log = info.log.map(|log| {
         json!({
@@ -284,60 +324,80 @@ fn etag(version: u64) -> String {
     format!("\"{version}\"")
 }
 
-enum IfMatch {
-    Any,
-    Version(u64),
+/// What a write's preconditions ask for.
+enum WriteCondition {
+    /// A condition the store checks.
+    Store(Condition),
+    /// `If-Match` named a tag that matches no version (weak, or not one
+    /// this server hands out): the write fails with 412 whatever the key holds.
+    Never(Tag),
 }
 
-fn parse_if_match(value: &HeaderValue) -> Result<IfMatch, ApiError> {
-    let text = value
-        .to_str()
-        .map_err(|_| invalid("If-Match must be \"*\" or a quoted version like \"42\""))?
-        .trim();
-    if text == "*" {
-        return Ok(IfMatch::Any);
-    }
-    parse_etag(text).map(IfMatch::Version).ok_or_else(|| {
-        invalid(format!(
-            "If-Match must be * or a quoted version like \"42\", got {text}"
-        ))
+/// `If-Match` on a write: `*` or exactly one tag. `None` without the header.
+fn write_if_match(headers: &HeaderMap) -> Result<Option<WriteCondition>, ApiError> {
+    let tags = Tags::from_headers(headers, &header::IF_MATCH).map_err(invalid)?;
+    Ok(match tags {
+        None => None,
+        Some(Tags::Any) => Some(WriteCondition::Store(Condition::Present)),
+        Some(Tags::List(mut tags)) if tags.len() == 1 => {
+            let tag = tags.remove(0);
+            Some(match tag.version() {
+                Some(version) if !tag.weak => WriteCondition::Store(Condition::Version(version)),
+                _ => WriteCondition::Never(tag),
+            })
+        }
+        Some(Tags::List(_)) => {
+            return Err(invalid(
+                "If-Match on a write takes one version (or *), not a list; several If-Match headers are a list",
+            ));
+        }
     })
-}
-
-/// Reads `"42"` (or the weak form `W/"42"`) as version 42.
-fn parse_etag(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let text = text.strip_prefix("W/").unwrap_or(text);
-    text.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
-}
-
-/// Whether an `If-None-Match` list names this version (or is `*`).
-fn etag_list_matches(value: &HeaderValue, version: u64) -> bool {
-    let Ok(text) = value.to_str() else {
-        return false;
-    };
-    text.split(',')
-        .any(|tag| tag.trim() == "*" || parse_etag(tag) == Some(version))
 }
 
 /// The write's condition from `If-None-Match: *`, `If-Match: *` or
 /// `If-Match: "<version>"`.
-fn write_condition(headers: &HeaderMap) -> Result<Condition, ApiError> {
-    let if_match = headers.get(header::IF_MATCH);
-    let if_none_match = headers.get(header::IF_NONE_MATCH);
+fn write_condition(headers: &HeaderMap) -> Result<WriteCondition, ApiError> {
+    let if_none_match = Tags::from_headers(headers, &header::IF_NONE_MATCH).map_err(invalid)?;
+    let if_match = write_if_match(headers)?;
     match (if_match, if_none_match) {
         (Some(_), Some(_)) => Err(invalid(
             "use either If-Match or If-None-Match on a write, not both",
         )),
-        (None, Some(value)) if value.as_bytes().trim_ascii() == b"*" => Ok(Condition::Absent),
-        (None, Some(_)) => Err(invalid(
+        (None, Some(Tags::Any)) => Ok(WriteCondition::Store(Condition::Absent)),
+        (None, Some(Tags::List(_))) => Err(invalid(
             "on a write, If-None-Match only accepts * (create only)",
         )),
-        (Some(value), None) => Ok(match parse_if_match(value)? {
-            IfMatch::Any => Condition::Present,
-            IfMatch::Version(version) => Condition::Version(version),
-        }),
-        (None, None) => Ok(Condition::Always),
+        (Some(condition), None) => Ok(condition),
+        (None, None) => Ok(WriteCondition::Store(Condition::Always)),
+    }
+}
+
+/// The 412 for an `If-Match` tag that matches no version, naming the
+/// key's current version (or the key's absence).
+async fn never_matches(state: &AppState, key: &str, tag: &Tag) -> ApiError {
+    let current = match state.backend() {
+        Ok(backend) => backend.get(key).await.ok().flatten(),
+        Err(err) => return err,
+    };
+    match current {
+        None => ApiError::PreconditionAbsent {
+            key: key.to_owned(),
+        },
+        Some(entry) => ApiError::VersionMismatch {
+            key: key.to_owned(),
+            message: if tag.weak {
+                format!(
+                    "If-Match {tag} is a weak tag, which never matches (RFC 9110 strong comparison); key {key:?} is at version {}",
+                    entry.version
+                )
+            } else {
+                format!(
+                    "If-Match {tag} names no version; key {key:?} is at version {}",
+                    entry.version
+                )
+            },
+            current_version: Some(entry.version),
+        },
     }
 }
 

@@ -1,0 +1,118 @@
+//! PRODUCT.md §5: flags are checked, and against each other, before the
+//! server starts. A mistake stops it with one sentence naming the flag,
+//! printed once, with no Rust debug output.
+
+use std::process::Command;
+
+use kvserver::auth::{Grant, create_token};
+
+use crate::auth::auth_file;
+use crate::server_process::{ServerProcess, exit_of};
+
+/// The binary on a port of its own, with no `KV_*` variables from the
+/// test's environment and the given flags and environment.
+fn kvserver(flags: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kvserver"));
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("KV_")) {
+        command.env_remove(name);
+    }
+    command
+        .env("RUST_LOG", "info")
+        .args(flags)
+        .envs(env.iter().copied());
+    command
+}
+
+/// Runs a command that must refuse to start, and returns its stderr after
+/// checking that `says` appears in it exactly once.
+fn refused(command: Command, says: &str, why: &str) -> String {
+    let (status, stderr) = exit_of(command);
+    assert!(!status.success(), "{why}: exit 0: {stderr}");
+    assert_eq!(
+        stderr.matches(says).count(),
+        1,
+        "{why}: {says:?} printed once in:\n{stderr}"
+    );
+    assert!(!stderr.contains("listening on"), "{why}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{why}: a panic: {stderr}");
+    for debug in ["Os {", "kind:", "Error {", "Some(", "\\\""] {
+        assert!(
+            !stderr.contains(debug),
+            "{why}: debug output {debug:?}: {stderr}"
+        );
+    }
+    stderr
+}
+
+/// Flags, environment, what the error says, and why it is wrong.
+type Case = (
+    Vec<&'static str>,
+    Vec<(&'static str, &'static str)>,
+    &'static str,
+    &'static str,
+);
+
+#[test]
+fn flag_mistakes_stop_the_server_with_one_sentence_naming_the_flag() {
+    let local = ["--addr", "127.0.0.1:0"];
+    #[rustfmt::skip]
+    let cases: Vec<Case> = vec![
+        (vec!["--workers", "0"], vec![], "--workers must be between 1 and 256, got 0", "no workers"),
+        (vec!["--workers", "1000"], vec![], "--workers must be between 1 and 256, got 1000", "too many workers (used to panic)"),
+        (vec![], vec![("KV_WORKERS", "1000")], "--workers must be between 1 and 256", "the env twin is checked alike"),
+        (vec!["--max-connections", "0"], vec![], "--max-connections must be at least 1", "no connections"),
+        (vec!["--workers", "4", "--max-connections", "2"], vec![], "--max-connections 2 is below --workers 4", "fewer connections than workers"),
+        (vec!["--max-value-bytes", "4194304"], vec![], "--max-body-bytes 2097152 is below --max-value-bytes 4194304", "a value that could never arrive"),
+        (vec!["--max-body-bytes", "10", "--max-value-bytes", "11"], vec![], "--max-body-bytes 10 is below --max-value-bytes 11", "both given"),
+        (vec!["--fsync", "always"], vec![], "--fsync has no effect without --data-dir", "fsync in memory"),
+        (vec![], vec![("KV_FSYNC", "never")], "--fsync has no effect without --data-dir", "KV_FSYNC in memory"),
+        (vec!["--truncate-corrupt-log"], vec![], "--truncate-corrupt-log has no effect without --data-dir", "no log to cut"),
+        (vec!["--allow-insecure-tokens"], vec![], "--allow-insecure-tokens has no effect here", "no tokens, loopback"),
+    ];
+    for (flags, env, says, why) in cases {
+        let mut command = kvserver(&local, &env);
+        command.args(&flags);
+        refused(command, says, why);
+    }
+}
+
+#[test]
+fn a_bind_failure_is_printed_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let addr = taken.local_addr().expect("its address").to_string();
+    let stderr = refused(
+        kvserver(&["--addr", &addr], &[]),
+        &format!("binding {addr}"),
+        "a port in use",
+    );
+    assert!(stderr.contains("in use"), "says why: {stderr}");
+}
+
+#[test]
+fn tokens_over_plain_http_off_loopback_need_allow_insecure_tokens() {
+    let (_, line) = create_token("t", &[Grant::parse("read:").expect("grant")]).expect("token");
+    let (dir, path) = auth_file(std::slice::from_ref(&line), 0o600);
+    let path = path.to_str().expect("a UTF-8 path");
+    let flags = ["--addr", "0.0.0.0:0", "--auth-file", path];
+    let stderr = refused(
+        kvserver(&flags, &[]),
+        "refusing to accept tokens over plain HTTP on 0.0.0.0:0",
+        "a token would cross the network in clear text",
+    );
+    assert!(stderr.contains("--allow-insecure-tokens"), "{stderr}");
+    assert!(stderr.contains("--tls-cert"), "{stderr}");
+    for (extra, env, why) in [
+        (vec!["--allow-insecure-tokens"], vec![], "the flag"),
+        (
+            vec![],
+            vec![("KV_ALLOW_INSECURE_TOKENS", "true")],
+            "its env twin",
+        ),
+    ] {
+        let mut command = kvserver(&flags, &env);
+        command.args(&extra);
+        let server = ServerProcess::spawn(command, "info");
+        assert!(server.addr.port() != 0, "{why}: it serves");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
