@@ -14,6 +14,8 @@ mod concurrency;
 mod connections;
 /// kill -9 under concurrent writes, against the real binary: nothing acknowledged is lost.
 mod crash;
+/// Request parsing fuzzed (proptest): keys, TTLs, ETags, JSON bodies, Authorization, auth files.
+mod fuzz;
 /// Key, value and body limits: 413 naming the limit and the size.
 mod limits;
 /// Listing in pages: byte order, prefixes, limits, cursors, values.
