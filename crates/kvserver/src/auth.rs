@@ -213,7 +213,8 @@ impl Tokens {
 }
 
 fn parse_hash(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 {
+    // Hex digits only: `from_str_radix` alone would take a sign ("+9").
+    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let mut hash = [0u8; 32];

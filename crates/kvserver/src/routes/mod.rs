@@ -22,6 +22,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     openapi::configure(cfg);
 }
 
+/// Refuses to create the keys `.` and `..`: no URL path can address them
+/// (clients normalise them away), so they could be written but never read
+/// back over `/v1` (PRODUCT.md §3). kvcore itself accepts them.
+pub fn check_addressable(key: &str) -> Result<(), ApiError> {
+    match key {
+        "." | ".." => Err(ApiError::InvalidRequest(format!(
+            "the key {key:?} cannot be addressed in a URL path (clients normalise it away), \
+             so it cannot be created"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Puts a value into a JSON object: as a string when it is UTF-8, otherwise
 /// base64 with `"encoding": "base64"`.
 pub fn insert_value(object: &mut Map<String, Value>, value: &[u8]) {

@@ -87,6 +87,7 @@ async fn respond(
     condition: Condition,
     status: StatusCode,
 ) -> Result<HttpResponse, ApiError> {
+    super::check_addressable(&write.key)?;
     let value = Bytes::from(write.value);
     let written = state
         .backend()?

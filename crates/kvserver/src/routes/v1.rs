@@ -55,6 +55,7 @@ async fn put(
     let key = path_key(&request)?;
     // Checked before the body is read: a refused client sends no value.
     caller.require(Level::Write, &key)?;
+    super::check_addressable(&key)?;
     let mut query = Params::of(&request, &["ttl", "persist"])?;
     let ttl = match (query.take("ttl"), query.take("persist").as_deref()) {
         (Some(_), Some("true")) => {

@@ -26,15 +26,14 @@ pub(super) fn key() -> impl Strategy<Value = String> {
     prop_oneof![
         4 => short,
         1 => long,
-        1 => prop::sample::select(vec![String::new(), "./".into(), "..a".into()]),
+        1 => prop::sample::select(vec![
+            String::new(),
+            ".".into(),
+            "..".into(),
+            "./".into(),
+            "..a".into(),
+        ]),
     ]
-    // BUG (not fixed here; kvserver/src is someone else's): `.` and `..` are
-    // left out. PRODUCT.md section 3 says kvserver refuses to create them,
-    // but `POST /store {"key":".","value":""}` is 201 Created (and so is
-    // `..`). Put them back in the select above once that is fixed.
-    .prop_filter("not . or .. (see the BUG note)", |key| {
-        key != "." && key != ".."
-    })
 }
 
 /// Byte strings that are not UTF-8.
