@@ -42,6 +42,11 @@ impl<'a> Written<'a> {
             ttl_ms: crate::ttl_ms(ttl),
         }
     }
+
+    /// The time left until the key's deadline, if it has one.
+    pub fn ttl(&self) -> Option<Duration> {
+        self.ttl_ms.map(Duration::from_millis)
+    }
 }
 
 /// One key of a listing page.
@@ -89,6 +94,11 @@ impl<'a> ListItem<'a> {
             value: value_text,
             encoding,
         }
+    }
+
+    /// The time left until the key's deadline, if it has one.
+    pub fn ttl(&self) -> Option<Duration> {
+        self.ttl_ms.map(Duration::from_millis)
     }
 
     /// The value's bytes, when the listing included values.

@@ -128,6 +128,11 @@ impl<'a> Entry<'a> {
         }
     }
 
+    /// The time left until the key's deadline, if it has one.
+    pub fn ttl(&self) -> Option<Duration> {
+        self.ttl_ms.map(Duration::from_millis)
+    }
+
     /// The value's bytes.
     pub fn value_bytes(&self) -> Result<Vec<u8>, base64::DecodeError> {
         decode_value(&self.value, self.encoding)

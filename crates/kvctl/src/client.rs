@@ -4,13 +4,11 @@
 
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use kvapi::{ErrorBody, ErrorCode, ListPage, Written};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::StatusCode;
 use reqwest::blocking::{RequestBuilder, Response};
 use reqwest::header::{ETAG, HeaderMap, IF_MATCH, IF_NONE_MATCH};
-use serde::Deserialize;
 
 pub use crate::config::{ClientConfig, Endpoint, Token, TokenOverHttp};
 use crate::duration;
@@ -51,18 +49,7 @@ pub enum TtlChange {
     Persist,
 }
 
-/// The outcome of a successful write.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Written {
-    /// The key's new version.
-    pub version: u64,
-    /// Whether the key was created rather than replaced.
-    pub created: bool,
-    /// The time left until the key's deadline, if it has one.
-    pub ttl: Option<Duration>,
-}
-
-/// A key's metadata.
+/// A key's metadata, from the headers of a read (`ETag`, `Kv-Ttl-Ms`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meta {
     /// The revision of the key's last write.
@@ -80,7 +67,7 @@ pub struct Entry {
     pub meta: Meta,
 }
 
-/// One key of a listing.
+/// One key of a listing, its value decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
     /// The key.
@@ -144,14 +131,15 @@ impl Client {
         &self.config.endpoint
     }
 
-    /// Writes `value` under `key` when `condition` holds.
+    /// Writes `value` under `key` when `condition` holds; the answer is
+    /// the server's.
     pub fn put(
         &self,
         key: &str,
         value: Vec<u8>,
         condition: Condition,
         ttl: TtlChange,
-    ) -> Result<Written, Error> {
+    ) -> Result<Written<'static>, Error> {
         let mut request = self.http.put(self.key_url(key)?).body(value);
         request = match ttl {
             TtlChange::Keep => request,
@@ -172,18 +160,7 @@ impl Client {
         if !matches!(response.status(), StatusCode::OK | StatusCode::CREATED) {
             return Err(self.failure(response, Some(key), expected));
         }
-        #[derive(Deserialize)]
-        struct Body {
-            version: u64,
-            created: bool,
-            ttl_ms: Option<u64>,
-        }
-        let body: Body = self.json(response)?;
-        Ok(Written {
-            version: body.version,
-            created: body.created,
-            ttl: body.ttl_ms.map(Duration::from_millis),
-        })
+        self.json(response)
     }
 
     /// The key's value and metadata.
@@ -252,43 +229,22 @@ impl Client {
         if response.status() != StatusCode::OK {
             return Err(self.failure(response, None, None));
         }
-        #[derive(Deserialize)]
-        struct Body {
-            items: Vec<RawItem>,
-            next: Option<String>,
-        }
-        #[derive(Deserialize)]
-        struct RawItem {
-            key: String,
-            version: u64,
-            size: u64,
-            ttl_ms: Option<u64>,
-            value: Option<String>,
-            encoding: Option<String>,
-        }
-        let body: Body = self.json(response)?;
+        let body: ListPage<'static> = self.json(response)?;
         let items = body
             .items
             .into_iter()
             .map(|raw| {
-                let value = match (raw.value, raw.encoding.as_deref()) {
-                    (None, _) => None,
-                    (Some(text), None) => Some(text.into_bytes()),
-                    (Some(text), Some("base64")) => Some(STANDARD.decode(text).map_err(|_| {
-                        self.unexpected(format!("the value of {:?} is not valid base64", raw.key))
-                    })?),
-                    (Some(_), Some(other)) => {
-                        return Err(self.unexpected(format!("unknown value encoding {other:?}")));
-                    }
-                };
+                let value = raw.value_bytes().transpose().map_err(|_| {
+                    self.unexpected(format!("the value of {:?} is not valid base64", raw.key))
+                })?;
                 Ok(Item {
-                    key: raw.key,
                     meta: Meta {
                         version: raw.version,
-                        ttl: raw.ttl_ms.map(Duration::from_millis),
+                        ttl: raw.ttl(),
                     },
                     size: raw.size,
                     value,
+                    key: raw.key.into_owned(),
                 })
             })
             .collect::<Result<_, Error>>()?;
@@ -351,15 +307,9 @@ impl Client {
         let version = headers
             .get(ETAG)
             .and_then(|tag| tag.to_str().ok())
-            .and_then(|tag| {
-                tag.trim()
-                    .trim_start_matches("W/")
-                    .trim_matches('"')
-                    .parse()
-                    .ok()
-            })
+            .and_then(kvapi::parse_etag)
             .ok_or_else(|| self.unexpected("the answer has no ETag with the key's version"))?;
-        let ttl = match headers.get("kv-ttl-ms") {
+        let ttl = match headers.get(kvapi::TTL_MS) {
             None => None,
             Some(ms) => Some(
                 ms.to_str()
@@ -395,38 +345,37 @@ impl Client {
     /// version, if any) into an error. This is where HTTP statuses and the
     /// server's error codes get their meaning.
     fn failure(&self, response: Response, key: Option<&str>, expected: Option<u64>) -> Error {
-        #[derive(Deserialize, Default)]
-        struct Body {
-            error: Option<String>,
-            code: Option<String>,
-            key: Option<String>,
-            current_version: Option<u64>,
-        }
         let status = response.status();
-        let body: Body = response
-            .bytes()
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default();
-        let said = body
-            .error
-            .clone()
-            .unwrap_or_else(|| "(no explanation in the answer)".into());
+        let bytes = response.bytes().unwrap_or_default();
+        let body = serde_json::from_slice::<ErrorBody>(&bytes).ok();
+        let said = match &body {
+            Some(body) => body.error.clone().into_owned(),
+            // Not kvstore's error body (a proxy's, say): its sentence, if any.
+            None => serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|json| json.get("error")?.as_str().map(str::to_owned))
+                .unwrap_or_else(|| "(no explanation in the answer)".into()),
+        };
+        let code = body.as_ref().map(|body| body.code);
+        let body_key = body.as_ref().and_then(|body| body.key.clone());
+        let current_version = body
+            .as_ref()
+            .and_then(|body| body.current_version.flatten());
         let shown = key.unwrap_or_default();
-        match (status, body.code.as_deref()) {
+        match (status, code) {
             // A `not_found` without a key is a missing route: a wrong endpoint,
             // not a missing key.
-            (_, Some("not_found")) if body.key.is_some() => Error::NotFound {
-                key: body.key.unwrap_or_default(),
+            (_, Some(ErrorCode::NotFound)) if body_key.is_some() => Error::NotFound {
+                key: body_key.unwrap_or_default().into_owned(),
             },
-            (_, Some("already_exists")) => Error::ConditionFailed {
-                message: match body.current_version {
+            (_, Some(ErrorCode::AlreadyExists)) => Error::ConditionFailed {
+                message: match current_version {
                     Some(version) => format!("key {shown:?} already exists (version {version})"),
                     None => format!("key {shown:?} already exists"),
                 },
             },
-            (_, Some("version_mismatch")) => Error::ConditionFailed {
-                message: match (body.current_version, expected) {
+            (_, Some(ErrorCode::VersionMismatch)) => Error::ConditionFailed {
+                message: match (current_version, expected) {
                     (Some(current), Some(expected)) => {
                         format!("key {shown:?} is at version {current}, not {expected}")
                     }

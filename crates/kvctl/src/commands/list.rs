@@ -1,12 +1,12 @@
 //! `list`: keys in byte order, one page after the other.
 
-use serde_json::{Map, Value, json};
+use kvapi::ListItem;
 
 use crate::cli::ListArgs;
 use crate::client::{Client, Item};
 use crate::duration;
 use crate::error::Error;
-use crate::output::{Format, Output, insert_ttl, shown_key};
+use crate::output::{Format, Output, shown_key};
 
 pub fn list(client: &Client, args: ListArgs, out: &mut Output) -> Result<(), Error> {
     let mut left = args.limit.unwrap_or(u64::MAX);
@@ -54,13 +54,16 @@ fn show_page(items: &[Item], out: &mut Output) -> Result<(), Error> {
             }
         }
         Format::Json => {
+            // The listing's item shape, without values.
             for item in items {
-                let mut object = Map::new();
-                object.insert("key".into(), json!(item.key));
-                object.insert("version".into(), json!(item.meta.version));
-                object.insert("size".into(), json!(item.size));
-                insert_ttl(&mut object, item.meta.ttl);
-                out.json(&Value::Object(object))?;
+                out.json(&ListItem {
+                    key: item.key.as_str().into(),
+                    version: item.meta.version,
+                    size: item.size,
+                    ttl_ms: kvapi::ttl_ms(item.meta.ttl),
+                    value: None,
+                    encoding: None,
+                })?;
             }
         }
     }
