@@ -10,6 +10,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::value::{Encoding, decode_value, encode_value};
 
+/// The keys a listing page holds without `limit=`.
+pub const DEFAULT_LIST_LIMIT: usize = 100;
+
+/// The most keys a listing page holds: the largest `limit=`.
+pub const MAX_LIST_LIMIT: usize = 1000;
+
 /// The answer to `PUT /v1/kv/{key}` (201 created, 200 replaced).
 ///
 /// ```

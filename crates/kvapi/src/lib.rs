@@ -31,6 +31,8 @@
 //! - `info`: [`Info`] and the health bodies ([`Health`]).
 //! - `error`: [`ErrorBody`] and [`ErrorCode`].
 //! - `value`: values as JSON text or base64 ([`Encoding`]).
+//! - `condition`: what a `/v1` write asks for besides its value:
+//!   [`Condition`] (precondition headers) and [`TtlChange`] (query).
 //! - `header`: header names ([`ETAG`], [`TTL_MS`], ...).
 //! - `etag`: ETags and `If-Match` / `If-None-Match` ([`Tags`]) as RFC 9110
 //!   reads them.
@@ -43,6 +45,7 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
+mod condition;
 mod error;
 mod etag;
 mod header;
@@ -52,11 +55,12 @@ mod seed;
 pub mod ttl;
 mod value;
 
+pub use condition::{Condition, TtlChange, WriteCondition};
 pub use error::{ErrorBody, ErrorCode};
 pub use etag::{Tag, Tags, format_etag, parse_etag};
 pub use header::{ETAG, IF_MATCH, IF_NONE_MATCH, JSON, OCTET_STREAM, TTL_MS};
 pub use info::{Health, HealthStatus, Info, InfoLimits, LogFigures};
-pub use kv::{ListItem, ListPage, PageWriter, Written};
+pub use kv::{DEFAULT_LIST_LIMIT, ListItem, ListPage, MAX_LIST_LIMIT, PageWriter, Written};
 pub use seed::{Deleted, Entry, StoreTtl, StoreWrite};
 pub use ttl::{DurationError, MAX_TTL, MIN_TTL, parse_duration};
 pub use value::{Encoding, decode_value, encode_value};

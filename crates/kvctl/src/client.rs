@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
+pub use kvapi::{Condition, TtlChange};
 use kvapi::{ErrorBody, ErrorCode, ListPage, Written};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::StatusCode;
 use reqwest::blocking::{RequestBuilder, Response};
-use reqwest::header::{ETAG, HeaderMap, IF_MATCH, IF_NONE_MATCH};
+use reqwest::header::HeaderMap;
 
 pub use crate::config::{ClientConfig, Endpoint, Token, TokenOverHttp};
 use crate::duration;
@@ -23,31 +24,7 @@ const KEY: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 /// The most keys the server returns in one page.
-pub const MAX_PAGE: usize = 1000;
-
-/// When a write may happen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Condition {
-    /// Always (upsert).
-    Always,
-    /// Only if the key is absent (`If-None-Match: *`).
-    Absent,
-    /// Only if the key is present (`If-Match: *`).
-    Present,
-    /// Only if the key is at this version (`If-Match: "<version>"`).
-    Version(u64),
-}
-
-/// What a write does to the key's deadline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TtlChange {
-    /// Keep the current deadline, if any.
-    Keep,
-    /// Expire this long after the write.
-    Set(Duration),
-    /// Remove the deadline.
-    Persist,
-}
+pub const MAX_PAGE: usize = kvapi::MAX_LIST_LIMIT;
 
 /// A key's metadata, from the headers of a read (`ETag`, `Kv-Ttl-Ms`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,20 +118,15 @@ impl Client {
         ttl: TtlChange,
     ) -> Result<Written<'static>, Error> {
         let mut request = self.http.put(self.key_url(key)?).body(value);
-        request = match ttl {
-            TtlChange::Keep => request,
-            TtlChange::Set(ttl) => request.query(&[("ttl", format!("{}ms", ttl.as_millis()))]),
-            TtlChange::Persist => request.query(&[("persist", "true")]),
-        };
-        let mut expected = None;
-        request = match condition {
-            Condition::Always => request,
-            Condition::Absent => request.header(IF_NONE_MATCH, "*"),
-            Condition::Present => request.header(IF_MATCH, "*"),
-            Condition::Version(version) => {
-                expected = Some(version);
-                request.header(IF_MATCH, format!("\"{version}\""))
-            }
+        if let Some(parameter) = ttl.query() {
+            request = request.query(&[parameter]);
+        }
+        if let Some(header) = condition.header() {
+            request = request.header(header.0, header.1);
+        }
+        let expected = match condition {
+            Condition::Version(version) => Some(version),
+            _ => None,
         };
         let response = self.send(request)?;
         if !matches!(response.status(), StatusCode::OK | StatusCode::CREATED) {
@@ -193,7 +165,7 @@ impl Client {
     pub fn remove(&self, key: &str, expected: Option<u64>) -> Result<(), Error> {
         let mut request = self.http.delete(self.key_url(key)?);
         if let Some(version) = expected {
-            request = request.header(IF_MATCH, format!("\"{version}\""));
+            request = request.header(kvapi::IF_MATCH, kvapi::format_etag(version));
         }
         let response = self.send(request)?;
         if response.status() != StatusCode::NO_CONTENT {
@@ -305,7 +277,7 @@ impl Client {
 
     fn meta(&self, headers: &HeaderMap) -> Result<Meta, Error> {
         let version = headers
-            .get(ETAG)
+            .get(kvapi::ETAG)
             .and_then(|tag| tag.to_str().ok())
             .and_then(kvapi::parse_etag)
             .ok_or_else(|| self.unexpected("the answer has no ETag with the key's version"))?;

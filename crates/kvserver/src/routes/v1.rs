@@ -6,8 +6,10 @@ use actix_web::http::header::{self, HeaderMap, HeaderName};
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use kvapi::{Info, InfoLimits, ListItem, LogFigures, PageWriter, Tag, Tags, Written, format_etag};
-use kvcore::{Condition, TtlChange};
+use kvapi::{
+    Condition, Info, InfoLimits, ListItem, LogFigures, PageWriter, Tag, Tags, TtlChange,
+    WriteCondition, Written, format_etag,
+};
 use percent_encoding::percent_decode_str;
 
 use super::only;
@@ -18,8 +20,6 @@ use crate::error::{ApiError, invalid};
 use crate::query::Params;
 
 const KV_PREFIX: &str = "/v1/kv/";
-const DEFAULT_LIMIT: usize = 100;
-const MAX_LIMIT: usize = 1000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -55,21 +55,18 @@ async fn put(
     caller.require(Level::Write, &key)?;
     super::check_addressable(&key)?;
     let mut query = Params::of(&request, &["ttl", "persist"])?;
-    let ttl = match (query.take("ttl"), query.take("persist").as_deref()) {
-        (Some(_), Some("true")) => {
-            return Err(invalid("use either ttl= or persist=true, not both"));
-        }
-        (Some(text), _) => TtlChange::Set(kvapi::ttl::from_query(&text).map_err(invalid)?),
-        (None, Some("true")) => TtlChange::Persist,
-        (None, None | Some("false")) => TtlChange::Keep,
-        (None, Some(other)) => {
-            return Err(invalid(format!(
-                "persist must be true or false, got {other:?}"
-            )));
-        }
+    let (ttl, persist) = (query.take("ttl"), query.take("persist"));
+    let ttl = match TtlChange::from_query(ttl.as_deref(), persist.as_deref()).map_err(invalid)? {
+        TtlChange::Keep => kvcore::TtlChange::Keep,
+        TtlChange::Set(ttl) => kvcore::TtlChange::Set(ttl),
+        TtlChange::Persist => kvcore::TtlChange::Persist,
     };
-    let condition = match write_condition(request.headers())? {
-        WriteCondition::Store(condition) => condition,
+    // If-None-Match is read first, so its error comes first when both
+    // headers are malformed.
+    let if_none_match = tags(request.headers(), &header::IF_NONE_MATCH)?;
+    let if_match = tags(request.headers(), &header::IF_MATCH)?;
+    let condition = match WriteCondition::from_tags(if_match, if_none_match).map_err(invalid)? {
+        WriteCondition::Checked(condition) => store_condition(condition),
         WriteCondition::Never(tag) => return Err(never_matches(&state, &key, &tag).await),
     };
     // The body is the value, so both limits bound it: a body over the body
@@ -169,10 +166,11 @@ async fn remove(
             "DELETE does not take If-None-Match; use If-Match: \"<version>\" to delete a version",
         ));
     }
-    let (expected, must_exist) = match write_if_match(request.headers())? {
+    let if_match = tags(request.headers(), &header::IF_MATCH)?;
+    let (expected, must_exist) = match WriteCondition::from_if_match(if_match).map_err(invalid)? {
         None => (None, false),
-        Some(WriteCondition::Store(Condition::Version(version))) => (Some(version), true),
-        Some(WriteCondition::Store(_)) => (None, true),
+        Some(WriteCondition::Checked(Condition::Version(version))) => (Some(version), true),
+        Some(WriteCondition::Checked(_)) => (None, true),
         Some(WriteCondition::Never(tag)) => return Err(never_matches(&state, &key, &tag).await),
     };
     state
@@ -199,12 +197,13 @@ async fn list(
     let prefix = query.take("prefix").unwrap_or_default();
     caller.require_listing(&prefix)?;
     let limit = match query.take("limit").as_deref() {
-        None => DEFAULT_LIMIT,
+        None => kvapi::DEFAULT_LIST_LIMIT,
         Some(text) => match text.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            Ok(n) if (1..=kvapi::MAX_LIST_LIMIT).contains(&n) => n,
             _ => {
                 return Err(invalid(format!(
-                    "limit must be a whole number from 1 to {MAX_LIMIT}, got {text:?}"
+                    "limit must be a whole number from 1 to {}, got {text:?}",
+                    kvapi::MAX_LIST_LIMIT
                 )));
             }
         },
@@ -319,50 +318,13 @@ fn tags(headers: &HeaderMap, name: &HeaderName) -> Result<Option<Tags>, ApiError
     Tags::from_lines(shown, lines).map_err(invalid)
 }
 
-/// What a write's preconditions ask for.
-enum WriteCondition {
-    /// A condition the store checks.
-    Store(Condition),
-    /// `If-Match` named a tag that matches no version (weak, or not one
-    /// this server hands out): the write fails with 412 whatever the key holds.
-    Never(Tag),
-}
-
-/// `If-Match` on a write: `*` or exactly one tag. `None` without the header.
-fn write_if_match(headers: &HeaderMap) -> Result<Option<WriteCondition>, ApiError> {
-    Ok(match tags(headers, &header::IF_MATCH)? {
-        None => None,
-        Some(Tags::Any) => Some(WriteCondition::Store(Condition::Present)),
-        Some(Tags::List(mut tags)) if tags.len() == 1 => {
-            let tag = tags.remove(0);
-            Some(match tag.version() {
-                Some(version) if !tag.weak => WriteCondition::Store(Condition::Version(version)),
-                _ => WriteCondition::Never(tag),
-            })
-        }
-        Some(Tags::List(_)) => {
-            return Err(invalid(
-                "If-Match on a write takes one version (or *), not a list; several If-Match headers are a list",
-            ));
-        }
-    })
-}
-
-/// The write's condition from `If-None-Match: *`, `If-Match: *` or
-/// `If-Match: "<version>"`.
-fn write_condition(headers: &HeaderMap) -> Result<WriteCondition, ApiError> {
-    let if_none_match = tags(headers, &header::IF_NONE_MATCH)?;
-    let if_match = write_if_match(headers)?;
-    match (if_match, if_none_match) {
-        (Some(_), Some(_)) => Err(invalid(
-            "use either If-Match or If-None-Match on a write, not both",
-        )),
-        (None, Some(Tags::Any)) => Ok(WriteCondition::Store(Condition::Absent)),
-        (None, Some(Tags::List(_))) => Err(invalid(
-            "on a write, If-None-Match only accepts * (create only)",
-        )),
-        (Some(condition), None) => Ok(condition),
-        (None, None) => Ok(WriteCondition::Store(Condition::Always)),
+/// The store's condition for a write's.
+fn store_condition(condition: Condition) -> kvcore::Condition {
+    match condition {
+        Condition::Always => kvcore::Condition::Always,
+        Condition::Absent => kvcore::Condition::Absent,
+        Condition::Present => kvcore::Condition::Present,
+        Condition::Version(version) => kvcore::Condition::Version(version),
     }
 }
 
