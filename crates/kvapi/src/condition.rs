@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::etag::{Tag, Tags, format_etag};
 use crate::header::{IF_MATCH, IF_NONE_MATCH};
+use crate::url;
 
 /// When a write may happen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,8 +129,8 @@ impl TtlChange {
     pub fn query(self) -> Option<(&'static str, String)> {
         match self {
             TtlChange::Keep => None,
-            TtlChange::Set(ttl) => Some(("ttl", format!("{}ms", ttl.as_millis()))),
-            TtlChange::Persist => Some(("persist", "true".to_owned())),
+            TtlChange::Set(ttl) => Some((url::TTL, format!("{}ms", ttl.as_millis()))),
+            TtlChange::Persist => Some((url::PERSIST, "true".to_owned())),
         }
     }
 

@@ -36,6 +36,7 @@
 //! - `header`: header names ([`ETAG`], [`TTL_MS`], ...).
 //! - `etag`: ETags and `If-Match` / `If-None-Match` ([`Tags`]) as RFC 9110
 //!   reads them.
+//! - [`url`]: the paths and query parameter names, and [`url::ListQuery`].
 //! - `ttl`: [`parse_duration`], the TTL syntax of queries and flags, and the
 //!   TTL bounds [`MIN_TTL`] and [`MAX_TTL`].
 //!
@@ -53,6 +54,7 @@ mod info;
 mod kv;
 mod seed;
 pub mod ttl;
+pub mod url;
 mod value;
 
 pub use condition::{Condition, TtlChange, WriteCondition};

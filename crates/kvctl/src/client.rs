@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use kvapi::url::{self, ListQuery};
 pub use kvapi::{Condition, TtlChange};
 use kvapi::{ErrorBody, ErrorCode, ListPage, Written};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -183,20 +184,16 @@ impl Client {
         limit: usize,
         values: bool,
     ) -> Result<Page, Error> {
-        let mut query = vec![("limit", limit.to_string())];
-        if !prefix.is_empty() {
-            query.push(("prefix", prefix.to_owned()));
-        }
-        if let Some(cursor) = cursor {
-            query.push(("cursor", cursor.to_owned()));
-        }
-        if values {
-            query.push(("values", "true".to_owned()));
-        }
+        let query = ListQuery {
+            prefix,
+            cursor,
+            limit,
+            values,
+        };
         let request = self
             .http
-            .get(self.config.endpoint.url("/v1/kv"))
-            .query(&query);
+            .get(self.config.endpoint.url(url::KV))
+            .query(&query.pairs());
         let response = self.send(request)?;
         if response.status() != StatusCode::OK {
             return Err(self.failure(response, None, None));
@@ -228,7 +225,7 @@ impl Client {
 
     /// Whether the server is alive (`GET /healthz`).
     pub fn health(&self) -> Result<(), Error> {
-        let response = self.send(self.http.get(self.config.endpoint.url("/healthz")))?;
+        let response = self.send(self.http.get(self.config.endpoint.url(url::HEALTHZ)))?;
         if response.status() != StatusCode::OK {
             return Err(self.failure(response, None, None));
         }
@@ -247,7 +244,10 @@ impl Client {
             )));
         }
         let encoded = utf8_percent_encode(key, KEY);
-        Ok(self.config.endpoint.url(&format!("/v1/kv/{encoded}")))
+        Ok(self
+            .config
+            .endpoint
+            .url(&format!("{}{encoded}", url::KV_KEY_PREFIX)))
     }
 
     fn send(&self, mut request: RequestBuilder) -> Result<Response, Error> {

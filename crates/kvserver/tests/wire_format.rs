@@ -483,6 +483,33 @@ fn header_and_parameter_names_and_listing_limits_are_kvapis() {
             "{name}= is documented"
         );
     }
+    use kvapi::url;
+    for name in [
+        url::KEY,
+        url::TTL,
+        url::PERSIST,
+        url::PREFIX,
+        url::CURSOR,
+        url::LIMIT,
+        url::VALUES,
+    ] {
+        assert!(
+            parameters.contains(&("query".into(), name.into())),
+            "?{name}= is documented"
+        );
+    }
+    let paths = checker.document["paths"].as_object().unwrap();
+    let key_path = format!("{}{{key}}", url::KV_KEY_PREFIX);
+    for path in [
+        url::STORE,
+        url::KV,
+        &key_path,
+        url::INFO,
+        url::HEALTHZ,
+        url::READYZ,
+    ] {
+        assert!(paths.contains_key(path), "{path} is documented");
+    }
     let limit = &checker.document["components"]["parameters"]["Limit"]["schema"];
     assert_eq!(limit["default"], kvapi::DEFAULT_LIST_LIMIT);
     assert_eq!(limit["maximum"], kvapi::MAX_LIST_LIMIT);

@@ -4,7 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
-use kvapi::{Deleted, Entry, StoreTtl, StoreWrite};
+use kvapi::{Deleted, Entry, StoreTtl, StoreWrite, url};
 use kvcore::{Condition, TtlChange};
 
 use super::only;
@@ -28,8 +28,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// The `key` of `?key=K`, the only parameter `GET` and `DELETE` take.
 fn query_key(request: &HttpRequest) -> Result<String, ApiError> {
-    Params::of(request, &["key"])?
-        .take("key")
+    Params::of(request, &[url::KEY])?
+        .take(url::KEY)
         .ok_or_else(|| invalid("missing query parameter \"key\" (e.g. /store?key=P)"))
 }
 

@@ -8,7 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use kvapi::{
     Condition, Info, InfoLimits, ListItem, LogFigures, PageWriter, Tag, Tags, TtlChange,
-    WriteCondition, Written, format_etag,
+    WriteCondition, Written, format_etag, url,
 };
 use percent_encoding::percent_decode_str;
 
@@ -18,8 +18,6 @@ use crate::auth::{Caller, Level};
 use crate::body;
 use crate::error::{ApiError, invalid};
 use crate::query::Params;
-
-const KV_PREFIX: &str = "/v1/kv/";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -54,8 +52,8 @@ async fn put(
     // Checked before the body is read: a refused client sends no value.
     caller.require(Level::Write, &key)?;
     super::check_addressable(&key)?;
-    let mut query = Params::of(&request, &["ttl", "persist"])?;
-    let (ttl, persist) = (query.take("ttl"), query.take("persist"));
+    let mut query = Params::of(&request, &[url::TTL, url::PERSIST])?;
+    let (ttl, persist) = (query.take(url::TTL), query.take(url::PERSIST));
     let ttl = match TtlChange::from_query(ttl.as_deref(), persist.as_deref()).map_err(invalid)? {
         TtlChange::Keep => kvcore::TtlChange::Keep,
         TtlChange::Set(ttl) => kvcore::TtlChange::Set(ttl),
@@ -193,10 +191,13 @@ async fn list(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let mut query = Params::of(&request, &["prefix", "cursor", "limit", "values"])?;
-    let prefix = query.take("prefix").unwrap_or_default();
+    let mut query = Params::of(
+        &request,
+        &[url::PREFIX, url::CURSOR, url::LIMIT, url::VALUES],
+    )?;
+    let prefix = query.take(url::PREFIX).unwrap_or_default();
     caller.require_listing(&prefix)?;
-    let limit = match query.take("limit").as_deref() {
+    let limit = match query.take(url::LIMIT).as_deref() {
         None => kvapi::DEFAULT_LIST_LIMIT,
         Some(text) => match text.parse::<usize>() {
             Ok(n) if (1..=kvapi::MAX_LIST_LIMIT).contains(&n) => n,
@@ -208,7 +209,7 @@ async fn list(
             }
         },
     };
-    let with_values = match query.take("values").as_deref() {
+    let with_values = match query.take(url::VALUES).as_deref() {
         None | Some("false") => false,
         Some("true") => true,
         Some(other) => {
@@ -218,7 +219,7 @@ async fn list(
         }
     };
     let after = query
-        .take("cursor")
+        .take(url::CURSOR)
         .as_deref()
         .map(decode_cursor)
         .transpose()?;
@@ -298,7 +299,7 @@ fn path_key(request: &HttpRequest) -> Result<String, ApiError> {
     let raw = request
         .uri()
         .path()
-        .strip_prefix(KV_PREFIX)
+        .strip_prefix(url::KV_KEY_PREFIX)
         .unwrap_or_default();
     let key = percent_decode_str(raw)
         .decode_utf8()
