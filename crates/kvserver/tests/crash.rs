@@ -1,6 +1,6 @@
 //! kill -9 against the real binary under concurrent writes: after every
 //! restart, every acknowledged write is there, whatever the fsync policy
-//! (PRODUCT.md section 6: a killed process loses nothing acknowledged).
+//! (README, Durability: a killed process loses nothing acknowledged).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
