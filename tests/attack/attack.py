@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Black-box attacks on a release kvserver: slow bodies, junk methods, header
 floods, huge listings and malformed requests, each checked against what
-PRODUCT.md promises (sections 3, 4 and 7).
+the README promises (The REST API, Errors, Operations, Security).
 
     python3 tests/attack/attack.py [--bin PATH]
 
@@ -80,7 +80,7 @@ class Response:
             return None
 
     def is_json_error(self):
-        """Whether the body is PRODUCT.md's error shape: `error` and `code`."""
+        """Whether the body is the README's error shape (Errors): `error` and `code`."""
         body = self.json()
         return (
             isinstance(body, dict)

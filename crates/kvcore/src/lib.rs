@@ -40,8 +40,9 @@
 //!
 //! # Modules
 //!
-//! - `store`: the [`Store`] handle and its operations; `builder`:
-//!   [`StoreBuilder`].
+//! - `store`: the [`Store`] handle and its operations.
+//! - `builder`: [`StoreBuilder`] (what [`Store::builder`] returns) and
+//!   [`Limits`].
 //! - `shard`: one lock-guarded slice of the keys; [`Tuning`] lives here.
 //! - `entry`: the stored record and the [`Entry`] a read returns.
 //! - `expiry`: TTLs, [`TtlChange`], and the reclaim pass.

@@ -1,5 +1,5 @@
 //! kvcore's public-API tests, one binary. Each module is one topic of the
-//! data-model contract (PRODUCT.md section 1).
+//! data-model contract (README, Semantics).
 //!
 //! The topic files live in `tests/contract/`: Cargo would build every file
 //! directly under `tests/` as a test binary of its own.

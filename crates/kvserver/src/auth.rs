@@ -22,7 +22,8 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
-use sha2::{Digest, Sha256};
+use ring::digest::{SHA256, digest};
+use ring::rand::{SecureRandom, SystemRandom};
 use subtle::ConstantTimeEq;
 
 use crate::app::AppState;
@@ -201,7 +202,7 @@ impl Tokens {
     /// The token whose hash matches. Every entry is compared, in constant
     /// time, so the time taken says nothing about which one matched.
     pub fn find(&self, presented: &str) -> Option<Arc<Token>> {
-        let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let hash = sha256(presented);
         let mut found = None;
         for token in &self.tokens {
             if bool::from(token.hash.ct_eq(&hash)) {
@@ -224,6 +225,13 @@ fn parse_hash(text: &str) -> Option<[u8; 32]> {
     Some(hash)
 }
 
+/// The SHA-256 of a token, as the auth file stores it.
+fn sha256(token: &str) -> [u8; 32] {
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(digest(&SHA256, token.as_bytes()).as_ref());
+    hash
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -239,9 +247,12 @@ pub fn create_token(name: &str, grants: &[Grant]) -> Result<(String, String), St
         return Err("give at least one --allow LEVEL:PREFIX".into());
     }
     let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret).map_err(|err| format!("no randomness available: {err}"))?;
+    // ring's error says nothing more than that it failed.
+    SystemRandom::new()
+        .fill(&mut secret)
+        .map_err(|_| "no randomness available from the operating system".to_string())?;
     let token = format!("kvs_{}", URL_SAFE_NO_PAD.encode(secret));
-    let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    let hash = sha256(&token);
     let grants: Vec<String> = grants.iter().map(Grant::to_string).collect();
     let line = format!("{name} {} {}", hex(&hash), grants.join(" "));
     Ok((token, line))

@@ -1,14 +1,21 @@
 //! Logging: `log` + `env_logger`, with `RUST_LOG` choosing levels (default
 //! `info`).
 //!
-//! Lines go through an in-memory buffer that a background thread flushes
-//! every 100 ms (and `flush` at exit), so the request log costs a worker a
-//! memcpy, not a `write(2)` that could block it on a slow disk. A line may
-//! thus appear up to 100 ms late, and the last 100 ms are lost if the process
-//! is killed with SIGKILL. Lines are plain text, without colours (env_logger
-//! is built without them): escape codes would only clutter a log file.
+//! Lines go through an in-memory buffer that a background thread writes out
+//! every 100 ms (and `flush` at exit), so logging costs a worker a memcpy
+//! under a short lock, never a `write(2)`: the flusher swaps the buffer for
+//! an empty one and writes outside the lock, so a slow or stuck stderr stalls
+//! only the flusher. A line may thus appear up to 100 ms late, and the last
+//! 100 ms are lost if the process is killed with SIGKILL.
+//!
+//! When the buffer is full (`BUFFER_BYTES` waiting, stderr not keeping up)
+//! a new line is dropped rather than making the worker wait, and counted:
+//! the next write-out ends with a line saying how many were dropped. Lines
+//! are plain text, without colours (env_logger is built without them):
+//! escape codes would only clutter a log file.
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
+use std::mem;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread;
 use std::time::Duration;
@@ -18,22 +25,42 @@ use env_logger::{Env, Target};
 /// How long a line may wait in the buffer.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
-/// How much the buffer holds before a line has to wait for a write.
-const BUFFER_BYTES: usize = 64 * 1024;
+/// How many bytes may wait before new lines are dropped: 100 ms of request
+/// lines (about 120 bytes each) at over 300,000 requests a second.
+const BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
-type Buffer<W> = Arc<Mutex<BufWriter<W>>>;
+/// Lines waiting to be written out, and how many were dropped since the
+/// last write-out.
+#[derive(Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    dropped: u64,
+}
+
+type Buffer = Arc<Mutex<Pending>>;
 
 /// The buffer in front of stderr, for `flush`.
-static STDERR_BUFFER: OnceLock<Buffer<io::Stderr>> = OnceLock::new();
+static STDERR_BUFFER: OnceLock<Buffer> = OnceLock::new();
 
-/// What env_logger writes to: the shared buffer. env_logger flushes its
-/// target after every line, so `flush` here does nothing: writing the buffer
-/// out is the flusher thread's job (and `flush`'s, at exit).
-struct Buffered<W: Write>(Buffer<W>);
+/// What env_logger writes to: the shared buffer, `limit` bytes at most.
+/// env_logger hands over each line in one `write_all`, so a line is kept or
+/// dropped whole. env_logger flushes its target after every line, so `flush`
+/// here does nothing: writing out is the flusher thread's job (and `flush`'s,
+/// at exit).
+struct Buffered {
+    buffer: Buffer,
+    limit: usize,
+}
 
-impl<W: Write> Write for Buffered<W> {
+impl Write for Buffered {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        lock(&self.0).write(bytes)
+        let mut pending = lock(&self.buffer);
+        if pending.bytes.len() + bytes.len() > self.limit {
+            pending.dropped += 1;
+        } else {
+            pending.bytes.extend_from_slice(bytes);
+        }
+        Ok(bytes.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -41,14 +68,35 @@ impl<W: Write> Write for Buffered<W> {
     }
 }
 
-fn lock<W: Write>(buffer: &Buffer<W>) -> std::sync::MutexGuard<'_, BufWriter<W>> {
+fn lock(buffer: &Buffer) -> std::sync::MutexGuard<'_, Pending> {
     buffer.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Writes out what is waiting in `buffer`, using `spare` as the next empty
+/// buffer. The lock is held only for the swap: the write to `out` happens
+/// outside it, so loggers never wait for `out`.
+fn drain(buffer: &Buffer, spare: &mut Vec<u8>, out: &mut impl Write) -> io::Result<()> {
+    let dropped = {
+        let mut pending = lock(buffer);
+        mem::swap(&mut pending.bytes, spare);
+        mem::take(&mut pending.dropped)
+    };
+    let written = out.write_all(spare);
+    spare.clear();
+    written?;
+    if dropped > 0 {
+        writeln!(
+            out,
+            "kvserver: {dropped} log lines dropped: the log buffer was full (stderr not keeping up)"
+        )?;
+    }
+    out.flush()
+}
+
 /// A logger writing into `buffer`, with `RUST_LOG` choosing levels.
-fn logger<W: Write + Send + 'static>(buffer: Buffer<W>) -> env_logger::Logger {
+fn logger(buffer: Buffer, limit: usize) -> env_logger::Logger {
     env_logger::Builder::from_env(Env::default().default_filter_or("info"))
-        .target(Target::Pipe(Box::new(Buffered(buffer))))
+        .target(Target::Pipe(Box::new(Buffered { buffer, limit })))
         .build()
 }
 
@@ -110,15 +158,8 @@ impl log::Log for Demoting {
 
 /// Installs the logger and starts its flushing thread. Call once, first.
 pub fn init() {
-    let buffer = STDERR_BUFFER
-        .get_or_init(|| {
-            Arc::new(Mutex::new(BufWriter::with_capacity(
-                BUFFER_BYTES,
-                io::stderr(),
-            )))
-        })
-        .clone();
-    let logger = logger(buffer.clone());
+    let buffer = STDERR_BUFFER.get_or_init(Buffer::default).clone();
+    let logger = logger(buffer.clone(), BUFFER_BYTES);
     log::set_max_level(logger.filter());
     if log::set_boxed_logger(Box::new(Demoting(logger))).is_err() {
         return;
@@ -126,9 +167,10 @@ pub fn init() {
     let flusher = thread::Builder::new()
         .name("log-flush".into())
         .spawn(move || {
+            let mut spare = Vec::new();
             loop {
                 thread::sleep(FLUSH_EVERY);
-                let _ = lock(&buffer).flush();
+                let _ = drain(&buffer, &mut spare, &mut io::stderr().lock());
             }
         });
     if flusher.is_err() {
@@ -140,7 +182,7 @@ pub fn init() {
 /// Writes out whatever is buffered.
 pub fn flush() {
     if let Some(buffer) = STDERR_BUFFER.get() {
-        let _ = lock(buffer).flush();
+        let _ = drain(buffer, &mut Vec::new(), &mut io::stderr().lock());
     }
 }
 
@@ -164,14 +206,32 @@ mod tests {
         }
     }
 
+    fn record(n: usize) -> String {
+        format!("request {n}")
+    }
+
+    fn log_lines(logger: &impl Log, count: usize) {
+        for n in 0..count {
+            logger.log(
+                &log::Record::builder()
+                    .level(log::Level::Error)
+                    .target("kvserver")
+                    .args(format_args!("{}", record(n)))
+                    .build(),
+            );
+        }
+    }
+
     #[test]
     fn actix_connection_errors_are_logged_at_debug_not_error() {
-        let sink = Sink::default();
-        let buffer = Arc::new(Mutex::new(BufWriter::new(sink.clone())));
+        let buffer = Buffer::default();
         let logger = Demoting(
             env_logger::Builder::new()
                 .parse_filters("info")
-                .target(Target::Pipe(Box::new(Buffered(buffer.clone()))))
+                .target(Target::Pipe(Box::new(Buffered {
+                    buffer: buffer.clone(),
+                    limit: BUFFER_BYTES,
+                })))
                 .build(),
         );
         let record = |target: &'static str| {
@@ -183,7 +243,8 @@ mod tests {
         };
         logger.log(&record("actix_http::h1::dispatcher"));
         logger.log(&record("kvserver::app"));
-        lock(&buffer).flush().unwrap();
+        let sink = Sink::default();
+        drain(&buffer, &mut Vec::new(), &mut sink.clone()).unwrap();
         let text = String::from_utf8(sink.0.lock().unwrap().concat()).unwrap();
         assert_eq!(text.lines().count(), 1, "only kvserver's own error: {text}");
         assert!(text.contains("ERROR kvserver::app"), "{text}");
@@ -199,30 +260,53 @@ mod tests {
     }
 
     #[test]
-    fn lines_wait_in_the_buffer_until_it_is_flushed() {
+    fn lines_wait_in_the_buffer_until_it_is_drained() {
+        let buffer = Buffer::default();
+        let logger = logger(buffer.clone(), BUFFER_BYTES);
         let sink = Sink::default();
-        let buffer = Arc::new(Mutex::new(BufWriter::with_capacity(
-            BUFFER_BYTES,
-            sink.clone(),
-        )));
-        let logger = logger(buffer.clone());
-        for n in 0..100 {
-            logger.log(
-                &log::Record::builder()
-                    .level(log::Level::Error)
-                    .target("kvserver")
-                    .args(format_args!("request {n}"))
-                    .build(),
-            );
-        }
+        log_lines(&logger, 100);
         // env_logger flushed its target after every line; none reached the sink.
         assert!(sink.0.lock().unwrap().is_empty());
 
-        lock(&buffer).flush().unwrap();
+        drain(&buffer, &mut Vec::new(), &mut sink.clone()).unwrap();
         let writes = sink.0.lock().unwrap().clone();
         assert_eq!(writes.len(), 1, "one write for the whole buffer");
         let text = String::from_utf8(writes.concat()).unwrap();
         assert_eq!(text.lines().count(), 100);
         assert!(text.lines().last().unwrap().ends_with("request 99"));
+    }
+
+    #[test]
+    fn a_full_buffer_drops_whole_lines_and_says_how_many() {
+        // Room for about ten lines; nothing drains while a hundred arrive,
+        // as when stderr is stuck: the logger must not wait for room.
+        let buffer = Buffer::default();
+        let line_bytes = 80;
+        let logger = logger(buffer.clone(), 10 * line_bytes);
+        log_lines(&logger, 100);
+
+        let sink = Sink::default();
+        drain(&buffer, &mut Vec::new(), &mut sink.clone()).unwrap();
+        let text = String::from_utf8(sink.0.lock().unwrap().concat()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let (report, kept) = lines.split_last().unwrap();
+        assert!(kept.len() >= 5 && kept.len() < 100, "{text}");
+        for (n, line) in kept.iter().enumerate() {
+            assert!(line.ends_with(&record(n)), "whole lines, in order: {text}");
+        }
+        assert_eq!(
+            *report,
+            format!(
+                "kvserver: {} log lines dropped: the log buffer was full (stderr not keeping up)",
+                100 - kept.len()
+            )
+        );
+
+        // The count starts again, and lines are kept again once drained.
+        log_lines(&logger, 1);
+        let sink = Sink::default();
+        drain(&buffer, &mut Vec::new(), &mut sink.clone()).unwrap();
+        let text = String::from_utf8(sink.0.lock().unwrap().concat()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
     }
 }

@@ -1,4 +1,4 @@
-//! Bearer-token auth (PRODUCT.md section 7): 401 and 403, prefix
+//! Bearer-token auth (README, Security): 401 and 403, prefix
 //! permissions checked against a reference model, tokens kept out of logs,
 //! and the secure default for non-loopback addresses.
 

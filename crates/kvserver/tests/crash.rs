@@ -1,6 +1,6 @@
 //! kill -9 against the real binary under concurrent writes: after every
 //! restart, every acknowledged write is there, whatever the fsync policy
-//! (PRODUCT.md section 6: a killed process loses nothing acknowledged).
+//! (README, Durability: a killed process loses nothing acknowledged).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -156,4 +156,50 @@ fn kill_9_under_concurrent_writes_loses_no_acknowledged_write() {
     check(&server.base, &acked, KILLS);
     server.kill_9();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A data directory whose last log segment ends in a damaged record (20
+/// bytes of garbage after a write made with `always`).
+fn directory_with_a_damaged_last_record(name: &str) -> (PathBuf, PathBuf) {
+    let dir = temp_dir(name);
+    let store = kvcore::Store::builder()
+        .fsync(kvcore::Fsync::Always)
+        .open(&dir)
+        .expect("open");
+    store
+        .upsert("kept", "v", kvcore::TtlChange::Keep)
+        .expect("upsert");
+    store.close().expect("close");
+    let segment = std::fs::read_dir(&dir)
+        .expect("list")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "kvlog"))
+        .max()
+        .expect("a log segment");
+    let mut bytes = std::fs::read(&segment).expect("read");
+    bytes.extend([0x5a; 20]);
+    std::fs::write(&segment, bytes).expect("write");
+    (dir, segment)
+}
+
+#[test]
+fn a_damaged_last_record_is_cut_and_logged_at_error_with_always_and_warn_otherwise() {
+    for (fsync, level) in [("always", "ERROR"), ("everysec", "WARN")] {
+        let (dir, segment) = directory_with_a_damaged_last_record(&format!("damaged-{fsync}"));
+        let offset = std::fs::metadata(&segment).expect("size").len() - 20;
+        let data = dir.to_str().expect("a UTF-8 temporary path");
+        let mut process = ServerProcess::start("info", &["--fsync", fsync, "--data-dir", data]);
+        let line = process.wait_for_log("recovery: cut");
+        assert!(line.contains(level), "{fsync}: logged at {level}: {line}");
+        let name = segment.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(line.contains(&name), "{fsync}: names the file: {line}");
+        assert!(
+            line.contains(&format!("offset {offset}")),
+            "{fsync}: names the offset {offset}: {line}"
+        );
+        process.signal("TERM");
+        let (status, _) = process.wait_for_exit();
+        assert!(status.success(), "{fsync}: exits cleanly");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -1,4 +1,4 @@
-//! PRODUCT.md §4: key, value and body limits are configurable, shown by
+//! README, Errors and Configuration: key, value and body limits are configurable, shown by
 //! `/v1/info`, and a request over one gets a 413 naming the limit and the size.
 
 use reqwest::{Method, StatusCode};

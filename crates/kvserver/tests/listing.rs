@@ -1,4 +1,4 @@
-//! PRODUCT.md §3: `GET /v1/kv?prefix=P&cursor=C&limit=N`, in pages.
+//! README, The REST API: `GET /v1/kv?prefix=P&cursor=C&limit=N`, in pages.
 
 use futures_util::future::join_all;
 use reqwest::{Method, StatusCode};

@@ -1,5 +1,5 @@
 //! kvserver's black-box tests, one binary. Each module is one topic of the
-//! HTTP contract (PRODUCT.md sections 2 to 4). Every test talks real HTTP to
+//! HTTP contract (README, kvserver). Every test talks real HTTP to
 //! the real app on port 0, or to the real binary where signals are the point.
 
 /// Bearer tokens: 401/403, prefix permissions against a model, no secrets in logs, secure defaults.

@@ -1,4 +1,4 @@
-//! PRODUCT.md §2 to §4: every malformed request gets the right 4xx with
+//! README, kvserver (the APIs and Errors): every malformed request gets the right 4xx with
 //! `{"error", "code"}` and a sentence that says what was wrong; never a 5xx,
 //! and stored data stays as it was.
 

@@ -1,4 +1,4 @@
-//! PRODUCT.md §3 and §4: `/healthz`, `/readyz`, `/metrics`, `/v1/info`.
+//! README, Operations: `/healthz`, `/readyz`, `/metrics`, `/v1/info`.
 
 use std::time::{Duration, Instant};
 

@@ -1,4 +1,4 @@
-//! PRODUCT.md §2: the seed API at `/store`, kept exactly as the Python demo
+//! README, The seed API: the seed API at `/store`, kept exactly as the Python demo
 //! served it.
 
 use reqwest::{Method, StatusCode};

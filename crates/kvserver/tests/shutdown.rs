@@ -1,4 +1,4 @@
-//! PRODUCT.md §4 and §5 against the real binary: SIGTERM and SIGINT stop
+//! README, Operations and Configuration, against the real binary: SIGTERM and SIGINT stop
 //! accepting, finish in-flight requests within `--shutdown-timeout`, exit 0
 //! and log each phase; one log line per request, never a value.
 

@@ -1,4 +1,4 @@
-//! PRODUCT.md §5: flags are checked, and against each other, before the
+//! README, Configuration: flags are checked, and against each other, before the
 //! server starts. A mistake stops it with one sentence naming the flag,
 //! printed once, with no Rust debug output.
 

@@ -1,4 +1,4 @@
-//! HTTPS with `--tls-cert` and `--tls-key` (PRODUCT.md section 7): a client
+//! HTTPS with `--tls-cert` and `--tls-key` (README, Security): a client
 //! that trusts the server's CA gets the whole API; one that trusts another
 //! CA, or asks for another host name, is refused; plain HTTP gets nothing;
 //! certificate mistakes stop the server at start-up, naming the file.

@@ -1,4 +1,4 @@
-//! TTLs over HTTP (PRODUCT.md §2 and §3), with the store's clock moved by
+//! TTLs over HTTP (README, The seed API and The REST API), with the store's clock moved by
 //! hand: no test here sleeps.
 
 use reqwest::{Method, StatusCode};

@@ -1,4 +1,4 @@
-//! PRODUCT.md §3: one key at a time through `/v1/kv/{key}`: raw values,
+//! README, The REST API: one key at a time through `/v1/kv/{key}`: raw values,
 //! ETags, preconditions, HEAD, DELETE, percent-encoded keys.
 
 use reqwest::{Method, StatusCode};

@@ -196,25 +196,3 @@ impl Durable {
         Ok(())
     }
 }
-
-/// Compacting a store's tables.
-impl crate::store::Inner {
-    /// Folds the log of `durable` into a snapshot of the tables.
-    pub(crate) fn compact(&self, durable: &Durable) -> Result<()> {
-        let now = self.clock.now_ms();
-        durable.compact(
-            |index| {
-                let shard = self.shards.get(index)?;
-                // Cloning records is cheap (a reference count each) and keeps
-                // file I/O out of the shard lock.
-                Some(shard.read(|t| t.iter().filter(|r| !r.is_expired(now)).cloned().collect()))
-            },
-            // Not below the reservation: after a power cut, the store must
-            // continue above every revision it may have handed out.
-            || {
-                let revision = self.revision.0.load(Ordering::Acquire);
-                revision.max(durable.reserved())
-            },
-        )
-    }
-}

@@ -11,7 +11,8 @@
 //! - `snapshot.rs`: snapshot files. `compaction.rs`: folding the log into a
 //!   snapshot, and the disk bound.
 //! - `recovery.rs`: replaying the directory on open.
-//! - `upkeep.rs`: the background threads (log worker, `everysec` sync).
+//! - `upkeep.rs`: the background threads (log worker, `everysec` sync), and
+//!   the one `impl Inner` block where durability reaches into the tables.
 //! - `disk.rs`: the file-system operations used, behind a trait;
 //!   `sim_disk.rs`: the simulated disk the tests crash (tests only).
 //!

@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::background::Threads;
-use crate::durable::ack;
 use crate::durable::log::Fsync;
+use crate::durable::{Durable, ack};
 use crate::error::Result;
 use crate::store::Inner;
 
@@ -60,7 +60,28 @@ pub(crate) fn spawn_log_threads(
     Ok(())
 }
 
+/// How the store drives its data directory: the one place where durability
+/// reaches into the store's tables (to copy them into a snapshot).
 impl Inner {
+    /// Folds the log of `durable` into a snapshot of the tables.
+    pub(crate) fn compact(&self, durable: &Durable) -> Result<()> {
+        let now = self.clock.now_ms();
+        durable.compact(
+            |index| {
+                let shard = self.shards.get(index)?;
+                // Cloning records is cheap (a reference count each) and keeps
+                // file I/O out of the shard lock.
+                Some(shard.read(|t| t.iter().filter(|r| !r.is_expired(now)).cloned().collect()))
+            },
+            // Not below the reservation: after a power cut, the store must
+            // continue above every revision it may have handed out.
+            || {
+                let revision = self.revision.0.load(Ordering::Acquire);
+                revision.max(durable.reserved())
+            },
+        )
+    }
+
     /// The log worker's duties: reserving revisions ahead of the writers,
     /// and compaction, as long as the log needs it (writers may be waiting
     /// for room).

@@ -184,8 +184,8 @@ const NAMES: &[&str] = &["app", "ci-bot", "ops", "é"];
 const SECRETS: &[&str] = &["kvs_one", "kvs_two", "kvs_three"];
 
 fn sha256_hex(secret: &str) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(secret.as_bytes())
+    ring::digest::digest(&ring::digest::SHA256, secret.as_bytes())
+        .as_ref()
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect()

@@ -35,7 +35,9 @@ mod ttls;
 /// The default `max_key_bytes`.
 const KEY_LIMIT: usize = 1024;
 
-/// The error codes of PRODUCT.md section 4.
+/// The error codes the product contract names (section 4 of PRODUCT.md,
+/// kept outside this repository): the README's Errors list, plus
+/// `compacted` and `insufficient_storage`, which kvserver does not send yet.
 const CODES: &[&str] = &[
     "not_found",
     "already_exists",
@@ -189,7 +191,7 @@ fn encode(text: &str) -> String {
 }
 
 /// Whether kvserver must store `key`: non-empty, within the key limit, and
-/// not `.` or `..` (PRODUCT.md section 3: kvserver refuses to create them).
+/// not `.` or `..` (README, The REST API: kvserver refuses to create them).
 fn storable(key: &str) -> bool {
     !key.is_empty() && key.len() <= KEY_LIMIT && key != "." && key != ".."
 }

@@ -1,5 +1,5 @@
 //! What survives a power cut while writers and compactions run: a prefix of
-//! history (PRODUCT.md §6), on a disk that may lose, zero or reorder
+//! history (README, Durability), on a disk that may lose, zero or reorder
 //! whatever was not synced.
 
 use std::sync::Arc;
