@@ -34,7 +34,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// Every code, in the order PRODUCT.md lists them.
+    /// Every code, in the order the product contract lists them.
     pub const ALL: [ErrorCode; 11] = [
         ErrorCode::NotFound,
         ErrorCode::AlreadyExists,
