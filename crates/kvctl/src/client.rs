@@ -45,28 +45,6 @@ pub struct Entry {
     pub meta: Meta,
 }
 
-/// One key of a listing, its value decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Item {
-    /// The key.
-    pub key: String,
-    /// Version and deadline.
-    pub meta: Meta,
-    /// The value's length in bytes.
-    pub size: u64,
-    /// The value, when the listing asked for values.
-    pub value: Option<Vec<u8>>,
-}
-
-/// One page of a listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page {
-    /// Keys in byte order.
-    pub items: Vec<Item>,
-    /// The cursor of the next page; `None` when the listing is complete.
-    pub next: Option<String>,
-}
-
 /// A connection to one kvserver.
 #[derive(Debug)]
 pub struct Client {
@@ -176,14 +154,15 @@ impl Client {
     }
 
     /// One page of the keys starting with `prefix`, after `cursor`. `limit`
-    /// is at most [`MAX_PAGE`]; `values` asks for the values too.
+    /// is at most [`MAX_PAGE`]; `values` asks for the values too (decode
+    /// them with [`ListItem::value_bytes`](kvapi::ListItem::value_bytes)).
     pub fn list(
         &self,
         prefix: &str,
         cursor: Option<&str>,
         limit: usize,
         values: bool,
-    ) -> Result<Page, Error> {
+    ) -> Result<ListPage<'static>, Error> {
         let query = ListQuery {
             prefix,
             cursor,
@@ -198,29 +177,7 @@ impl Client {
         if response.status() != StatusCode::OK {
             return Err(self.failure(response, None, None));
         }
-        let body: ListPage<'static> = self.json(response)?;
-        let items = body
-            .items
-            .into_iter()
-            .map(|raw| {
-                let value = raw.value_bytes().transpose().map_err(|_| {
-                    self.unexpected(format!("the value of {:?} is not valid base64", raw.key))
-                })?;
-                Ok(Item {
-                    meta: Meta {
-                        version: raw.version,
-                        ttl: raw.ttl(),
-                    },
-                    size: raw.size,
-                    value,
-                    key: raw.key.into_owned(),
-                })
-            })
-            .collect::<Result<_, Error>>()?;
-        Ok(Page {
-            items,
-            next: body.next,
-        })
+        self.json(response)
     }
 
     /// Whether the server is alive (`GET /healthz`).
@@ -305,7 +262,7 @@ impl Client {
     }
 
     /// A successful answer kvctl can't make sense of.
-    fn unexpected(&self, message: impl Into<String>) -> Error {
+    pub(crate) fn unexpected(&self, message: impl Into<String>) -> Error {
         Error::Server {
             endpoint: self.config.endpoint.to_string(),
             status: status_text(StatusCode::OK),
