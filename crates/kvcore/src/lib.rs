@@ -75,7 +75,7 @@ pub use durable::log::Fsync;
 pub use durable::recovery::{OnCorruption, RecoveryReport, Truncation};
 pub use entry::Entry;
 pub use error::{Error, IoCause, Result};
-pub use expiry::{ActiveExpiry, DurationError, MAX_TTL, MIN_TTL, TtlChange, parse_duration};
+pub use expiry::{ActiveExpiry, MAX_TTL, MIN_TTL, TtlChange};
 pub use listing::Page;
 pub use shard::Tuning;
 pub use store::{Condition, DurabilityStats, Stats, Store, Written};

@@ -111,7 +111,7 @@ pub struct Global {
         help_heading = "Global options",
         default_value = "30s",
         value_name = "DURATION",
-        value_parser = kvcore::parse_duration
+        value_parser = kvapi::parse_duration
     )]
     pub timeout: Duration,
 

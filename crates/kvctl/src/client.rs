@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use kvapi::url::{self, ListQuery};
+pub use kvapi::{Condition, TtlChange};
+use kvapi::{ErrorBody, ErrorCode, ListPage, Written};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::StatusCode;
 use reqwest::blocking::{RequestBuilder, Response};
-use reqwest::header::{ETAG, HeaderMap, IF_MATCH, IF_NONE_MATCH};
-use serde::Deserialize;
+use reqwest::header::HeaderMap;
 
 pub use crate::config::{ClientConfig, Endpoint, Token, TokenOverHttp};
 use crate::duration;
@@ -25,44 +25,9 @@ const KEY: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 /// The most keys the server returns in one page.
-pub const MAX_PAGE: usize = 1000;
+pub const MAX_PAGE: usize = kvapi::MAX_LIST_LIMIT;
 
-/// When a write may happen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Condition {
-    /// Always (upsert).
-    Always,
-    /// Only if the key is absent (`If-None-Match: *`).
-    Absent,
-    /// Only if the key is present (`If-Match: *`).
-    Present,
-    /// Only if the key is at this version (`If-Match: "<version>"`).
-    Version(u64),
-}
-
-/// What a write does to the key's deadline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TtlChange {
-    /// Keep the current deadline, if any.
-    Keep,
-    /// Expire this long after the write.
-    Set(Duration),
-    /// Remove the deadline.
-    Persist,
-}
-
-/// The outcome of a successful write.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Written {
-    /// The key's new version.
-    pub version: u64,
-    /// Whether the key was created rather than replaced.
-    pub created: bool,
-    /// The time left until the key's deadline, if it has one.
-    pub ttl: Option<Duration>,
-}
-
-/// A key's metadata.
+/// A key's metadata, from the headers of a read (`ETag`, `Kv-Ttl-Ms`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meta {
     /// The revision of the key's last write.
@@ -78,28 +43,6 @@ pub struct Entry {
     pub value: Vec<u8>,
     /// Version and deadline.
     pub meta: Meta,
-}
-
-/// One key of a listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Item {
-    /// The key.
-    pub key: String,
-    /// Version and deadline.
-    pub meta: Meta,
-    /// The value's length in bytes.
-    pub size: u64,
-    /// The value, when the listing asked for values.
-    pub value: Option<Vec<u8>>,
-}
-
-/// One page of a listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page {
-    /// Keys in byte order.
-    pub items: Vec<Item>,
-    /// The cursor of the next page; `None` when the listing is complete.
-    pub next: Option<String>,
 }
 
 /// A connection to one kvserver.
@@ -144,46 +87,31 @@ impl Client {
         &self.config.endpoint
     }
 
-    /// Writes `value` under `key` when `condition` holds.
+    /// Writes `value` under `key` when `condition` holds; the answer is
+    /// the server's.
     pub fn put(
         &self,
         key: &str,
         value: Vec<u8>,
         condition: Condition,
         ttl: TtlChange,
-    ) -> Result<Written, Error> {
+    ) -> Result<Written<'static>, Error> {
         let mut request = self.http.put(self.key_url(key)?).body(value);
-        request = match ttl {
-            TtlChange::Keep => request,
-            TtlChange::Set(ttl) => request.query(&[("ttl", format!("{}ms", ttl.as_millis()))]),
-            TtlChange::Persist => request.query(&[("persist", "true")]),
-        };
-        let mut expected = None;
-        request = match condition {
-            Condition::Always => request,
-            Condition::Absent => request.header(IF_NONE_MATCH, "*"),
-            Condition::Present => request.header(IF_MATCH, "*"),
-            Condition::Version(version) => {
-                expected = Some(version);
-                request.header(IF_MATCH, format!("\"{version}\""))
-            }
+        if let Some(parameter) = ttl.query() {
+            request = request.query(&[parameter]);
+        }
+        if let Some(header) = condition.header() {
+            request = request.header(header.0, header.1);
+        }
+        let expected = match condition {
+            Condition::Version(version) => Some(version),
+            _ => None,
         };
         let response = self.send(request)?;
         if !matches!(response.status(), StatusCode::OK | StatusCode::CREATED) {
             return Err(self.failure(response, Some(key), expected));
         }
-        #[derive(Deserialize)]
-        struct Body {
-            version: u64,
-            created: bool,
-            ttl_ms: Option<u64>,
-        }
-        let body: Body = self.json(response)?;
-        Ok(Written {
-            version: body.version,
-            created: body.created,
-            ttl: body.ttl_ms.map(Duration::from_millis),
-        })
+        self.json(response)
     }
 
     /// The key's value and metadata.
@@ -216,7 +144,7 @@ impl Client {
     pub fn remove(&self, key: &str, expected: Option<u64>) -> Result<(), Error> {
         let mut request = self.http.delete(self.key_url(key)?);
         if let Some(version) = expected {
-            request = request.header(IF_MATCH, format!("\"{version}\""));
+            request = request.header(kvapi::IF_MATCH, kvapi::format_etag(version));
         }
         let response = self.send(request)?;
         if response.status() != StatusCode::NO_CONTENT {
@@ -226,81 +154,35 @@ impl Client {
     }
 
     /// One page of the keys starting with `prefix`, after `cursor`. `limit`
-    /// is at most [`MAX_PAGE`]; `values` asks for the values too.
+    /// is at most [`MAX_PAGE`]; `values` asks for the values too (decode
+    /// them with [`ListItem::value_bytes`](kvapi::ListItem::value_bytes)).
     pub fn list(
         &self,
         prefix: &str,
         cursor: Option<&str>,
         limit: usize,
         values: bool,
-    ) -> Result<Page, Error> {
-        let mut query = vec![("limit", limit.to_string())];
-        if !prefix.is_empty() {
-            query.push(("prefix", prefix.to_owned()));
-        }
-        if let Some(cursor) = cursor {
-            query.push(("cursor", cursor.to_owned()));
-        }
-        if values {
-            query.push(("values", "true".to_owned()));
-        }
+    ) -> Result<ListPage<'static>, Error> {
+        let query = ListQuery {
+            prefix,
+            cursor,
+            limit,
+            values,
+        };
         let request = self
             .http
-            .get(self.config.endpoint.url("/v1/kv"))
-            .query(&query);
+            .get(self.config.endpoint.url(url::KV))
+            .query(&query.pairs());
         let response = self.send(request)?;
         if response.status() != StatusCode::OK {
             return Err(self.failure(response, None, None));
         }
-        #[derive(Deserialize)]
-        struct Body {
-            items: Vec<RawItem>,
-            next: Option<String>,
-        }
-        #[derive(Deserialize)]
-        struct RawItem {
-            key: String,
-            version: u64,
-            size: u64,
-            ttl_ms: Option<u64>,
-            value: Option<String>,
-            encoding: Option<String>,
-        }
-        let body: Body = self.json(response)?;
-        let items = body
-            .items
-            .into_iter()
-            .map(|raw| {
-                let value = match (raw.value, raw.encoding.as_deref()) {
-                    (None, _) => None,
-                    (Some(text), None) => Some(text.into_bytes()),
-                    (Some(text), Some("base64")) => Some(STANDARD.decode(text).map_err(|_| {
-                        self.unexpected(format!("the value of {:?} is not valid base64", raw.key))
-                    })?),
-                    (Some(_), Some(other)) => {
-                        return Err(self.unexpected(format!("unknown value encoding {other:?}")));
-                    }
-                };
-                Ok(Item {
-                    key: raw.key,
-                    meta: Meta {
-                        version: raw.version,
-                        ttl: raw.ttl_ms.map(Duration::from_millis),
-                    },
-                    size: raw.size,
-                    value,
-                })
-            })
-            .collect::<Result<_, Error>>()?;
-        Ok(Page {
-            items,
-            next: body.next,
-        })
+        self.json(response)
     }
 
     /// Whether the server is alive (`GET /healthz`).
     pub fn health(&self) -> Result<(), Error> {
-        let response = self.send(self.http.get(self.config.endpoint.url("/healthz")))?;
+        let response = self.send(self.http.get(self.config.endpoint.url(url::HEALTHZ)))?;
         if response.status() != StatusCode::OK {
             return Err(self.failure(response, None, None));
         }
@@ -319,7 +201,10 @@ impl Client {
             )));
         }
         let encoded = utf8_percent_encode(key, KEY);
-        Ok(self.config.endpoint.url(&format!("/v1/kv/{encoded}")))
+        Ok(self
+            .config
+            .endpoint
+            .url(&format!("{}{encoded}", url::KV_KEY_PREFIX)))
     }
 
     fn send(&self, mut request: RequestBuilder) -> Result<Response, Error> {
@@ -349,17 +234,11 @@ impl Client {
 
     fn meta(&self, headers: &HeaderMap) -> Result<Meta, Error> {
         let version = headers
-            .get(ETAG)
+            .get(kvapi::ETAG)
             .and_then(|tag| tag.to_str().ok())
-            .and_then(|tag| {
-                tag.trim()
-                    .trim_start_matches("W/")
-                    .trim_matches('"')
-                    .parse()
-                    .ok()
-            })
+            .and_then(kvapi::parse_etag)
             .ok_or_else(|| self.unexpected("the answer has no ETag with the key's version"))?;
-        let ttl = match headers.get("kv-ttl-ms") {
+        let ttl = match headers.get(kvapi::TTL_MS) {
             None => None,
             Some(ms) => Some(
                 ms.to_str()
@@ -383,7 +262,7 @@ impl Client {
     }
 
     /// A successful answer kvctl can't make sense of.
-    fn unexpected(&self, message: impl Into<String>) -> Error {
+    pub(crate) fn unexpected(&self, message: impl Into<String>) -> Error {
         Error::Server {
             endpoint: self.config.endpoint.to_string(),
             status: status_text(StatusCode::OK),
@@ -395,38 +274,37 @@ impl Client {
     /// version, if any) into an error. This is where HTTP statuses and the
     /// server's error codes get their meaning.
     fn failure(&self, response: Response, key: Option<&str>, expected: Option<u64>) -> Error {
-        #[derive(Deserialize, Default)]
-        struct Body {
-            error: Option<String>,
-            code: Option<String>,
-            key: Option<String>,
-            current_version: Option<u64>,
-        }
         let status = response.status();
-        let body: Body = response
-            .bytes()
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default();
-        let said = body
-            .error
-            .clone()
-            .unwrap_or_else(|| "(no explanation in the answer)".into());
+        let bytes = response.bytes().unwrap_or_default();
+        let body = serde_json::from_slice::<ErrorBody>(&bytes).ok();
+        let said = match &body {
+            Some(body) => body.error.clone().into_owned(),
+            // Not kvstore's error body (a proxy's, say): its sentence, if any.
+            None => serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|json| json.get("error")?.as_str().map(str::to_owned))
+                .unwrap_or_else(|| "(no explanation in the answer)".into()),
+        };
+        let code = body.as_ref().map(|body| body.code);
+        let body_key = body.as_ref().and_then(|body| body.key.clone());
+        let current_version = body
+            .as_ref()
+            .and_then(|body| body.current_version.flatten());
         let shown = key.unwrap_or_default();
-        match (status, body.code.as_deref()) {
+        match (status, code) {
             // A `not_found` without a key is a missing route: a wrong endpoint,
             // not a missing key.
-            (_, Some("not_found")) if body.key.is_some() => Error::NotFound {
-                key: body.key.unwrap_or_default(),
+            (_, Some(ErrorCode::NotFound)) if body_key.is_some() => Error::NotFound {
+                key: body_key.unwrap_or_default().into_owned(),
             },
-            (_, Some("already_exists")) => Error::ConditionFailed {
-                message: match body.current_version {
+            (_, Some(ErrorCode::AlreadyExists)) => Error::ConditionFailed {
+                message: match current_version {
                     Some(version) => format!("key {shown:?} already exists (version {version})"),
                     None => format!("key {shown:?} already exists"),
                 },
             },
-            (_, Some("version_mismatch")) => Error::ConditionFailed {
-                message: match (body.current_version, expected) {
+            (_, Some(ErrorCode::VersionMismatch)) => Error::ConditionFailed {
+                message: match (current_version, expected) {
                     (Some(current), Some(expected)) => {
                         format!("key {shown:?} is at version {current}, not {expected}")
                     }

@@ -1,6 +1,6 @@
 //! Durations as kvctl prints them back, and TTLs as people type them (the
 //! syntax, `30s`, `1500ms`, `5m`, `2h`, `7d` or a bare number of seconds, is
-//! `kvcore::parse_duration`'s, the same the server reads).
+//! `kvapi::parse_duration`'s, the same the server reads).
 
 use std::time::Duration;
 
@@ -9,11 +9,11 @@ use std::time::Duration;
 /// anything is sent. The reading is exact (no float), so what is sent,
 /// `<milliseconds>ms`, is what was typed.
 pub fn parse_ttl(text: &str) -> Result<Duration, String> {
-    let ttl = kvcore::parse_duration(text).map_err(|err| err.to_string())?;
-    if ttl < kvcore::MIN_TTL {
+    let ttl = kvapi::parse_duration(text).map_err(|err| err.to_string())?;
+    if ttl < kvapi::MIN_TTL {
         return Err(format!("{text:?} is shorter than the minimum TTL of 1ms"));
     }
-    if ttl > kvcore::MAX_TTL {
+    if ttl > kvapi::MAX_TTL {
         return Err(format!(
             "{text:?} is longer than the maximum TTL of 10 years (315576000s)"
         ));
@@ -69,7 +69,7 @@ mod tests {
                 Duration::from_millis(315_360_000_001),
                 "exact to the millisecond (a float made it ...000ms)",
             ),
-            ("315576000s", kvcore::MAX_TTL, "the maximum"),
+            ("315576000s", kvapi::MAX_TTL, "the maximum"),
         ];
         for (text, expected, why) in cases {
             assert_eq!(parse_ttl(text), Ok(expected), "{why}: {text}");

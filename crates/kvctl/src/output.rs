@@ -3,10 +3,6 @@
 
 use std::io::Write;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use serde_json::{Map, Value, json};
-
 use crate::error::Error;
 
 /// The output format chosen with `-o`.
@@ -66,27 +62,6 @@ pub fn shown_key(key: &str) -> String {
         key.to_owned()
     } else {
         format!("{key:?}")
-    }
-}
-
-/// Puts a value into a JSON object the way the server does: a string when
-/// it is UTF-8, otherwise base64 with `"encoding": "base64"`.
-pub fn insert_value(object: &mut Map<String, Value>, value: &[u8]) {
-    match std::str::from_utf8(value) {
-        Ok(text) => {
-            object.insert("value".into(), json!(text));
-        }
-        Err(_) => {
-            object.insert("value".into(), json!(STANDARD.encode(value)));
-            object.insert("encoding".into(), json!("base64"));
-        }
-    }
-}
-
-/// Adds `ttl_ms` when there is a deadline, as the server does.
-pub fn insert_ttl(object: &mut Map<String, Value>, ttl: Option<std::time::Duration>) {
-    if let Some(ttl) = ttl {
-        object.insert("ttl_ms".into(), json!(ttl.as_millis() as u64));
     }
 }
 

@@ -9,9 +9,8 @@
 
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use jiff::Timestamp;
+use kvapi::{Encoding, decode_value, encode_value};
 use serde::{Deserialize, Serialize};
 
 /// A key, its value and its deadline, as one JSON line.
@@ -44,10 +43,7 @@ pub enum Deadline {
 impl Record {
     /// The record of a key that, at `now`, has `value` and `ttl` left.
     pub fn new(key: String, value: &[u8], ttl: Option<Duration>, now: Timestamp) -> Record {
-        let (value, encoding) = match std::str::from_utf8(value) {
-            Ok(text) => (text.to_owned(), None),
-            Err(_) => (STANDARD.encode(value), Some("base64".to_owned())),
-        };
+        let (value, encoding) = encode_value(value);
         let expires_at = ttl.map(|ttl| {
             let millis = now
                 .as_millisecond()
@@ -58,24 +54,26 @@ impl Record {
         });
         Record {
             key,
-            value,
-            encoding,
+            value: value.into_owned(),
+            encoding: encoding.map(|encoding| encoding.as_str().to_owned()),
             expires_at,
         }
     }
 
     /// The value's bytes.
     pub fn value(&self) -> Result<Vec<u8>, String> {
-        match self.encoding.as_deref() {
-            None => Ok(self.value.clone().into_bytes()),
-            Some("base64") => STANDARD
-                .decode(&self.value)
-                .map_err(|err| format!("the value of {:?} is not valid base64 ({err})", self.key)),
-            Some(other) => Err(format!(
-                "unknown encoding {other:?} for {:?}: only \"base64\" is known",
-                self.key
-            )),
-        }
+        // The encoding stays a string here so an unknown one is named.
+        let encoding = match self.encoding.as_deref() {
+            None => None,
+            Some(name) => Some(Encoding::from_name(name).ok_or_else(|| {
+                format!(
+                    "unknown encoding {name:?} for {:?}: only \"base64\" is known",
+                    self.key
+                )
+            })?),
+        };
+        decode_value(&self.value, encoding)
+            .map_err(|err| format!("the value of {:?} is not valid base64 ({err})", self.key))
     }
 
     /// The deadline as seen at `now`. Less than a millisecond left counts

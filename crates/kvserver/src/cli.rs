@@ -11,7 +11,7 @@ use kvcore::{Fsync, OnCorruption, Tuning};
 use crate::auth::{Grant, Tokens};
 use crate::config::Config;
 use crate::tls::Tls;
-use kvcore::parse_duration;
+use kvapi::parse_duration;
 
 /// kvstore's HTTP server: the seed `/store` API and the `/v1` REST API over an
 /// embedded kvcore store.

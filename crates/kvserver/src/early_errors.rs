@@ -144,7 +144,9 @@ impl<T> EarlyErrors<T> {
             return Scan::Head(BytesMut::new());
         }
         if let (Some(sentence), Some(0)) = (early_error(status), length) {
-            let body = format!(r#"{{"error":"{sentence}","code":"invalid_request"}}"#);
+            let body = kvapi::ErrorBody::new(sentence, kvapi::ErrorCode::InvalidRequest);
+            // Strings and a code: serialising cannot fail.
+            let body = serde_json::to_string(&body).expect("an error body serialises");
             let rewritten = text.replacen(
                 "content-length: 0\r\n",
                 &format!(

@@ -7,7 +7,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::{Map, Value, json};
+use kvapi::{ErrorBody, ErrorCode};
 
 /// An error that becomes an HTTP response.
 #[derive(Debug, thiserror::Error)]
@@ -145,50 +145,53 @@ impl ApiError {
     }
 
     /// The machine-readable code of the JSON body.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ApiError::NotFound { .. } | ApiError::NoRoute { .. } => "not_found",
-            ApiError::PreconditionAbsent { .. } => "not_found",
-            ApiError::AlreadyExists { .. } => "already_exists",
-            ApiError::VersionMismatch { .. } => "version_mismatch",
+            ApiError::NotFound { .. } | ApiError::NoRoute { .. } => ErrorCode::NotFound,
+            ApiError::PreconditionAbsent { .. } => ErrorCode::NotFound,
+            ApiError::AlreadyExists { .. } => ErrorCode::AlreadyExists,
+            ApiError::VersionMismatch { .. } => ErrorCode::VersionMismatch,
             ApiError::InvalidRequest(_)
             | ApiError::MethodNotAllowed { .. }
-            | ApiError::BodyTimeout { .. } => "invalid_request",
-            ApiError::PayloadTooLarge { .. } => "payload_too_large",
-            ApiError::Unavailable | ApiError::StorageFailing(_) => "unavailable",
-            ApiError::Unauthorized { .. } => "unauthorized",
-            ApiError::Forbidden { .. } => "forbidden",
-            ApiError::Internal(_) => "internal",
+            | ApiError::BodyTimeout { .. } => ErrorCode::InvalidRequest,
+            ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            ApiError::Unavailable | ApiError::StorageFailing(_) => ErrorCode::Unavailable,
+            ApiError::Unauthorized { .. } => ErrorCode::Unauthorized,
+            ApiError::Forbidden { .. } => ErrorCode::Forbidden,
+            ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
 
-    fn extra_fields(&self, body: &mut Map<String, Value>) {
+    /// The JSON body: the sentence, the code, and the fields that help.
+    pub fn body(&self) -> ErrorBody<'_> {
+        let mut body = ErrorBody::new(self.to_string(), self.code());
         match self {
             ApiError::NotFound { key } | ApiError::PreconditionAbsent { key } => {
-                body.insert("key".into(), json!(key));
+                body.key = Some(key.into());
             }
             ApiError::AlreadyExists {
                 key,
                 current_version,
                 ..
             } => {
-                body.insert("key".into(), json!(key));
-                body.insert("current_version".into(), json!(current_version));
+                body.key = Some(key.into());
+                body.current_version = Some(Some(*current_version));
             }
             ApiError::VersionMismatch {
                 key,
                 current_version,
                 ..
             } => {
-                body.insert("key".into(), json!(key));
-                body.insert("current_version".into(), json!(current_version));
+                body.key = Some(key.into());
+                body.current_version = Some(*current_version);
             }
             ApiError::PayloadTooLarge { limit, size, .. } => {
-                body.insert("limit".into(), json!(limit));
-                body.insert("size".into(), json!(size));
+                body.limit = Some(*limit as u64);
+                body.size = Some(*size as u64);
             }
             _ => {}
         }
+        body
     }
 }
 
@@ -219,10 +222,6 @@ impl ResponseError for ApiError {
             // The body stays opaque; the whole chain goes to the log.
             log::error!("internal error: {cause:#}");
         }
-        let mut body = Map::new();
-        body.insert("error".into(), json!(self.to_string()));
-        body.insert("code".into(), json!(self.code()));
-        self.extra_fields(&mut body);
         let mut response = HttpResponse::build(self.status_code());
         if matches!(self, ApiError::Unauthorized { .. }) {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
@@ -233,7 +232,7 @@ impl ResponseError for ApiError {
         if matches!(self, ApiError::BodyTimeout { .. }) {
             response.insert_header((header::CONNECTION, HeaderValue::from_static("close")));
         }
-        response.json(Value::Object(body))
+        response.json(self.body())
     }
 }
 

@@ -9,9 +9,8 @@
 //!   (`/healthz`, `/readyz`, `/metrics`).
 //! - `backend`: the [`Backend`] trait routes talk to, and the embedded store.
 //! - `error`: [`ApiError`], the one place HTTP statuses are decided.
-//! - `body`, `ttl`, `query`: reading bodies under limits, parsing TTLs,
-//!   strict query strings.
-//! - `precondition`: `If-Match` and `If-None-Match` as RFC 9110 reads them.
+//! - `body`, `query`: reading bodies under limits, strict query strings.
+//!   The bodies, headers, ETags and TTL syntax themselves are kvapi's.
 //! - `config`, `cli`: typed [`Config`], and the flags that produce it.
 //! - `tls`: [`Tls`], the certificate and key HTTPS is served with.
 //! - `metrics`: the Prometheus registry.
@@ -28,11 +27,9 @@ pub mod early_errors;
 pub mod error;
 pub mod logging;
 pub mod metrics;
-pub mod precondition;
 pub mod query;
 pub mod routes;
 pub mod tls;
-pub mod ttl;
 
 pub use app::{AppState, Application, shutdown_signal};
 pub use backend::{Backend, EmbeddedBackend};

@@ -38,3 +38,5 @@ mod tls;
 mod ttl;
 /// One key through `/v1/kv/{key}`: raw bytes, ETags, preconditions, HEAD, DELETE, encoded keys.
 mod v1_kv;
+/// openapi.json against kvapi, the one definition of the wire format: bodies, names, limits.
+mod wire_format;

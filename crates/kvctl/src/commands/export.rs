@@ -21,15 +21,22 @@ pub fn export(client: &Client, args: ExportArgs, out: &mut Output) -> Result<(),
         // reading the clock right after keeps the deadlines within the
         // request's round trip of the truth.
         let now = Timestamp::now();
-        for item in page.items {
-            let Some(value) = item.value else {
-                return Err(Error::Server {
-                    endpoint: client.endpoint().to_string(),
-                    status: "200 OK".into(),
-                    message: format!("the listing left out the value of {:?}", item.key),
-                });
+        // Every value of the page is decoded before any is printed, so a
+        // page with a bad one prints nothing.
+        let mut values = Vec::with_capacity(page.items.len());
+        for item in &page.items {
+            values.push(item.value_bytes().transpose().map_err(|_| {
+                client.unexpected(format!("the value of {:?} is not valid base64", item.key))
+            })?);
+        }
+        for (item, value) in page.items.into_iter().zip(values) {
+            let Some(value) = value else {
+                return Err(
+                    client.unexpected(format!("the listing left out the value of {:?}", item.key))
+                );
             };
-            out.json(&Record::new(item.key, &value, item.meta.ttl, now))?;
+            let ttl = item.ttl();
+            out.json(&Record::new(item.key.into_owned(), &value, ttl, now))?;
         }
         out.flush()?;
         match page.next {

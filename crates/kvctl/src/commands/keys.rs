@@ -1,12 +1,13 @@
 //! The commands about one key: set, get, del, update, ttl.
 
-use serde_json::{Map, Value, json};
+use kvapi::{Deleted, Entry, Written};
+use serde_json::json;
 
 use crate::cli::{DelArgs, GetArgs, SetArgs, TtlArgs, UpdateArgs};
-use crate::client::{Client, Condition, TtlChange, Written};
+use crate::client::{Client, Condition, TtlChange};
 use crate::duration;
 use crate::error::Error;
-use crate::output::{Format, Output, insert_ttl, insert_value, shown_key};
+use crate::output::{Format, Output, shown_key};
 
 pub fn set(client: &Client, args: SetArgs, out: &mut Output) -> Result<(), Error> {
     let condition = match (args.if_absent, args.if_version) {
@@ -34,7 +35,7 @@ pub fn update(client: &Client, args: UpdateArgs, out: &mut Output) -> Result<(),
     show_written(&args.key, &written, out)
 }
 
-fn show_written(key: &str, written: &Written, out: &mut Output) -> Result<(), Error> {
+fn show_written(key: &str, written: &Written<'_>, out: &mut Output) -> Result<(), Error> {
     match out.format() {
         Format::Text => {
             let verb = if written.created {
@@ -42,7 +43,7 @@ fn show_written(key: &str, written: &Written, out: &mut Output) -> Result<(), Er
             } else {
                 "updated"
             };
-            let expiry = match written.ttl {
+            let expiry = match written.ttl() {
                 Some(ttl) => format!(", expires in {}", duration::format(ttl)),
                 None => String::new(),
             };
@@ -52,14 +53,11 @@ fn show_written(key: &str, written: &Written, out: &mut Output) -> Result<(), Er
                 written.version
             ))
         }
-        Format::Json => {
-            let mut object = Map::new();
-            object.insert("key".into(), json!(key));
-            object.insert("version".into(), json!(written.version));
-            object.insert("created".into(), json!(written.created));
-            insert_ttl(&mut object, written.ttl);
-            out.json(&Value::Object(object))
-        }
+        // The server's answer, under the key as it was typed.
+        Format::Json => out.json(&Written {
+            key: key.into(),
+            ..written.clone()
+        }),
     }
 }
 
@@ -74,14 +72,13 @@ pub fn get(client: &Client, args: GetArgs, out: &mut Output) -> Result<(), Error
             // Raw bytes would garble a terminal; escaped, a person can read them.
             Err(_) => out.line(entry.value.escape_ascii()),
         },
-        Format::Json => {
-            let mut object = Map::new();
-            object.insert("key".into(), json!(args.key));
-            insert_value(&mut object, &entry.value);
-            object.insert("version".into(), json!(entry.meta.version));
-            insert_ttl(&mut object, entry.meta.ttl);
-            out.json(&Value::Object(object))
-        }
+        // The seed API's entry shape.
+        Format::Json => out.json(&Entry::new(
+            &args.key,
+            &entry.value,
+            entry.meta.version,
+            entry.meta.ttl,
+        )),
     }
 }
 
@@ -89,7 +86,7 @@ pub fn del(client: &Client, args: DelArgs, out: &mut Output) -> Result<(), Error
     client.remove(&args.key, args.if_version)?;
     match out.format() {
         Format::Text => out.line(format_args!("deleted {}", shown_key(&args.key))),
-        Format::Json => out.json(&json!({ "key": args.key, "deleted": true })),
+        Format::Json => out.json(&Deleted::new(&args.key)),
     }
 }
 

@@ -1,12 +1,12 @@
 //! `list`: keys in byte order, one page after the other.
 
-use serde_json::{Map, Value, json};
+use kvapi::ListItem;
 
 use crate::cli::ListArgs;
-use crate::client::{Client, Item};
+use crate::client::Client;
 use crate::duration;
 use crate::error::Error;
-use crate::output::{Format, Output, insert_ttl, shown_key};
+use crate::output::{Format, Output, shown_key};
 
 pub fn list(client: &Client, args: ListArgs, out: &mut Output) -> Result<(), Error> {
     let mut left = args.limit.unwrap_or(u64::MAX);
@@ -27,7 +27,7 @@ pub fn list(client: &Client, args: ListArgs, out: &mut Output) -> Result<(), Err
 
 /// Prints a page; as text, its columns are aligned within the page (a
 /// listing streams, so it can't wait to align with later pages).
-fn show_page(items: &[Item], out: &mut Output) -> Result<(), Error> {
+fn show_page(items: &[ListItem<'_>], out: &mut Output) -> Result<(), Error> {
     match out.format() {
         Format::Text => {
             let keys: Vec<String> = items.iter().map(|item| shown_key(&item.key)).collect();
@@ -42,25 +42,25 @@ fn show_page(items: &[Item], out: &mut Output) -> Result<(), Error> {
                 .max()
                 .unwrap_or(0);
             for (item, key) in items.iter().zip(&keys) {
-                let expiry = match item.meta.ttl {
+                let expiry = match item.ttl() {
                     Some(ttl) => format!("  expires in {}", duration::format(ttl)),
                     None => String::new(),
                 };
                 let padding = key_width - key.chars().count();
                 out.line(format_args!(
                     "{key}{:padding$}  {:>size_width$} bytes  version {}{expiry}",
-                    "", item.size, item.meta.version
+                    "", item.size, item.version
                 ))?;
             }
         }
         Format::Json => {
+            // The listing's item shape, without values (none were asked for).
             for item in items {
-                let mut object = Map::new();
-                object.insert("key".into(), json!(item.key));
-                object.insert("version".into(), json!(item.meta.version));
-                object.insert("size".into(), json!(item.size));
-                insert_ttl(&mut object, item.meta.ttl);
-                out.json(&Value::Object(object))?;
+                out.json(&ListItem {
+                    value: None,
+                    encoding: None,
+                    ..item.clone()
+                })?;
             }
         }
     }

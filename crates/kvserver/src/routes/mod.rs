@@ -2,11 +2,7 @@
 //! and the operational endpoints.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use serde_json::{Map, Value, json};
 
-use crate::backend::StoredEntry;
 use crate::error::ApiError;
 
 pub mod openapi;
@@ -33,37 +29,6 @@ pub fn check_addressable(key: &str) -> Result<(), ApiError> {
         ))),
         _ => Ok(()),
     }
-}
-
-/// Puts a value into a JSON object: as a string when it is UTF-8, otherwise
-/// base64 with `"encoding": "base64"`.
-pub fn insert_value(object: &mut Map<String, Value>, value: &[u8]) {
-    match std::str::from_utf8(value) {
-        Ok(text) => {
-            object.insert("value".into(), json!(text));
-        }
-        Err(_) => {
-            object.insert("value".into(), json!(STANDARD.encode(value)));
-            object.insert("encoding".into(), json!("base64"));
-        }
-    }
-}
-
-/// Adds `ttl_ms` when there is a deadline.
-pub fn insert_ttl(object: &mut Map<String, Value>, ttl: Option<std::time::Duration>) {
-    if let Some(ttl) = ttl {
-        object.insert("ttl_ms".into(), json!(ttl.as_millis() as u64));
-    }
-}
-
-/// The entry JSON of the seed API: `{"key", "value", "version", "ttl_ms"?}`.
-pub fn entry_json(entry: &StoredEntry) -> Value {
-    let mut object = Map::new();
-    object.insert("key".into(), json!(entry.key));
-    insert_value(&mut object, &entry.value);
-    object.insert("version".into(), json!(entry.version));
-    insert_ttl(&mut object, entry.ttl);
-    Value::Object(object)
 }
 
 /// The answer for a path no route serves.

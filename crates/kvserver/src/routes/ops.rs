@@ -1,7 +1,7 @@
 //! Health, readiness and metrics: never behind auth.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::json;
+use kvapi::{Health, HealthStatus};
 
 use super::only;
 use crate::app::AppState;
@@ -33,7 +33,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Alive: the process answers.
 async fn healthz(request: HttpRequest) -> Result<HttpResponse, ApiError> {
     Params::of(&request, &[])?;
-    Ok(HttpResponse::Ok().json(json!({ "status": "ok" })))
+    Ok(HttpResponse::Ok().json(Health {
+        status: HealthStatus::Ok,
+    }))
 }
 
 /// Ready: storage is recovered and serving.
@@ -43,7 +45,9 @@ async fn readyz(
 ) -> Result<HttpResponse, ApiError> {
     Params::of(&request, &[])?;
     if state.is_ready() {
-        Ok(HttpResponse::Ok().json(json!({ "status": "ready" })))
+        Ok(HttpResponse::Ok().json(Health {
+            status: HealthStatus::Ready,
+        }))
     } else {
         Err(ApiError::Unavailable)
     }

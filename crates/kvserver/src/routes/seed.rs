@@ -4,17 +4,15 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
+use kvapi::{Deleted, Entry, StoreTtl, StoreWrite, url};
 use kvcore::{Condition, TtlChange};
-use serde_json::{Map, Value, json};
 
-use super::{entry_json, only};
+use super::only;
 use crate::app::AppState;
 use crate::auth::{Caller, Level};
-use crate::backend::StoredEntry;
 use crate::body;
 use crate::error::{ApiError, invalid};
 use crate::query::Params;
-use crate::ttl;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -30,23 +28,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// The `key` of `?key=K`, the only parameter `GET` and `DELETE` take.
 fn query_key(request: &HttpRequest) -> Result<String, ApiError> {
-    Params::of(request, &["key"])?
-        .take("key")
+    Params::of(request, &[url::KEY])?
+        .take(url::KEY)
         .ok_or_else(|| invalid("missing query parameter \"key\" (e.g. /store?key=P)"))
-}
-
-/// A parsed seed write body.
-struct SeedWrite {
-    key: String,
-    value: String,
-    ttl: TtlField,
-}
-
-/// The `ttl` field: omitted, `null`, or seconds.
-enum TtlField {
-    Omitted,
-    Null,
-    Seconds(std::time::Duration),
 }
 
 async fn create(
@@ -58,8 +42,8 @@ async fn create(
     let write = read_write(&state, &request, payload).await?;
     caller.require(Level::Write, &write.key)?;
     let ttl = match write.ttl {
-        TtlField::Seconds(ttl) => TtlChange::Set(ttl),
-        TtlField::Omitted | TtlField::Null => TtlChange::Keep,
+        StoreTtl::Seconds(ttl) => TtlChange::Set(ttl),
+        StoreTtl::Omitted | StoreTtl::Null => TtlChange::Keep,
     };
     respond(&state, write, ttl, Condition::Absent, StatusCode::CREATED).await
 }
@@ -73,34 +57,30 @@ async fn update(
     let write = read_write(&state, &request, payload).await?;
     caller.require(Level::Write, &write.key)?;
     let ttl = match write.ttl {
-        TtlField::Omitted => TtlChange::Keep,
-        TtlField::Null => TtlChange::Persist,
-        TtlField::Seconds(ttl) => TtlChange::Set(ttl),
+        StoreTtl::Omitted => TtlChange::Keep,
+        StoreTtl::Null => TtlChange::Persist,
+        StoreTtl::Seconds(ttl) => TtlChange::Set(ttl),
     };
     respond(&state, write, ttl, Condition::Present, StatusCode::OK).await
 }
 
 async fn respond(
     state: &AppState,
-    write: SeedWrite,
+    write: StoreWrite<'static>,
     ttl: TtlChange,
     condition: Condition,
     status: StatusCode,
 ) -> Result<HttpResponse, ApiError> {
     super::check_addressable(&write.key)?;
-    let value = Bytes::from(write.value);
+    // from_json reads owned strings, so this moves the value, no copy.
+    let value = Bytes::from(write.value.into_owned());
     let written = state
         .backend()?
         .put(&write.key, value.clone(), ttl, condition)
         .await
         .map_err(|err| ApiError::from_store(err, &write.key, StatusCode::CONFLICT))?;
-    let entry = StoredEntry {
-        key: write.key,
-        value,
-        version: written.version,
-        ttl: written.ttl,
-    };
-    Ok(HttpResponse::build(status).json(entry_json(&entry)))
+    let entry = Entry::new(&write.key, &value, written.version, written.ttl);
+    Ok(HttpResponse::build(status).json(entry))
 }
 
 async fn get(
@@ -111,7 +91,12 @@ async fn get(
     let key = query_key(&request)?;
     caller.require(Level::Read, &key)?;
     match state.backend()?.get(&key).await {
-        Ok(Some(entry)) => Ok(HttpResponse::Ok().json(entry_json(&entry))),
+        Ok(Some(entry)) => Ok(HttpResponse::Ok().json(Entry::new(
+            &entry.key,
+            &entry.value,
+            entry.version,
+            entry.ttl,
+        ))),
         Ok(None) => Err(ApiError::NotFound { key }),
         Err(err) => Err(ApiError::from_store(err, &key, StatusCode::CONFLICT)),
     }
@@ -129,7 +114,7 @@ async fn remove(
         .remove(&key, None)
         .await
         .map_err(|err| ApiError::from_store(err, &key, StatusCode::CONFLICT))?;
-    Ok(HttpResponse::Ok().json(json!({ "key": key, "deleted": true })))
+    Ok(HttpResponse::Ok().json(Deleted::new(&key)))
 }
 
 /// Reads and checks a write body. Any Content-Type is accepted as long as
@@ -138,7 +123,7 @@ async fn read_write(
     state: &AppState,
     request: &HttpRequest,
     payload: web::Payload,
-) -> Result<SeedWrite, ApiError> {
+) -> Result<StoreWrite<'static>, ApiError> {
     Params::of(request, &[])?;
     let bytes = body::read(
         payload,
@@ -147,84 +132,5 @@ async fn read_write(
         state.limits.body_timeout,
     )
     .await?;
-    parse_write(&bytes)
-}
-
-fn parse_write(bytes: &[u8]) -> Result<SeedWrite, ApiError> {
-    const SHAPE: &str = r#"{"key": "...", "value": "...", "ttl": seconds (optional)}"#;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(invalid(format!(
-            "request body is empty: expected a JSON object {SHAPE}"
-        )));
-    }
-    let json: Value = serde_json::from_slice(bytes)
-        .map_err(|err| invalid(format!("request body is not valid JSON: {err}")))?;
-    let Value::Object(mut object) = json else {
-        return Err(invalid(format!(
-            "request body must be a JSON object {SHAPE}, got {}",
-            kind(&json)
-        )));
-    };
-    if let Some(unknown) = object
-        .keys()
-        .find(|name| !matches!(name.as_str(), "key" | "value" | "ttl"))
-    {
-        return Err(invalid(format!(
-            "unknown field {unknown:?}: expected only \"key\", \"value\" and \"ttl\""
-        )));
-    }
-    let key = string_field(&mut object, "key")?;
-    let value = string_field(&mut object, "value")?;
-    let ttl = match object.remove("ttl") {
-        None => TtlField::Omitted,
-        Some(Value::Null) => TtlField::Null,
-        Some(Value::Number(_)) => {
-            // `Value` holds the number as a float by now; read its text
-            // again so the TTL is exact (a second parse, only with a ttl).
-            let text = ttl_text(bytes)?;
-            TtlField::Seconds(ttl::from_seconds(&text).map_err(invalid)?)
-        }
-        Some(other) => {
-            return Err(invalid(format!(
-                "\"ttl\" must be a number of seconds, got {}",
-                kind(&other)
-            )));
-        }
-    };
-    Ok(SeedWrite { key, value, ttl })
-}
-
-/// The text of the body's `"ttl"` number, as the client wrote it.
-fn ttl_text(bytes: &[u8]) -> Result<String, ApiError> {
-    #[derive(serde::Deserialize)]
-    struct TtlOnly<'a> {
-        #[serde(borrow)]
-        ttl: &'a serde_json::value::RawValue,
-    }
-    serde_json::from_slice::<TtlOnly>(bytes)
-        .map(|only| only.ttl.get().to_owned())
-        .map_err(|_| invalid("\"ttl\" is given more than once"))
-}
-
-fn string_field(object: &mut Map<String, Value>, name: &str) -> Result<String, ApiError> {
-    match object.remove(name) {
-        Some(Value::String(text)) => Ok(text),
-        Some(other) => Err(invalid(format!(
-            "{name:?} must be a JSON string, got {}",
-            kind(&other)
-        ))),
-        None => Err(invalid(format!("missing field {name:?}"))),
-    }
-}
-
-/// How a person would name a JSON value's type.
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+    StoreWrite::from_json(&bytes).map_err(invalid)
 }

@@ -2,26 +2,22 @@
 //! query, paged listings, and server info.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::header::{self, HeaderMap, HeaderName};
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use kvcore::{Condition, TtlChange};
+use kvapi::{
+    Condition, Info, InfoLimits, ListItem, LogFigures, PageWriter, Tag, Tags, TtlChange,
+    WriteCondition, Written, format_etag, url,
+};
 use percent_encoding::percent_decode_str;
-use serde_json::{Map, Value, json};
 
-use super::{insert_ttl, insert_value, only};
+use super::only;
 use crate::app::AppState;
 use crate::auth::{Caller, Level};
 use crate::body;
 use crate::error::{ApiError, invalid};
-use crate::precondition::{Tag, Tags};
 use crate::query::Params;
-use crate::ttl;
-
-const KV_PREFIX: &str = "/v1/kv/";
-const DEFAULT_LIMIT: usize = 100;
-const MAX_LIMIT: usize = 1000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -56,22 +52,19 @@ async fn put(
     // Checked before the body is read: a refused client sends no value.
     caller.require(Level::Write, &key)?;
     super::check_addressable(&key)?;
-    let mut query = Params::of(&request, &["ttl", "persist"])?;
-    let ttl = match (query.take("ttl"), query.take("persist").as_deref()) {
-        (Some(_), Some("true")) => {
-            return Err(invalid("use either ttl= or persist=true, not both"));
-        }
-        (Some(text), _) => TtlChange::Set(ttl::from_query(&text).map_err(invalid)?),
-        (None, Some("true")) => TtlChange::Persist,
-        (None, None | Some("false")) => TtlChange::Keep,
-        (None, Some(other)) => {
-            return Err(invalid(format!(
-                "persist must be true or false, got {other:?}"
-            )));
-        }
+    let mut query = Params::of(&request, &[url::TTL, url::PERSIST])?;
+    let (ttl, persist) = (query.take(url::TTL), query.take(url::PERSIST));
+    let ttl = match TtlChange::from_query(ttl.as_deref(), persist.as_deref()).map_err(invalid)? {
+        TtlChange::Keep => kvcore::TtlChange::Keep,
+        TtlChange::Set(ttl) => kvcore::TtlChange::Set(ttl),
+        TtlChange::Persist => kvcore::TtlChange::Persist,
     };
-    let condition = match write_condition(request.headers())? {
-        WriteCondition::Store(condition) => condition,
+    // If-None-Match is read first, so its error comes first when both
+    // headers are malformed.
+    let if_none_match = tags(request.headers(), &header::IF_NONE_MATCH)?;
+    let if_match = tags(request.headers(), &header::IF_MATCH)?;
+    let condition = match WriteCondition::from_tags(if_match, if_none_match).map_err(invalid)? {
+        WriteCondition::Checked(condition) => store_condition(condition),
         WriteCondition::Never(tag) => return Err(never_matches(&state, &key, &tag).await),
     };
     // The body is the value, so both limits bound it: a body over the body
@@ -95,19 +88,15 @@ async fn put(
             kvcore::Error::NotFound => ApiError::PreconditionAbsent { key: key.clone() },
             err => ApiError::from_store(err, &key, StatusCode::PRECONDITION_FAILED),
         })?;
-    let mut body = Map::new();
-    body.insert("key".into(), json!(key));
-    body.insert("version".into(), json!(written.version));
-    body.insert("created".into(), json!(written.created));
-    insert_ttl(&mut body, written.ttl);
+    let body = Written::new(&key, written.version, written.created, written.ttl);
     let status = if written.created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
     Ok(HttpResponse::build(status)
-        .insert_header((header::ETAG, etag(written.version)))
-        .json(Value::Object(body)))
+        .insert_header((header::ETAG, format_etag(written.version)))
+        .json(body))
 }
 
 async fn get(
@@ -124,13 +113,12 @@ async fn get(
         .await
         .map_err(|err| ApiError::from_store(err, &key, StatusCode::CONFLICT))?
         .ok_or_else(|| ApiError::NotFound { key: key.clone() })?;
-    let tag = etag(entry.version);
+    let tag = format_etag(entry.version);
     // RFC 9110 §13.2.2: If-Match first (strong comparison), then
     // If-None-Match (weak). A missing key was a 404 above: preconditions
     // only apply to a response that would have been a 2xx.
-    let if_match = Tags::from_headers(request.headers(), &header::IF_MATCH).map_err(invalid)?;
-    let if_none_match =
-        Tags::from_headers(request.headers(), &header::IF_NONE_MATCH).map_err(invalid)?;
+    let if_match = tags(request.headers(), &header::IF_MATCH)?;
+    let if_none_match = tags(request.headers(), &header::IF_NONE_MATCH)?;
     if let Some(Tags::List(tags)) = &if_match
         && !tags.iter().any(|tag| tag.strongly_matches(entry.version))
     {
@@ -155,10 +143,10 @@ async fn get(
     }
     let mut response = HttpResponse::Ok();
     response
-        .content_type("application/octet-stream")
+        .content_type(kvapi::OCTET_STREAM)
         .insert_header((header::ETAG, tag));
-    if let Some(ttl) = entry.ttl {
-        response.insert_header(("Kv-Ttl-Ms", ttl.as_millis().to_string()));
+    if let Some(ms) = kvapi::ttl_ms(entry.ttl) {
+        response.insert_header((kvapi::TTL_MS, ms.to_string()));
     }
     Ok(response.body(entry.value))
 }
@@ -176,10 +164,11 @@ async fn remove(
             "DELETE does not take If-None-Match; use If-Match: \"<version>\" to delete a version",
         ));
     }
-    let (expected, must_exist) = match write_if_match(request.headers())? {
+    let if_match = tags(request.headers(), &header::IF_MATCH)?;
+    let (expected, must_exist) = match WriteCondition::from_if_match(if_match).map_err(invalid)? {
         None => (None, false),
-        Some(WriteCondition::Store(Condition::Version(version))) => (Some(version), true),
-        Some(WriteCondition::Store(_)) => (None, true),
+        Some(WriteCondition::Checked(Condition::Version(version))) => (Some(version), true),
+        Some(WriteCondition::Checked(_)) => (None, true),
         Some(WriteCondition::Never(tag)) => return Err(never_matches(&state, &key, &tag).await),
     };
     state
@@ -202,21 +191,25 @@ async fn list(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let mut query = Params::of(&request, &["prefix", "cursor", "limit", "values"])?;
-    let prefix = query.take("prefix").unwrap_or_default();
+    let mut query = Params::of(
+        &request,
+        &[url::PREFIX, url::CURSOR, url::LIMIT, url::VALUES],
+    )?;
+    let prefix = query.take(url::PREFIX).unwrap_or_default();
     caller.require_listing(&prefix)?;
-    let limit = match query.take("limit").as_deref() {
-        None => DEFAULT_LIMIT,
+    let limit = match query.take(url::LIMIT).as_deref() {
+        None => kvapi::DEFAULT_LIST_LIMIT,
         Some(text) => match text.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            Ok(n) if (1..=kvapi::MAX_LIST_LIMIT).contains(&n) => n,
             _ => {
                 return Err(invalid(format!(
-                    "limit must be a whole number from 1 to {MAX_LIMIT}, got {text:?}"
+                    "limit must be a whole number from 1 to {}, got {text:?}",
+                    kvapi::MAX_LIST_LIMIT
                 )));
             }
         },
     };
-    let with_values = match query.take("values").as_deref() {
+    let with_values = match query.take(url::VALUES).as_deref() {
         None | Some("false") => false,
         Some("true") => true,
         Some(other) => {
@@ -226,7 +219,7 @@ async fn list(
         }
     };
     let after = query
-        .take("cursor")
+        .take(url::CURSOR)
         .as_deref()
         .map(decode_cursor)
         .transpose()?;
@@ -239,26 +232,22 @@ async fn list(
     // listing of large values never holds more than about one budget (plus
     // one item) of JSON; the entries themselves share the store's memory.
     let budget = state.limits.list_page_bytes;
-    let mut body = br#"{"items":["#.to_vec();
-    let mut listed = 0;
+    let mut body = PageWriter::new();
     for entry in &page.entries {
-        if listed > 0 && body.len() >= budget {
+        if !body.is_empty() && body.len() >= budget {
             break;
         }
-        let mut item = Map::new();
-        item.insert("key".into(), json!(entry.key));
-        item.insert("version".into(), json!(entry.version));
-        item.insert("size".into(), json!(entry.value.len()));
-        insert_ttl(&mut item, entry.ttl);
-        if with_values {
-            insert_value(&mut item, &entry.value);
-        }
-        if listed > 0 {
-            body.push(b',');
-        }
-        serde_json::to_writer(&mut body, &item).map_err(|err| ApiError::Internal(err.into()))?;
-        listed += 1;
+        let item = ListItem::new(
+            &entry.key,
+            &entry.value,
+            entry.version,
+            entry.ttl,
+            with_values,
+        );
+        body.push(&item)
+            .map_err(|err| ApiError::Internal(err.into()))?;
     }
+    let listed = body.items();
     // Stopped early at the budget: the next page starts after the last key
     // listed, exactly as it would after a shorter `limit`.
     let next_after = if listed < page.entries.len() {
@@ -267,9 +256,9 @@ async fn list(
         page.next_after.as_deref()
     };
     let next = next_after.map(|key| URL_SAFE_NO_PAD.encode(key.as_bytes()));
-    body.extend_from_slice(br#"],"next":"#);
-    serde_json::to_writer(&mut body, &next).map_err(|err| ApiError::Internal(err.into()))?;
-    body.push(b'}');
+    let body = body
+        .finish(next.as_deref())
+        .map_err(|err| ApiError::Internal(err.into()))?;
     Ok(HttpResponse::Ok()
         .content_type(header::ContentType::json())
         .body(body))
@@ -281,30 +270,27 @@ async fn info(request: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     }
     Params::of(&request, &[])?;
     let info = state.backend()?.info().await;
-    let log = info.log.map(|log| {
-        json!({
-            "log_bytes": log.log_bytes,
-            "snapshot_bytes": log.snapshot_bytes,
-            "fsyncs": log.fsyncs,
-            "compactions": log.compactions,
-        })
-    });
-    Ok(HttpResponse::Ok().json(json!({
-        "name": "kvstore",
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_seconds": state.started.elapsed().as_secs(),
-        "keys": info.keys,
-        "revision": info.revision,
-        "expired_keys_reclaimed": info.expired_reclaimed,
-        "tuning": info.tuning,
-        "durability": info.durability,
-        "limits": {
-            "max_key_bytes": info.max_key_bytes,
-            "max_value_bytes": info.max_value_bytes,
-            "max_body_bytes": state.limits.max_body_bytes,
+    Ok(HttpResponse::Ok().json(Info {
+        name: "kvstore".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        uptime_seconds: state.started.elapsed().as_secs(),
+        keys: info.keys as u64,
+        revision: info.revision,
+        expired_keys_reclaimed: info.expired_reclaimed,
+        tuning: info.tuning.into(),
+        durability: info.durability.into(),
+        limits: InfoLimits {
+            max_key_bytes: info.max_key_bytes as u64,
+            max_value_bytes: info.max_value_bytes as u64,
+            max_body_bytes: state.limits.max_body_bytes as u64,
         },
-        "log": log,
-    })))
+        log: info.log.map(|log| LogFigures {
+            log_bytes: log.log_bytes,
+            snapshot_bytes: log.snapshot_bytes,
+            fsyncs: log.fsyncs,
+            compactions: log.compactions,
+        }),
+    }))
 }
 
 /// The key from the request path, percent-decoded. Taken from the raw path
@@ -313,7 +299,7 @@ fn path_key(request: &HttpRequest) -> Result<String, ApiError> {
     let raw = request
         .uri()
         .path()
-        .strip_prefix(KV_PREFIX)
+        .strip_prefix(url::KV_KEY_PREFIX)
         .unwrap_or_default();
     let key = percent_decode_str(raw)
         .decode_utf8()
@@ -321,55 +307,25 @@ fn path_key(request: &HttpRequest) -> Result<String, ApiError> {
     Ok(key.into_owned())
 }
 
-fn etag(version: u64) -> String {
-    format!("\"{version}\"")
+/// `If-Match` or `If-None-Match`, every line of it, as one list; `None`
+/// when absent. A malformed header is a 400 naming it.
+fn tags(headers: &HeaderMap, name: &HeaderName) -> Result<Option<Tags>, ApiError> {
+    let shown = if *name == header::IF_MATCH {
+        kvapi::IF_MATCH
+    } else {
+        kvapi::IF_NONE_MATCH
+    };
+    let lines = headers.get_all(name).map(|line| line.to_str().ok());
+    Tags::from_lines(shown, lines).map_err(invalid)
 }
 
-/// What a write's preconditions ask for.
-enum WriteCondition {
-    /// A condition the store checks.
-    Store(Condition),
-    /// `If-Match` named a tag that matches no version (weak, or not one
-    /// this server hands out): the write fails with 412 whatever the key holds.
-    Never(Tag),
-}
-
-/// `If-Match` on a write: `*` or exactly one tag. `None` without the header.
-fn write_if_match(headers: &HeaderMap) -> Result<Option<WriteCondition>, ApiError> {
-    let tags = Tags::from_headers(headers, &header::IF_MATCH).map_err(invalid)?;
-    Ok(match tags {
-        None => None,
-        Some(Tags::Any) => Some(WriteCondition::Store(Condition::Present)),
-        Some(Tags::List(mut tags)) if tags.len() == 1 => {
-            let tag = tags.remove(0);
-            Some(match tag.version() {
-                Some(version) if !tag.weak => WriteCondition::Store(Condition::Version(version)),
-                _ => WriteCondition::Never(tag),
-            })
-        }
-        Some(Tags::List(_)) => {
-            return Err(invalid(
-                "If-Match on a write takes one version (or *), not a list; several If-Match headers are a list",
-            ));
-        }
-    })
-}
-
-/// The write's condition from `If-None-Match: *`, `If-Match: *` or
-/// `If-Match: "<version>"`.
-fn write_condition(headers: &HeaderMap) -> Result<WriteCondition, ApiError> {
-    let if_none_match = Tags::from_headers(headers, &header::IF_NONE_MATCH).map_err(invalid)?;
-    let if_match = write_if_match(headers)?;
-    match (if_match, if_none_match) {
-        (Some(_), Some(_)) => Err(invalid(
-            "use either If-Match or If-None-Match on a write, not both",
-        )),
-        (None, Some(Tags::Any)) => Ok(WriteCondition::Store(Condition::Absent)),
-        (None, Some(Tags::List(_))) => Err(invalid(
-            "on a write, If-None-Match only accepts * (create only)",
-        )),
-        (Some(condition), None) => Ok(condition),
-        (None, None) => Ok(WriteCondition::Store(Condition::Always)),
+/// The store's condition for a write's.
+fn store_condition(condition: Condition) -> kvcore::Condition {
+    match condition {
+        Condition::Always => kvcore::Condition::Always,
+        Condition::Absent => kvcore::Condition::Absent,
+        Condition::Present => kvcore::Condition::Present,
+        Condition::Version(version) => kvcore::Condition::Version(version),
     }
 }
 

@@ -1,5 +1,6 @@
-//! Conditional request headers (RFC 9110 §13): `If-Match` and
-//! `If-None-Match`, read from every line of the header, as one list.
+//! ETags (`ETag: "<version>"`) and the conditional request headers of
+//! RFC 9110 §13: `If-Match` and `If-None-Match`, read from every line of the
+//! header, as one list.
 //!
 //! An ETag here is `"<version>"`. A tag is a version only when its opaque
 //! text is the version's decimal digits exactly: `"+46"` and `"046"` are
@@ -7,7 +8,30 @@
 //! match. `If-Match` compares strongly, so a weak tag (`W/"46"`) never
 //! matches it; `If-None-Match` compares weakly (RFC 9110 §8.8.3.2).
 
-use actix_web::http::header::{HeaderMap, HeaderName};
+/// The ETag of a version: `"<version>"`, the decimal digits in quotes.
+///
+/// ```
+/// assert_eq!(kvapi::format_etag(46), "\"46\"");
+/// ```
+pub fn format_etag(version: u64) -> String {
+    format!("\"{version}\"")
+}
+
+/// The version an `ETag` header names, if it is one this server could have
+/// sent (`"46"`; also `W/"46"`, as a proxy may weaken it). `None` for
+/// anything else.
+///
+/// ```
+/// assert_eq!(kvapi::parse_etag("\"46\""), Some(46));
+/// assert_eq!(kvapi::parse_etag(" W/\"46\" "), Some(46));
+/// assert_eq!(kvapi::parse_etag("46"), None);
+/// ```
+pub fn parse_etag(text: &str) -> Option<u64> {
+    match Tags::parse(text).ok()? {
+        Tags::List(tags) if tags.len() == 1 => tags[0].version(),
+        _ => None,
+    }
+}
 
 /// One entity tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,24 +80,30 @@ pub enum Tags {
 }
 
 impl Tags {
-    /// Reads a header's lines as one list, as RFC 9110 §5.3 says several
-    /// lines mean. `None` when the header is absent. The error says what
-    /// is malformed.
-    pub fn from_headers(headers: &HeaderMap, name: &HeaderName) -> Result<Option<Tags>, String> {
-        let mut lines = headers.get_all(name).peekable();
+    /// Reads the lines of one header (`name`, e.g. [`IF_MATCH`](crate::IF_MATCH)) as one
+    /// list, as RFC 9110 §5.3 says several lines mean. A line is `None`
+    /// when it is not visible ASCII (an HTTP stack's `to_str()` failed).
+    /// `Ok(None)` when there are no lines: the header is absent. The error
+    /// says what is malformed, naming the header.
+    ///
+    /// ```
+    /// use kvapi::{IF_MATCH, Tags};
+    /// let tags = Tags::from_lines(IF_MATCH, [Some("\"1\""), Some("W/\"2\"")]);
+    /// assert!(matches!(tags, Ok(Some(Tags::List(list))) if list.len() == 2));
+    /// assert_eq!(Tags::from_lines(IF_MATCH, []), Ok(None));
+    /// ```
+    pub fn from_lines<'a>(
+        name: &str,
+        lines: impl IntoIterator<Item = Option<&'a str>>,
+    ) -> Result<Option<Tags>, String> {
+        let mut lines = lines.into_iter().peekable();
         if lines.peek().is_none() {
             return Ok(None);
         }
-        let name = if *name == actix_web::http::header::IF_MATCH {
-            "If-Match"
-        } else {
-            "If-None-Match"
-        };
         let mut text = String::new();
         for line in lines {
-            let line = line
-                .to_str()
-                .map_err(|_| format!("{name} must be * or quoted entity tags like \"42\""))?;
+            let line =
+                line.ok_or_else(|| format!("{name} must be * or quoted entity tags like \"42\""))?;
             text.push_str(line);
             text.push(',');
         }
@@ -219,5 +249,35 @@ mod tests {
         );
         assert!(tag(true, "7").weakly_matches(7));
         assert!(!tag(false, "07").weakly_matches(7));
+    }
+
+    #[test]
+    fn an_etag_is_the_quoted_version_and_reads_back() {
+        for version in [0, 1, 46, u64::MAX] {
+            assert_eq!(
+                parse_etag(&format_etag(version)),
+                Some(version),
+                "{version}"
+            );
+        }
+        for text in ["46", "\"046\"", "\"1\", \"2\"", "*", "", "\"x\""] {
+            assert_eq!(parse_etag(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn header_lines_are_one_list_and_name_the_header_when_malformed() {
+        assert_eq!(
+            Tags::from_lines("If-Match", [Some("\"1\""), Some(" \"2\"")]),
+            Ok(Some(Tags::List(vec![tag(false, "1"), tag(false, "2")])))
+        );
+        assert_eq!(Tags::from_lines("If-Match", []), Ok(None));
+        let unreadable = Tags::from_lines("If-None-Match", [None]).unwrap_err();
+        assert!(
+            unreadable.starts_with("If-None-Match must be"),
+            "{unreadable}"
+        );
+        let malformed = Tags::from_lines("If-Match", [Some("42")]).unwrap_err();
+        assert!(malformed.starts_with("If-Match must be"), "{malformed}");
     }
 }
