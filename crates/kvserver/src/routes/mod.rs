@@ -20,7 +20,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// Refuses to create the keys `.` and `..`: no URL path can address them
 /// (clients normalise them away), so they could be written but never read
-/// back over `/v1` (PRODUCT.md §3). kvcore itself accepts them.
+/// back over `/v1` (README, "Keys in paths"). kvcore itself accepts them.
 pub fn check_addressable(key: &str) -> Result<(), ApiError> {
     match key {
         "." | ".." => Err(ApiError::InvalidRequest(format!(

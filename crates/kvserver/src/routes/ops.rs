@@ -1,4 +1,5 @@
-//! Health, readiness and metrics: never behind auth.
+//! Health and readiness (never behind auth) and metrics (an admin token
+//! unless --open-metrics).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use kvapi::{Health, HealthStatus};
