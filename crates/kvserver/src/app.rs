@@ -114,11 +114,12 @@ impl Application {
             dir.display(),
             config.fsync.name()
         );
+        let fsync = config.fsync;
         let recovery = actix_web::rt::task::spawn_blocking(move || {
             let store = builder
                 .open(&dir)
                 .with_context(|| format!("opening data directory {}", dir.display()))?;
-            log_recovery(&store);
+            log_recovery(&store, fsync);
             let backend: Arc<dyn Backend> = Arc::new(EmbeddedBackend::new(store));
             Ok(backend)
         });
@@ -445,15 +446,15 @@ fn whole_seconds_up(duration: Duration) -> u64 {
 }
 
 /// Logs what recovery found.
-fn log_recovery(store: &Store) {
+fn log_recovery(store: &Store, fsync: kvcore::Fsync) {
     let Some(report) = store.recovery() else {
         return;
     };
     if let Some(torn) = &report.torn_tail {
         // With `always` a synced record is never torn by a crash: a damaged
         // last record may be one that was acknowledged.
-        let level = match store.stats().durability.map(|d| d.fsync) {
-            Some(kvcore::Fsync::Always) => log::Level::Error,
+        let level = match fsync {
+            kvcore::Fsync::Always => log::Level::Error,
             _ => log::Level::Warn,
         };
         log::log!(

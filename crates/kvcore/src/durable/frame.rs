@@ -147,9 +147,7 @@ impl FrameReader {
     /// Opens `path` as a file of `kind`: checks its header. A file too short
     /// to hold one (a creation cut short) reads as empty.
     pub(crate) fn open(disk: &dyn Disk, path: &Path, kind: FileKind) -> Result<FrameReader> {
-        let source = disk
-            .open_read(path)
-            .map_err(|err| Error::io(format!("could not read {}", path.display()), err))?;
+        let source = read_io(path, disk.open_read(path))?;
         let len = source.len();
         let mut reader = FrameReader {
             source,
@@ -164,10 +162,7 @@ impl FrameReader {
             offset: 0,
             reason,
         };
-        let head = reader
-            .bytes(0, FILE_HEADER.min(len as usize))
-            .map_err(|err| Error::io(format!("could not read {}", path.display()), err))?
-            .to_vec();
+        let head = read_io(path, reader.bytes(0, FILE_HEADER.min(len as usize)))?.to_vec();
         let magic = kind.magic();
         let ours = match head.len() {
             0 => false,
@@ -362,6 +357,11 @@ impl FrameReader {
         let from = (at - self.window_start) as usize;
         Ok(&self.window[from..from + count])
     }
+}
+
+/// A failed read of `path`, as recovery reports it.
+pub(crate) fn read_io<T>(path: &Path, result: io::Result<T>) -> Result<T> {
+    result.map_err(|err| Error::io(format!("could not read {}", path.display()), err))
 }
 
 fn other(kind: FileKind) -> FileKind {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::durable::disk::Disk;
-use crate::durable::frame::{Decoded, FileKind, Frame, FrameReader, Op};
+use crate::durable::frame::{Decoded, FileKind, Frame, FrameReader, Op, read_io};
 use crate::durable::{log, snapshot};
 use crate::error::{Error, Result};
 
@@ -207,10 +207,6 @@ pub(crate) fn recover(
 fn truncate(disk: &dyn Disk, path: &Path, len: u64) -> Result<()> {
     disk.truncate(path, len)
         .map_err(|err| Error::io(format!("could not truncate {}", path.display()), err))
-}
-
-fn read_io<T>(path: &Path, result: std::io::Result<T>) -> Result<T> {
-    result.map_err(|err| Error::io(format!("could not read {}", path.display()), err))
 }
 
 /// Replay state shared by the snapshot and the log segments.

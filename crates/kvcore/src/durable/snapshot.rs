@@ -158,10 +158,7 @@ pub(crate) fn read(
     loop {
         let offset = reader.offset();
         let len = reader.len();
-        let decoded = reader
-            .next_frame()
-            .map_err(|err| Error::io(format!("could not read {}", path.display()), err))?;
-        match decoded {
+        match frame::read_io(path, reader.next_frame())? {
             Decoded::Frame(frame, next) => match frame.op {
                 Op::Put => {
                     apply(&frame, offset)?;
