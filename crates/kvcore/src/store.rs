@@ -188,6 +188,17 @@ impl Store {
         }
     }
 
+    /// True while a durable store's log is at its size bound and writes wait
+    /// for a compaction to make room (see README, "Durability"). A server
+    /// that runs writes on an event loop can then hand them to a thread that
+    /// may block instead. Always false in memory.
+    pub fn writes_may_wait(&self) -> bool {
+        self.inner
+            .durable
+            .as_ref()
+            .is_some_and(Durable::must_wait_for_room)
+    }
+
     /// Closes the store, for this handle and every clone of it: stops and
     /// joins the background threads, syncs the log and releases the data
     /// directory, so that it can be opened again at once. Returns the

@@ -98,17 +98,22 @@ impl Durable {
     /// is at its cap and a compaction is on its way. Without a log worker,
     /// or after a failed compaction, there is nothing to wait for.
     pub(crate) fn wait_for_room(&self) {
-        if self.log.segment_bytes() <= self.cap() || self.worker.get().is_none() {
+        if !self.must_wait_for_room() {
             return;
         }
         self.request_compaction_if_due();
         let mut room = self.compaction.room.lock();
-        while self.log.segment_bytes() > self.cap()
-            && !self.compaction.failed.load(Ordering::Acquire)
-            && self.log.check_healthy().is_ok()
-        {
+        while self.must_wait_for_room() {
             self.compaction.room_made.wait_for(&mut room, ROOM_RECHECK);
         }
+    }
+
+    /// Whether a writer arriving now would wait in [`Durable::wait_for_room`].
+    pub(crate) fn must_wait_for_room(&self) -> bool {
+        self.log.segment_bytes() > self.cap()
+            && self.worker.get().is_some()
+            && !self.compaction.failed.load(Ordering::Acquire)
+            && self.log.check_healthy().is_ok()
     }
 
     /// Holds off every compaction while the guard lives.

@@ -44,8 +44,23 @@ impl Backend for EmbeddedBackend {
     ) -> kvcore::Result<WriteResult> {
         // The write applies and is logged on this worker; with
         // `fsync=always` the worker then awaits the sync thread's group
-        // commit instead of parking a thread per request.
-        let (written, ack) = self.store.put_acked(key, &value, ttl, condition)?;
+        // commit instead of parking a thread per request. A write that would
+        // wait for a compaction to make room in the log waits on a blocking
+        // thread instead, so the worker keeps serving reads meanwhile.
+        let (written, ack) = if self.store.writes_may_wait() {
+            let store = self.store.clone();
+            let key = key.to_owned();
+            match tokio::task::spawn_blocking(move || store.put_acked(&key, &value, ttl, condition))
+                .await
+            {
+                Ok(applied) => applied?,
+                Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
+                // Cancelled before it ran: the runtime is shutting down.
+                Err(_) => return Err(kvcore::Error::Closed),
+            }
+        } else {
+            self.store.put_acked(key, &value, ttl, condition)?
+        };
         ack.await?;
         Ok(WriteResult {
             version: written.version,

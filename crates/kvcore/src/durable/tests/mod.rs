@@ -361,6 +361,45 @@ fn with_everysec_a_long_compaction_does_not_hold_back_the_background_sync() {
 }
 
 #[test]
+fn writes_may_wait_tells_while_the_log_is_at_its_cap_and_clears_once_compacted() {
+    let disk = SimDisk::default();
+    let clock = Arc::new(ManualClock::new(1_000));
+    let mut b = builder(&disk, Fsync::EverySec, &clock);
+    b.log_worker = true;
+    // Writers wait once the segment is over 150 bytes; each write below adds
+    // about 40.
+    b.thresholds.compaction_floor = 100;
+    let store = b.open(DIR).expect("open");
+    let durable = store.inner().durable.as_ref().expect("durable");
+    assert!(!store.writes_may_wait(), "an empty log has room");
+    let compaction = durable.hold_compaction();
+    // Each write checks for room before it appends, so none of these waits:
+    // the one that crosses the cap is the last to go through.
+    for key in ["a", "b", "c", "d", "e"] {
+        if store.writes_may_wait() {
+            break;
+        }
+        store.upsert(key, "1", TtlChange::Keep).expect("upsert");
+    }
+    assert!(
+        store.writes_may_wait(),
+        "log at {} bytes with the compaction held",
+        durable.log.segment_bytes()
+    );
+    drop(compaction);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.writes_may_wait() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no compaction made room within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // And the write that would have waited goes through.
+    store.upsert("f", "1", TtlChange::Keep).expect("upsert");
+}
+
+#[test]
 fn deadlines_survive_a_restart_and_keys_that_expired_meanwhile_are_gone() {
     let disk = SimDisk::default();
     let clock = Arc::new(ManualClock::new(1_000_000));
