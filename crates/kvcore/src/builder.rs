@@ -193,7 +193,7 @@ impl StoreBuilder {
     fn new_shards(&self) -> Box<[Shard]> {
         let layout = self.tuning.layout();
         let count = self.shards.unwrap_or(layout.shards);
-        (0..count).map(|_| Shard::new()).collect()
+        (0..count).map(|_| Shard::new(layout.lock)).collect()
     }
 
     fn assemble(
@@ -213,6 +213,7 @@ impl StoreBuilder {
             clock: self.clock,
             limits: self.limits,
             tuning: self.tuning,
+            copy_up_to: self.tuning.layout().copy_up_to,
             expired_reclaimed: AtomicU64::new(0),
             reclaim_cursor: AtomicUsize::new(0),
             durable,

@@ -129,43 +129,117 @@ impl Record {
     fn key_len(&self) -> usize {
         self.0.header.header.key_len as usize
     }
+
+    /// Where the record lives, to tell an in-place overwrite from a new
+    /// record without holding a handle (which would prevent the former).
+    #[cfg(test)]
+    pub(crate) fn address(&self) -> usize {
+        self.0.ptr() as usize
+    }
 }
 
 /// A key's value, version and deadline as read at one instant.
 ///
-/// It shares the stored bytes with the store (no copy was made to read it), so
-/// holding it is cheap, and it stays valid after the key is overwritten or
-/// removed.
+/// It stays valid after the key is overwritten or removed. A large value is
+/// shared with the store (no copy was made to read it); a small one may
+/// have been copied out, depending on the store's tuning.
 #[derive(Clone)]
 pub struct Entry {
-    record: Record,
+    held: Held,
     read_at_ms: u64,
+}
+
+#[derive(Clone)]
+enum Held {
+    /// A reference to the stored record.
+    Shared(Record),
+    /// A copy of a small record, inline: no allocation, and nothing another
+    /// thread writes.
+    Copied(Copied),
+}
+
+/// Most key and value bytes an [`Entry`] holds as a copy.
+pub(crate) const COPY_CAPACITY: usize = 64;
+
+#[derive(Clone)]
+struct Copied {
+    version: u64,
+    deadline_ms: u64,
+    key_len: u8,
+    len: u8,
+    bytes: [u8; COPY_CAPACITY],
 }
 
 impl Entry {
     pub(crate) fn new(record: Record, read_at_ms: u64) -> Entry {
-        Entry { record, read_at_ms }
+        Entry {
+            held: Held::Shared(record),
+            read_at_ms,
+        }
+    }
+
+    /// A copy of `record` when its key and value fit in `up_to` bytes (at
+    /// most [`COPY_CAPACITY`]); otherwise `None`.
+    pub(crate) fn copy_of(record: &Record, up_to: usize) -> Option<Entry> {
+        let len = record.0.slice.len();
+        if len > up_to.min(COPY_CAPACITY) {
+            return None;
+        }
+        let mut bytes = [0u8; COPY_CAPACITY];
+        bytes[..len].copy_from_slice(&record.0.slice);
+        Some(Entry {
+            held: Held::Copied(Copied {
+                version: record.version(),
+                deadline_ms: record.deadline_ms(),
+                key_len: record.key_len() as u8,
+                len: len as u8,
+                bytes,
+            }),
+            read_at_ms: 0,
+        })
+    }
+
+    pub(crate) fn read_at(mut self, now_ms: u64) -> Entry {
+        self.read_at_ms = now_ms;
+        self
+    }
+
+    fn key_bytes(&self) -> &[u8] {
+        match &self.held {
+            Held::Shared(record) => record.key(),
+            Held::Copied(copy) => &copy.bytes[..copy.key_len as usize],
+        }
     }
 
     /// The key.
     pub fn key(&self) -> &str {
         // Records are only ever built from `&str` keys.
-        std::str::from_utf8(self.record.key()).unwrap_or_default()
+        std::str::from_utf8(self.key_bytes()).unwrap_or_default()
     }
 
     /// The value's bytes.
     pub fn value(&self) -> &[u8] {
-        self.record.value()
+        match &self.held {
+            Held::Shared(record) => record.value(),
+            Held::Copied(copy) => &copy.bytes[copy.key_len as usize..copy.len as usize],
+        }
     }
 
     /// The revision of the write that produced this value.
     pub fn version(&self) -> u64 {
-        self.record.version()
+        match &self.held {
+            Held::Shared(record) => record.version(),
+            Held::Copied(copy) => copy.version,
+        }
     }
 
     /// The absolute deadline in milliseconds since the Unix epoch, if any.
     pub fn deadline_ms(&self) -> Option<u64> {
-        match self.record.deadline_ms() {
+        let deadline = match &self.held {
+            Held::Shared(record) => record.deadline_ms(),
+            Held::Copied(copy) => copy.deadline_ms,
+        };
+        match deadline {
             NO_DEADLINE => None,
             deadline => Some(deadline),
         }

@@ -1,31 +1,39 @@
 //! One lock-guarded slice of the key space, and the tuning that decides how
 //! many there are.
 
+use std::sync::PoisonError;
+
+use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard};
 use hashbrown::HashTable;
 use parking_lot::{RwLock, RwLockReadGuard};
 
 use crate::entry::{NO_DEADLINE, Record};
 
+/// Key and value bytes a get copies out under the lock, at most.
+pub(crate) const COPY_UP_TO: usize = crate::entry::COPY_CAPACITY;
+
 /// How the store is laid out for its workload.
 ///
-/// All three presets currently stand for the same layout: 64 shards, each a
-/// `parking_lot::RwLock` around its table. The `throughput` benchmark (see
-/// BENCHMARKS.md) found nothing in shard count (16 to 256) or lock kind
-/// (reader-writer or exclusive) that made one mix faster at the expense of
-/// the other on a 2-core machine: with keys spread evenly, two threads meet
-/// on a shard about once in 64 operations, so neither fewer collisions nor
-/// sharing a shard among readers shows. The names stay so that configuration
-/// keeps working and a layout that does earn one can be given to it.
+/// Each preset is a different layout; what each changes, and what that
+/// measured on a 2-core machine, is in the README ("Tuning") and
+/// BENCHMARKS.md. In short: on 2 cores no layout beat another on its own
+/// mix by more than the noise, so each preset is what it changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Tuning {
-    /// A middle ground for mixed or unknown workloads.
+    /// One reader-writer lock per shard; a get copies a small record (key
+    /// and value up to 64 bytes) out under the lock instead of taking a
+    /// reference to it, so a reader never keeps a writer from overwriting
+    /// the stored record in place.
     #[default]
     Balanced,
-    /// Mostly reads (say 95% gets). Currently the same layout as `Balanced`.
+    /// Reads share nothing: each shard has a lock slot per reading thread
+    /// (`crossbeam_utils::sync::ShardedLock`), so a reader writes only its
+    /// own slot, and small records are copied out as with `Balanced`.
+    /// Writers lock all eight slots: writes cost more.
     ReadHeavy,
-    /// Many writes (say half the operations). Currently the same layout as
-    /// `Balanced`.
+    /// The cheapest writes: one reader-writer lock per shard, and a get
+    /// takes a reference to the stored record (no copy under the lock).
     WriteHeavy,
 }
 
@@ -33,6 +41,12 @@ pub enum Tuning {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Layout {
     pub(crate) shards: usize,
+    /// The lock around each shard.
+    pub(crate) lock: LockKind,
+    /// A get copies key and value out under the lock when together they
+    /// are at most this many bytes, instead of taking a reference to the
+    /// stored record (0: never copies).
+    pub(crate) copy_up_to: usize,
 }
 
 impl Tuning {
@@ -41,7 +55,21 @@ impl Tuning {
         // 64 operations) while a scan of every shard (len, list, the reclaim
         // pass) stays cheap.
         match self {
-            Tuning::Balanced | Tuning::ReadHeavy | Tuning::WriteHeavy => Layout { shards: 64 },
+            Tuning::Balanced => Layout {
+                shards: 64,
+                lock: LockKind::Shared,
+                copy_up_to: COPY_UP_TO,
+            },
+            Tuning::ReadHeavy => Layout {
+                shards: 64,
+                lock: LockKind::PerReader,
+                copy_up_to: COPY_UP_TO,
+            },
+            Tuning::WriteHeavy => Layout {
+                shards: 64,
+                lock: LockKind::Shared,
+                copy_up_to: 0,
+            },
         }
     }
 
@@ -70,34 +98,84 @@ impl std::str::FromStr for Tuning {
     }
 }
 
-/// A shard: a hash table behind a reader-writer lock.
-///
-/// A reader-writer lock rather than a mutex: uncontended, the two cost the
-/// same (callgrind: 9 instructions a get apart), and readers that do meet on
-/// a shard, or meet a `list` or reclaim scan holding it, need not queue.
+/// A shard: a hash table behind a lock of the layout's kind.
 ///
 /// Aligned to 128 bytes (two cache lines, the unit the adjacent-line
 /// prefetcher moves) so that threads locking neighbouring shards do not
 /// write to one line.
 #[repr(align(128))]
-pub(crate) struct Shard(RwLock<Table>);
+pub(crate) struct Shard(Lock);
+
+/// How a shard's table is guarded.
+enum Lock {
+    /// One reader-writer lock. Uncontended it costs what a mutex does
+    /// (callgrind: 9 instructions a get apart), and readers that do meet on
+    /// a shard, or meet a `list` or reclaim scan holding it, need not queue.
+    /// But every reader writes the lock word: two cores reading one shard
+    /// pass its cache line back and forth.
+    Shared(RwLock<Table>),
+    /// A lock per reading thread (`crossbeam_utils::sync::ShardedLock`): a
+    /// reader writes only its own thread's slot, a writer locks all eight.
+    PerReader(ShardedLock<Table>),
+}
 
 impl Shard {
-    pub(crate) fn new() -> Shard {
-        Shard(RwLock::new(Table::default()))
+    pub(crate) fn new(kind: LockKind) -> Shard {
+        Shard(match kind {
+            LockKind::Shared => Lock::Shared(RwLock::new(Table::default())),
+            LockKind::PerReader => Lock::PerReader(ShardedLock::new(Table::default())),
+        })
     }
 
     /// Runs `f` with shared access. The guard never leaves this function, so
     /// no caller can hold a shard locked.
     #[inline]
     pub(crate) fn read<R>(&self, f: impl FnOnce(&Table) -> R) -> R {
-        f(&self.0.read())
+        f(&self.guard())
     }
 
     /// Runs `f` with exclusive access.
     #[inline]
     pub(crate) fn write<R>(&self, f: impl FnOnce(&mut Table) -> R) -> R {
-        f(&mut self.0.write())
+        match &self.0 {
+            Lock::Shared(lock) => f(&mut lock.write()),
+            // A panic under the lock is a bug that has already been
+            // reported; the table itself is never left half-changed.
+            Lock::PerReader(lock) => f(&mut lock.write().unwrap_or_else(PoisonError::into_inner)),
+        }
+    }
+
+    fn guard(&self) -> ReadGuard<'_> {
+        match &self.0 {
+            Lock::Shared(lock) => ReadGuard::Shared(lock.read()),
+            Lock::PerReader(lock) => {
+                ReadGuard::PerReader(lock.read().unwrap_or_else(PoisonError::into_inner))
+            }
+        }
+    }
+}
+
+/// Which lock a layout puts around each shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LockKind {
+    Shared,
+    PerReader,
+}
+
+enum ReadGuard<'a> {
+    Shared(RwLockReadGuard<'a, Table>),
+    PerReader(ShardedLockReadGuard<'a, Table>),
+}
+
+impl std::ops::Deref for ReadGuard<'_> {
+    type Target = Table;
+
+    #[inline]
+    fn deref(&self) -> &Table {
+        match self {
+            ReadGuard::Shared(guard) => guard,
+            ReadGuard::PerReader(guard) => guard,
+        }
     }
 }
 
@@ -107,7 +185,7 @@ impl Shard {
 /// operation holds more than one shard, so this cannot deadlock. Writers
 /// wait while `f` runs.
 pub(crate) fn read_all<R>(shards: &[Shard], f: impl FnOnce(&[&Table]) -> R) -> R {
-    let guards: Vec<RwLockReadGuard<'_, Table>> = shards.iter().map(|s| s.0.read()).collect();
+    let guards: Vec<ReadGuard<'_>> = shards.iter().map(Shard::guard).collect();
     let tables: Vec<&Table> = guards.iter().map(|guard| &**guard).collect();
     f(&tables)
 }
@@ -238,5 +316,82 @@ impl Default for Table {
             records: HashTable::new(),
             earliest_deadline: u64::MAX,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Store, TtlChange};
+
+    /// The address of the record stored for `key`.
+    fn stored_at(store: &Store, key: &str) -> usize {
+        let inner = store.inner();
+        let hash = inner.hash(key.as_bytes());
+        let shard = &inner.shards[crate::store::shard_index(hash, inner.shards.len())];
+        shard.read(|t| t.get(hash, key.as_bytes()).expect("stored").address())
+    }
+
+    /// Whether an overwrite of the same length, made while a reader still
+    /// holds what it read, lands in the stored record's own allocation.
+    fn overwrite_in_place_while_read(tuning: Tuning, value_len: usize) -> bool {
+        let store = Store::builder().tuning(tuning).build();
+        let old = vec![b'a'; value_len];
+        let new = vec![b'b'; value_len];
+        store.upsert("key", &old, TtlChange::Keep).expect("upsert");
+        let before = stored_at(&store, "key");
+        let held = store.get("key").expect("get").expect("present");
+        store.upsert("key", &new, TtlChange::Keep).expect("upsert");
+        // Whatever the layout, what the reader got does not change.
+        assert_eq!(held.value(), &old[..], "{tuning:?}");
+        assert_eq!(held.key(), "key");
+        let read_again = store.get("key").expect("get").expect("present");
+        assert_eq!(read_again.value(), &new[..], "{tuning:?}");
+        stored_at(&store, "key") == before
+    }
+
+    #[test]
+    fn balanced_and_read_heavy_reads_of_small_records_never_pin_the_stored_record() {
+        for tuning in [Tuning::Balanced, Tuning::ReadHeavy] {
+            // "key" + 61 bytes = 64: the largest record copied out.
+            assert!(overwrite_in_place_while_read(tuning, 61), "{tuning:?}");
+            // One byte more: the reader holds a reference, the writer
+            // allocates a new record.
+            assert!(!overwrite_in_place_while_read(tuning, 62), "{tuning:?}");
+        }
+    }
+
+    #[test]
+    fn write_heavy_reads_take_a_reference_whatever_the_size() {
+        assert!(!overwrite_in_place_while_read(Tuning::WriteHeavy, 1));
+        assert!(!overwrite_in_place_while_read(Tuning::WriteHeavy, 61));
+    }
+
+    #[test]
+    fn each_preset_is_its_own_layout() {
+        let layouts = [Tuning::Balanced, Tuning::ReadHeavy, Tuning::WriteHeavy].map(Tuning::layout);
+        assert_ne!(layouts[0], layouts[1]);
+        assert_ne!(layouts[0], layouts[2]);
+        assert_ne!(layouts[1], layouts[2]);
+        assert_eq!(layouts[1].lock, LockKind::PerReader);
+    }
+
+    #[test]
+    fn a_copied_entry_reports_version_and_ttl_as_read() {
+        let clock = std::sync::Arc::new(crate::ManualClock::new(10_000));
+        let store = Store::builder()
+            .tuning(Tuning::ReadHeavy)
+            .clock(clock.clone())
+            .build();
+        let version = store
+            .create("k", "v", Some(std::time::Duration::from_millis(500)))
+            .expect("create");
+        clock.advance(200);
+        let entry = store.get("k").expect("get").expect("present");
+        assert_eq!(entry.version(), version);
+        assert_eq!(entry.ttl(), Some(std::time::Duration::from_millis(300)));
+        assert_eq!(entry.deadline_ms(), Some(10_500));
+        clock.advance(301);
+        assert!(store.get("k").expect("get").is_none(), "expired");
     }
 }
