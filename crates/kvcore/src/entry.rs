@@ -61,6 +61,27 @@ impl Record {
         }
     }
 
+    /// A copy of this record in an allocation of its own: a reader holding it
+    /// touches no memory another thread writes (not even a reference
+    /// count), and it never keeps a writer from overwriting the stored
+    /// record in place.
+    pub(crate) fn private_copy(&self) -> Record {
+        let header = &self.0.header.header;
+        Record(ThinArc::from_header_and_slice(
+            Header {
+                version: AtomicU64::new(header.version.load(Ordering::Relaxed)),
+                deadline_ms: AtomicU64::new(header.deadline_ms.load(Ordering::Relaxed)),
+                key_len: header.key_len,
+            },
+            &self.0.slice,
+        ))
+    }
+
+    /// Key and value bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.0.slice.len()
+    }
+
     /// Sets version and deadline. Only called before the record is shared.
     pub(crate) fn stamp(&self, version: u64, deadline_ms: u64) {
         let header = &self.0.header.header;
@@ -140,106 +161,40 @@ impl Record {
 
 /// A key's value, version and deadline as read at one instant.
 ///
-/// It stays valid after the key is overwritten or removed. A large value is
-/// shared with the store (no copy was made to read it); a small one may
-/// have been copied out, depending on the store's tuning.
+/// It shares the stored bytes with the store (no copy was made to read it,
+/// except for small values with [`Tuning::ReadHeavy`](crate::Tuning)), so
+/// holding it is cheap, and it stays valid after the key is overwritten or
+/// removed.
 #[derive(Clone)]
 pub struct Entry {
-    held: Held,
+    record: Record,
     read_at_ms: u64,
-}
-
-#[derive(Clone)]
-enum Held {
-    /// A reference to the stored record.
-    Shared(Record),
-    /// A copy of a small record, inline: no allocation, and nothing another
-    /// thread writes.
-    Copied(Copied),
-}
-
-/// Most key and value bytes an [`Entry`] holds as a copy.
-pub(crate) const COPY_CAPACITY: usize = 64;
-
-#[derive(Clone)]
-struct Copied {
-    version: u64,
-    deadline_ms: u64,
-    key_len: u8,
-    len: u8,
-    bytes: [u8; COPY_CAPACITY],
 }
 
 impl Entry {
     pub(crate) fn new(record: Record, read_at_ms: u64) -> Entry {
-        Entry {
-            held: Held::Shared(record),
-            read_at_ms,
-        }
-    }
-
-    /// A copy of `record` when its key and value fit in `up_to` bytes (at
-    /// most [`COPY_CAPACITY`]); otherwise `None`.
-    pub(crate) fn copy_of(record: &Record, up_to: usize) -> Option<Entry> {
-        let len = record.0.slice.len();
-        if len > up_to.min(COPY_CAPACITY) {
-            return None;
-        }
-        let mut bytes = [0u8; COPY_CAPACITY];
-        bytes[..len].copy_from_slice(&record.0.slice);
-        Some(Entry {
-            held: Held::Copied(Copied {
-                version: record.version(),
-                deadline_ms: record.deadline_ms(),
-                key_len: record.key_len() as u8,
-                len: len as u8,
-                bytes,
-            }),
-            read_at_ms: 0,
-        })
-    }
-
-    pub(crate) fn read_at(mut self, now_ms: u64) -> Entry {
-        self.read_at_ms = now_ms;
-        self
-    }
-
-    fn key_bytes(&self) -> &[u8] {
-        match &self.held {
-            Held::Shared(record) => record.key(),
-            Held::Copied(copy) => &copy.bytes[..copy.key_len as usize],
-        }
+        Entry { record, read_at_ms }
     }
 
     /// The key.
     pub fn key(&self) -> &str {
         // Records are only ever built from `&str` keys.
-        std::str::from_utf8(self.key_bytes()).unwrap_or_default()
+        std::str::from_utf8(self.record.key()).unwrap_or_default()
     }
 
     /// The value's bytes.
     pub fn value(&self) -> &[u8] {
-        match &self.held {
-            Held::Shared(record) => record.value(),
-            Held::Copied(copy) => &copy.bytes[copy.key_len as usize..copy.len as usize],
-        }
+        self.record.value()
     }
 
     /// The revision of the write that produced this value.
     pub fn version(&self) -> u64 {
-        match &self.held {
-            Held::Shared(record) => record.version(),
-            Held::Copied(copy) => copy.version,
-        }
+        self.record.version()
     }
 
     /// The absolute deadline in milliseconds since the Unix epoch, if any.
     pub fn deadline_ms(&self) -> Option<u64> {
-        let deadline = match &self.held {
-            Held::Shared(record) => record.deadline_ms(),
-            Held::Copied(copy) => copy.deadline_ms,
-        };
-        match deadline {
+        match self.record.deadline_ms() {
             NO_DEADLINE => None,
             deadline => Some(deadline),
         }

@@ -292,32 +292,26 @@ impl Store {
         self.inner.check_key(key)?;
         let hash = self.inner.hash(key.as_bytes());
         let shard = self.inner.shard(hash);
-        // A small live record is copied out under the lock when the layout
-        // says so (nothing another reader writes); otherwise cloning the
-        // record bumps a reference count and the value is not copied while
-        // the lock is held. The clock is read under the lock too (only for
-        // keys with a deadline): expiry is judged while the record is still
-        // the key's current one, or a writer could persist it in between
-        // and this read would report a live key absent.
+        // Cloning the record bumps a reference count; the value is not copied
+        // while the lock is held, except for a small live record when the
+        // layout says so (see `Layout::copy_up_to`). The clock is read under
+        // the lock too (only for keys with a deadline): expiry is judged
+        // while the record is still the key's current one, or a writer could
+        // persist it in between and this read would report a live key absent.
         let copy_up_to = self.inner.copy_up_to;
-        let Some((found, now)) = shard.read(|t| {
+        let Some((record, now)) = shard.read(|t| {
             let record = t.get(hash, key.as_bytes())?;
             let now = match record.deadline_ms() {
                 NO_DEADLINE => 0,
                 _ => self.inner.clock.now_ms(),
             };
-            if !record.is_expired(now)
-                && let Some(copy) = Entry::copy_of(record, copy_up_to)
-            {
-                return Some((Ok(copy), now));
-            }
-            Some((Err(record.clone()), now))
+            let record = match record.len() <= copy_up_to && !record.is_expired(now) {
+                true => record.private_copy(),
+                false => record.clone(),
+            };
+            Some((record, now))
         }) else {
             return Ok(None);
-        };
-        let record = match found {
-            Ok(copy) => return Ok(Some(copy.read_at(now))),
-            Err(record) => record,
         };
         if record.is_expired(now) {
             // Lazy reclaim: remove it unless a writer replaced it meanwhile.
