@@ -213,7 +213,6 @@ impl StoreBuilder {
             clock: self.clock,
             limits: self.limits,
             tuning: self.tuning,
-            copy_up_to: self.tuning.layout().copy_up_to,
             expired_reclaimed: AtomicU64::new(0),
             reclaim_cursor: AtomicUsize::new(0),
             durable,

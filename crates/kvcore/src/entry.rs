@@ -61,27 +61,6 @@ impl Record {
         }
     }
 
-    /// A copy of this record in an allocation of its own: a reader holding it
-    /// touches no memory another thread writes (not even a reference
-    /// count), and it never keeps a writer from overwriting the stored
-    /// record in place.
-    pub(crate) fn private_copy(&self) -> Record {
-        let header = &self.0.header.header;
-        Record(ThinArc::from_header_and_slice(
-            Header {
-                version: AtomicU64::new(header.version.load(Ordering::Relaxed)),
-                deadline_ms: AtomicU64::new(header.deadline_ms.load(Ordering::Relaxed)),
-                key_len: header.key_len,
-            },
-            &self.0.slice,
-        ))
-    }
-
-    /// Key and value bytes.
-    pub(crate) fn len(&self) -> usize {
-        self.0.slice.len()
-    }
-
     /// Sets version and deadline. Only called before the record is shared.
     pub(crate) fn stamp(&self, version: u64, deadline_ms: u64) {
         let header = &self.0.header.header;
@@ -150,19 +129,11 @@ impl Record {
     fn key_len(&self) -> usize {
         self.0.header.header.key_len as usize
     }
-
-    /// Where the record lives, to tell an in-place overwrite from a new
-    /// record without holding a handle (which would prevent the former).
-    #[cfg(test)]
-    pub(crate) fn address(&self) -> usize {
-        self.0.ptr() as usize
-    }
 }
 
 /// A key's value, version and deadline as read at one instant.
 ///
-/// It shares the stored bytes with the store (no copy was made to read it,
-/// except for small values with [`Tuning::ReadHeavy`](crate::Tuning)), so
+/// It shares the stored bytes with the store (no copy was made to read it), so
 /// holding it is cheap, and it stays valid after the key is overwritten or
 /// removed.
 #[derive(Clone)]

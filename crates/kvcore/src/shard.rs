@@ -9,9 +9,6 @@ use parking_lot::{RwLock, RwLockReadGuard};
 
 use crate::entry::{NO_DEADLINE, Record};
 
-/// Key and value bytes a read-heavy get copies out under the lock, at most.
-const COPY_UP_TO: usize = 128;
-
 /// How the store is laid out for its workload.
 ///
 /// Each preset is its own layout. On the 2-core machine this was measured
@@ -21,15 +18,13 @@ const COPY_UP_TO: usize = 128;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Tuning {
-    /// 64 shards, one reader-writer lock each; a get takes a reference to
-    /// the stored record (no copy under the lock).
+    /// 64 shards, one reader-writer lock each.
     #[default]
     Balanced,
-    /// Reads share nothing: each of 64 shards has a lock slot per reading
-    /// thread (`crossbeam_utils::sync::ShardedLock`), so a reader writes only
-    /// its own slot, and a get copies a record of up to 128 key and value
-    /// bytes into an allocation of its own instead of bumping the stored
-    /// record's reference count. Writers lock all eight slots.
+    /// 64 shards, each with a lock slot per reading thread
+    /// (`crossbeam_utils::sync::ShardedLock`): a reader writes only its own
+    /// thread's slot, never a lock word other readers write; a writer locks
+    /// all eight slots.
     ReadHeavy,
     /// 256 shards, one reader-writer lock each: writers meet on a shard a
     /// quarter as often, for more fixed memory and more shards for `len`,
@@ -43,10 +38,6 @@ pub(crate) struct Layout {
     pub(crate) shards: usize,
     /// The lock around each shard.
     pub(crate) lock: LockKind,
-    /// A get copies the record into an allocation of its own when its key
-    /// and value together are at most this many bytes, instead of taking a
-    /// reference to the stored one (0: never copies).
-    pub(crate) copy_up_to: usize,
 }
 
 impl Tuning {
@@ -58,17 +49,14 @@ impl Tuning {
             Tuning::Balanced => Layout {
                 shards: 64,
                 lock: LockKind::Shared,
-                copy_up_to: 0,
             },
             Tuning::ReadHeavy => Layout {
                 shards: 64,
                 lock: LockKind::PerReader,
-                copy_up_to: COPY_UP_TO,
             },
             Tuning::WriteHeavy => Layout {
                 shards: 256,
                 lock: LockKind::Shared,
-                copy_up_to: 0,
             },
         }
     }
@@ -335,77 +323,48 @@ mod tests {
     use super::*;
     use crate::{Store, TtlChange};
 
-    /// The address of the record stored for `key`.
-    fn stored_at(store: &Store, key: &str) -> usize {
-        let inner = store.inner();
-        let hash = inner.hash(key.as_bytes());
-        let shard = &inner.shards[crate::store::shard_index(hash, inner.shards.len())];
-        shard.read(|t| t.get(hash, key.as_bytes()).expect("stored").address())
-    }
-
-    /// Whether an overwrite of the same length, made while a reader still
-    /// holds what it read, lands in the stored record's own allocation.
-    fn overwrite_in_place_while_read(tuning: Tuning, value_len: usize) -> bool {
-        let store = Store::builder().tuning(tuning).build();
-        let old = vec![b'a'; value_len];
-        let new = vec![b'b'; value_len];
-        store.upsert("key", &old, TtlChange::Keep).expect("upsert");
-        let before = stored_at(&store, "key");
-        let held = store.get("key").expect("get").expect("present");
-        store.upsert("key", &new, TtlChange::Keep).expect("upsert");
-        // Whatever the layout, what the reader got does not change.
-        assert_eq!(held.value(), &old[..], "{tuning:?}");
-        assert_eq!(held.key(), "key");
-        let read_again = store.get("key").expect("get").expect("present");
-        assert_eq!(read_again.value(), &new[..], "{tuning:?}");
-        stored_at(&store, "key") == before
-    }
-
-    #[test]
-    fn read_heavy_reads_of_small_records_never_pin_the_stored_record() {
-        // "key" + 125 bytes = 128: the largest record copied out.
-        assert!(overwrite_in_place_while_read(Tuning::ReadHeavy, 125));
-        // One byte more: the reader holds a reference, and the writer
-        // allocates a new record.
-        assert!(!overwrite_in_place_while_read(Tuning::ReadHeavy, 126));
-    }
-
-    #[test]
-    fn balanced_and_write_heavy_reads_take_a_reference_whatever_the_size() {
-        for tuning in [Tuning::Balanced, Tuning::WriteHeavy] {
-            assert!(!overwrite_in_place_while_read(tuning, 1), "{tuning:?}");
-            assert!(!overwrite_in_place_while_read(tuning, 125), "{tuning:?}");
-        }
-    }
-
     #[test]
     fn each_preset_is_its_own_layout() {
-        let layouts = [Tuning::Balanced, Tuning::ReadHeavy, Tuning::WriteHeavy].map(Tuning::layout);
+        let presets = [Tuning::Balanced, Tuning::ReadHeavy, Tuning::WriteHeavy];
+        let layouts = presets.map(Tuning::layout);
         assert_ne!(layouts[0], layouts[1]);
         assert_ne!(layouts[0], layouts[2]);
         assert_ne!(layouts[1], layouts[2]);
-        for tuning in [Tuning::Balanced, Tuning::ReadHeavy, Tuning::WriteHeavy] {
+        assert_eq!(layouts[1].lock, LockKind::PerReader);
+        for tuning in presets {
             let store = Store::builder().tuning(tuning).build();
             assert_eq!(store.stats().shards, tuning.layout().shards);
+            assert_eq!(store.tuning(), tuning);
         }
     }
 
     #[test]
-    fn a_copied_entry_reports_version_and_ttl_as_read() {
-        let clock = std::sync::Arc::new(crate::ManualClock::new(10_000));
-        let store = Store::builder()
-            .tuning(Tuning::ReadHeavy)
-            .clock(clock.clone())
-            .build();
-        let version = store
-            .create("k", "v", Some(std::time::Duration::from_millis(500)))
-            .expect("create");
-        clock.advance(200);
-        let entry = store.get("k").expect("get").expect("present");
-        assert_eq!(entry.version(), version);
-        assert_eq!(entry.ttl(), Some(std::time::Duration::from_millis(300)));
-        assert_eq!(entry.deadline_ms(), Some(10_500));
-        clock.advance(301);
-        assert!(store.get("k").expect("get").is_none(), "expired");
+    fn the_per_reader_lock_serves_readers_on_many_threads_and_writers_between_them() {
+        let store = Store::builder().tuning(Tuning::ReadHeavy).shards(1).build();
+        store.upsert("k", "0", TtlChange::Keep).expect("upsert");
+        std::thread::scope(|scope| {
+            // More readers than the lock has slots, so some share one.
+            for _ in 0..12 {
+                scope.spawn(|| {
+                    for _ in 0..2_000 {
+                        let entry = store.get("k").expect("get").expect("present");
+                        let n: u32 = std::str::from_utf8(entry.value())
+                            .expect("utf-8")
+                            .parse()
+                            .expect("a number");
+                        assert!(n <= 500);
+                    }
+                });
+            }
+            scope.spawn(|| {
+                for n in 1..=500u32 {
+                    store
+                        .upsert("k", n.to_string(), TtlChange::Keep)
+                        .expect("upsert");
+                }
+            });
+        });
+        let last = store.get("k").expect("get").expect("present");
+        assert_eq!(last.value(), b"500");
     }
 }

@@ -116,8 +116,6 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) limits: Limits,
     pub(crate) tuning: Tuning,
-    /// See [`crate::shard::Layout::copy_up_to`].
-    pub(crate) copy_up_to: usize,
     pub(crate) expired_reclaimed: AtomicU64,
     /// Shard where the next background pass starts, so a pass cut short by
     /// its time budget does not starve the shards after it.
@@ -293,21 +291,15 @@ impl Store {
         let hash = self.inner.hash(key.as_bytes());
         let shard = self.inner.shard(hash);
         // Cloning the record bumps a reference count; the value is not copied
-        // while the lock is held, except for a small live record when the
-        // layout says so (see `Layout::copy_up_to`). The clock is read under
-        // the lock too (only for keys with a deadline): expiry is judged
-        // while the record is still the key's current one, or a writer could
-        // persist it in between and this read would report a live key absent.
-        let copy_up_to = self.inner.copy_up_to;
+        // while the lock is held. The clock is read under the lock too (only
+        // for keys with a deadline): expiry is judged while the record is
+        // still the key's current one, or a writer could persist it in
+        // between and this read would report a live key absent.
         let Some((record, now)) = shard.read(|t| {
-            let record = t.get(hash, key.as_bytes())?;
+            let record = t.get(hash, key.as_bytes())?.clone();
             let now = match record.deadline_ms() {
                 NO_DEADLINE => 0,
                 _ => self.inner.clock.now_ms(),
-            };
-            let record = match record.len() <= copy_up_to && !record.is_expired(now) {
-                true => record.private_copy(),
-                false => record.clone(),
             };
             Some((record, now))
         }) else {
