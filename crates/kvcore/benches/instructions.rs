@@ -11,14 +11,14 @@
 //! callgrind_annotate --inclusive=yes cg.out | grep -E 'instructions::(gets|sets)'
 //! ```
 //!
-//! The argument picks the map: `kvcore`, `kvcore-ttl` (every key with a TTL)
-//! or `dashmap`. Divide the totals by 100k. Run by `cargo bench` without an
+//! The argument picks the map: `kvcore` (balanced), `kvcore-ttl` (every key
+//! with a TTL), `kvcore-read-heavy`, `kvcore-write-heavy` or `dashmap`. Divide the totals by 100k. Run by `cargo bench` without an
 //! argument, it only checks that every driver runs.
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use kvcore::{ActiveExpiry, Store, TtlChange};
+use kvcore::{ActiveExpiry, Store, TtlChange, Tuning};
 
 const KEYS: usize = 100_000;
 const OPS: usize = 100_000;
@@ -56,13 +56,27 @@ fn main() {
     let which = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
     let drivers = match which.as_deref() {
         Some(one) => vec![one.to_owned()],
-        None => vec!["kvcore".into(), "kvcore-ttl".into(), "dashmap".into()],
+        None => vec![
+            "kvcore".into(),
+            "kvcore-ttl".into(),
+            "kvcore-read-heavy".into(),
+            "kvcore-write-heavy".into(),
+            "dashmap".into(),
+        ],
     };
     for driver in drivers {
         match driver.as_str() {
-            "kvcore" | "kvcore-ttl" => {
+            "kvcore" | "kvcore-ttl" | "kvcore-read-heavy" | "kvcore-write-heavy" => {
                 let ttl = (driver == "kvcore-ttl").then_some(Duration::from_secs(3600));
-                let store = Store::builder().active_expiry(ActiveExpiry::Manual).build();
+                let tuning = match driver.as_str() {
+                    "kvcore-read-heavy" => Tuning::ReadHeavy,
+                    "kvcore-write-heavy" => Tuning::WriteHeavy,
+                    _ => Tuning::Balanced,
+                };
+                let store = Store::builder()
+                    .tuning(tuning)
+                    .active_expiry(ActiveExpiry::Manual)
+                    .build();
                 for k in &keys {
                     store.create(k, [b'v'; 16], ttl).expect("fresh key");
                 }

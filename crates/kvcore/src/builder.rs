@@ -193,7 +193,7 @@ impl StoreBuilder {
     fn new_shards(&self) -> Box<[Shard]> {
         let layout = self.tuning.layout();
         let count = self.shards.unwrap_or(layout.shards);
-        (0..count).map(|_| Shard::new()).collect()
+        (0..count).map(|_| Shard::new(layout.lock)).collect()
     }
 
     fn assemble(

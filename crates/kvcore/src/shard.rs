@@ -1,6 +1,9 @@
 //! One lock-guarded slice of the key space, and the tuning that decides how
 //! many there are.
 
+use std::sync::PoisonError;
+
+use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard};
 use hashbrown::HashTable;
 use parking_lot::{RwLock, RwLockReadGuard};
 
@@ -8,24 +11,24 @@ use crate::entry::{NO_DEADLINE, Record};
 
 /// How the store is laid out for its workload.
 ///
-/// All three presets currently stand for the same layout: 64 shards, each a
-/// `parking_lot::RwLock` around its table. The `throughput` benchmark (see
-/// BENCHMARKS.md) found nothing in shard count (16 to 256) or lock kind
-/// (reader-writer or exclusive) that made one mix faster at the expense of
-/// the other on a 2-core machine: with keys spread evenly, two threads meet
-/// on a shard about once in 64 operations, so neither fewer collisions nor
-/// sharing a shard among readers shows. The names stay so that configuration
-/// keeps working and a layout that does earn one can be given to it.
+/// Each preset is its own layout. On the 2-core machine this was measured
+/// on, none beat the others on its own mix by more than the noise, so each
+/// is what it changes; README "Tuning" and BENCHMARKS.md give the measured
+/// costs and the mechanism by which each is meant to pay off with more cores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Tuning {
-    /// A middle ground for mixed or unknown workloads.
+    /// 64 shards, one reader-writer lock each.
     #[default]
     Balanced,
-    /// Mostly reads (say 95% gets). Currently the same layout as `Balanced`.
+    /// 64 shards, each with a lock slot per reading thread
+    /// (`crossbeam_utils::sync::ShardedLock`): a reader writes only its own
+    /// thread's slot, never a lock word other readers write; a writer locks
+    /// all eight slots.
     ReadHeavy,
-    /// Many writes (say half the operations). Currently the same layout as
-    /// `Balanced`.
+    /// 256 shards, one reader-writer lock each: writers meet on a shard a
+    /// quarter as often, for more fixed memory and more shards for `len`,
+    /// listing and the reclaim pass to visit.
     WriteHeavy,
 }
 
@@ -33,6 +36,8 @@ pub enum Tuning {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Layout {
     pub(crate) shards: usize,
+    /// The lock around each shard.
+    pub(crate) lock: LockKind,
 }
 
 impl Tuning {
@@ -41,7 +46,18 @@ impl Tuning {
         // 64 operations) while a scan of every shard (len, list, the reclaim
         // pass) stays cheap.
         match self {
-            Tuning::Balanced | Tuning::ReadHeavy | Tuning::WriteHeavy => Layout { shards: 64 },
+            Tuning::Balanced => Layout {
+                shards: 64,
+                lock: LockKind::Shared,
+            },
+            Tuning::ReadHeavy => Layout {
+                shards: 64,
+                lock: LockKind::PerReader,
+            },
+            Tuning::WriteHeavy => Layout {
+                shards: 256,
+                lock: LockKind::Shared,
+            },
         }
     }
 
@@ -70,34 +86,95 @@ impl std::str::FromStr for Tuning {
     }
 }
 
-/// A shard: a hash table behind a reader-writer lock.
-///
-/// A reader-writer lock rather than a mutex: uncontended, the two cost the
-/// same (callgrind: 9 instructions a get apart), and readers that do meet on
-/// a shard, or meet a `list` or reclaim scan holding it, need not queue.
+/// A shard: a hash table behind a lock of the layout's kind.
 ///
 /// Aligned to 128 bytes (two cache lines, the unit the adjacent-line
 /// prefetcher moves) so that threads locking neighbouring shards do not
 /// write to one line.
 #[repr(align(128))]
-pub(crate) struct Shard(RwLock<Table>);
+pub(crate) struct Shard(Lock);
+
+/// How a shard's table is guarded.
+enum Lock {
+    /// One reader-writer lock. Uncontended it costs what a mutex does
+    /// (callgrind: 9 instructions a get apart), and readers that do meet on
+    /// a shard, or meet a `list` or reclaim scan holding it, need not queue.
+    /// But every reader writes the lock word: two cores reading one shard
+    /// pass its cache line back and forth.
+    Shared(RwLock<Table>),
+    /// A lock per reading thread (`crossbeam_utils::sync::ShardedLock`): a
+    /// reader writes only its own thread's slot, a writer locks all eight.
+    PerReader(ShardedLock<Table>),
+}
 
 impl Shard {
-    pub(crate) fn new() -> Shard {
-        Shard(RwLock::new(Table::default()))
+    pub(crate) fn new(kind: LockKind) -> Shard {
+        Shard(match kind {
+            LockKind::Shared => Lock::Shared(RwLock::new(Table::default())),
+            LockKind::PerReader => Lock::PerReader(ShardedLock::new(Table::default())),
+        })
     }
 
     /// Runs `f` with shared access. The guard never leaves this function, so
     /// no caller can hold a shard locked.
     #[inline]
     pub(crate) fn read<R>(&self, f: impl FnOnce(&Table) -> R) -> R {
-        f(&self.0.read())
+        match &self.0 {
+            Lock::Shared(lock) => f(&lock.read()),
+            Lock::PerReader(lock) => f(&lock.read().unwrap_or_else(PoisonError::into_inner)),
+        }
     }
 
     /// Runs `f` with exclusive access.
     #[inline]
     pub(crate) fn write<R>(&self, f: impl FnOnce(&mut Table) -> R) -> R {
-        f(&mut self.0.write())
+        match &self.0 {
+            Lock::Shared(lock) => f(&mut lock.write()),
+            Lock::PerReader(lock) => write_per_reader(lock, f),
+        }
+    }
+
+    fn guard(&self) -> ReadGuard<'_> {
+        match &self.0 {
+            Lock::Shared(lock) => ReadGuard::Shared(lock.read()),
+            Lock::PerReader(lock) => {
+                ReadGuard::PerReader(lock.read().unwrap_or_else(PoisonError::into_inner))
+            }
+        }
+    }
+}
+
+/// Out of line, so that the eight-slot lock's code does not crowd the
+/// single lock's fast path where the two are inlined into a caller.
+#[cold]
+#[inline(never)]
+fn write_per_reader<R>(lock: &ShardedLock<Table>, f: impl FnOnce(&mut Table) -> R) -> R {
+    // A panic under the lock is a bug that has already been reported; the
+    // table itself is never left half-changed.
+    f(&mut lock.write().unwrap_or_else(PoisonError::into_inner))
+}
+
+/// Which lock a layout puts around each shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LockKind {
+    Shared,
+    PerReader,
+}
+
+enum ReadGuard<'a> {
+    Shared(RwLockReadGuard<'a, Table>),
+    PerReader(ShardedLockReadGuard<'a, Table>),
+}
+
+impl std::ops::Deref for ReadGuard<'_> {
+    type Target = Table;
+
+    #[inline]
+    fn deref(&self) -> &Table {
+        match self {
+            ReadGuard::Shared(guard) => guard,
+            ReadGuard::PerReader(guard) => guard,
+        }
     }
 }
 
@@ -107,7 +184,7 @@ impl Shard {
 /// operation holds more than one shard, so this cannot deadlock. Writers
 /// wait while `f` runs.
 pub(crate) fn read_all<R>(shards: &[Shard], f: impl FnOnce(&[&Table]) -> R) -> R {
-    let guards: Vec<RwLockReadGuard<'_, Table>> = shards.iter().map(|s| s.0.read()).collect();
+    let guards: Vec<ReadGuard<'_>> = shards.iter().map(Shard::guard).collect();
     let tables: Vec<&Table> = guards.iter().map(|guard| &**guard).collect();
     f(&tables)
 }
@@ -238,5 +315,56 @@ impl Default for Table {
             records: HashTable::new(),
             earliest_deadline: u64::MAX,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Store, TtlChange};
+
+    #[test]
+    fn each_preset_is_its_own_layout() {
+        let presets = [Tuning::Balanced, Tuning::ReadHeavy, Tuning::WriteHeavy];
+        let layouts = presets.map(Tuning::layout);
+        assert_ne!(layouts[0], layouts[1]);
+        assert_ne!(layouts[0], layouts[2]);
+        assert_ne!(layouts[1], layouts[2]);
+        assert_eq!(layouts[1].lock, LockKind::PerReader);
+        for tuning in presets {
+            let store = Store::builder().tuning(tuning).build();
+            assert_eq!(store.stats().shards, tuning.layout().shards);
+            assert_eq!(store.tuning(), tuning);
+        }
+    }
+
+    #[test]
+    fn the_per_reader_lock_serves_readers_on_many_threads_and_writers_between_them() {
+        let store = Store::builder().tuning(Tuning::ReadHeavy).shards(1).build();
+        store.upsert("k", "0", TtlChange::Keep).expect("upsert");
+        std::thread::scope(|scope| {
+            // More readers than the lock has slots, so some share one.
+            for _ in 0..12 {
+                scope.spawn(|| {
+                    for _ in 0..2_000 {
+                        let entry = store.get("k").expect("get").expect("present");
+                        let n: u32 = std::str::from_utf8(entry.value())
+                            .expect("utf-8")
+                            .parse()
+                            .expect("a number");
+                        assert!(n <= 500);
+                    }
+                });
+            }
+            scope.spawn(|| {
+                for n in 1..=500u32 {
+                    store
+                        .upsert("k", n.to_string(), TtlChange::Keep)
+                        .expect("upsert");
+                }
+            });
+        });
+        let last = store.get("k").expect("get").expect("present");
+        assert_eq!(last.value(), b"500");
     }
 }

@@ -79,8 +79,9 @@ pub struct Cli {
     #[arg(long, env = "KV_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
-    /// Store layout preset: balanced, read-heavy or write-heavy. Today all
-    /// three use the same layout, the fastest measured for both mixes.
+    /// Store layout preset: balanced, read-heavy (reads share nothing,
+    /// writes cost more) or write-heavy (256 shards). See the README's
+    /// "Tuning" for what each changes and measured.
     #[arg(long, env = "KV_TUNING", default_value = "balanced", value_parser = parse_tuning)]
     pub tuning: Tuning,
 
