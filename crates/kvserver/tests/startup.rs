@@ -68,6 +68,12 @@ fn flag_mistakes_stop_the_server_with_one_sentence_naming_the_flag() {
         (vec![], vec![("KV_FSYNC", "never")], "--fsync has no effect without --data-dir", "KV_FSYNC in memory"),
         (vec!["--truncate-corrupt-log"], vec![], "--truncate-corrupt-log has no effect without --data-dir", "no log to cut"),
         (vec!["--allow-insecure-tokens"], vec![], "--allow-insecure-tokens has no effect here", "no tokens, loopback"),
+        (vec!["--eviction", "evict-lru"], vec![], "--eviction has no effect without --max-memory", "evicting without a bound"),
+        (vec![], vec![("KV_EVICTION", "evict-ttl")], "--eviction has no effect without --max-memory", "KV_EVICTION without a bound"),
+        (vec!["--max-memory", "512KiB"], vec![], "--max-memory 524288 is below --max-value-bytes 1048576", "a bound below one value"),
+        (vec!["--max-memory", "12 parsecs"], vec![], "unknown size unit", "a size in made-up units"),
+        (vec![], vec![("KV_MAX_MEMORY", "lots")], "is not a size", "KV_MAX_MEMORY is parsed alike"),
+        (vec!["--max-memory", "1GiB", "--eviction", "lru"], vec![], "unknown eviction policy", "a made-up policy"),
     ];
     for (flags, env, says, why) in cases {
         let mut command = kvserver(&local, &env);
