@@ -26,6 +26,10 @@ use crate::store::Inner;
 /// [`Error::MemoryFull`].
 pub(crate) const MAX_ATTEMPTS: u32 = 16;
 
+/// Rounds one call to make room may run, whatever concurrent writers do;
+/// the write then tries again (see [`MAX_ATTEMPTS`]).
+const MAX_ROUNDS: usize = 1 << 20;
+
 /// Keys sampled per eviction (Redis's `maxmemory-samples` default).
 const SAMPLES: usize = 5;
 
@@ -88,7 +92,10 @@ impl Inner {
     fn evict_lru(&self, needed: u64) -> Result<()> {
         let shards = self.shards.len();
         let mut empty_rounds = 0;
-        while !self.memory.fits(needed) {
+        for _ in 0..MAX_ROUNDS {
+            if self.memory.fits(needed) {
+                break;
+            }
             let index = random() as usize % shards;
             let mut sampled = [None; SAMPLES];
             let mut n = 0;
@@ -104,7 +111,7 @@ impl Inner {
                 })
             });
             let oldest = {
-                let mut pool = self.memory.pool.0.lock();
+                let mut pool = self.memory.pool().0.lock();
                 for candidate in sampled.into_iter().flatten() {
                     if !pool.iter().any(|c| c.addr == candidate.addr) {
                         pool.push(candidate);
@@ -137,7 +144,10 @@ impl Inner {
     /// bound, sorts its keys by deadline and evicts them up to the next
     /// shard's bound, so the order holds across shards.
     fn evict_ttl(&self, needed: u64) -> Result<()> {
-        while !self.memory.fits(needed) {
+        for _ in 0..MAX_ROUNDS {
+            if self.memory.fits(needed) {
+                break;
+            }
             let (mut first, mut first_deadline, mut second_deadline) = (None, u64::MAX, u64::MAX);
             for (index, shard) in self.shards.iter().enumerate() {
                 let deadline = shard.read(|t| t.earliest_deadline());

@@ -115,14 +115,21 @@ pub(crate) struct Memory {
     lru: bool,
     /// The LRU clock (revision >> [`CLOCK_SHIFT`]).
     clock: AtomicU32,
-    /// Keys evicted since the store opened.
-    evicted: AtomicU64,
-    /// `evict-lru`'s candidates (see `eviction.rs`).
-    pub(crate) pool: Pool,
+    /// What evicting threads write, on lines of its own so that readers
+    /// looking at `lru` and `clock` do not miss on every eviction.
+    evictions: Evictions,
 }
 
 #[repr(align(128))]
 struct Used(AtomicU64);
+
+#[repr(align(128))]
+struct Evictions {
+    /// Keys evicted since the store opened.
+    evicted: AtomicU64,
+    /// `evict-lru`'s candidates (see `eviction.rs`).
+    pool: Pool,
+}
 
 /// The write does not fit under the bound: it needs `needed` more bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,8 +145,10 @@ impl Memory {
             policy,
             lru: bound.is_some() && policy == Eviction::EvictLru,
             clock: AtomicU32::new(0),
-            evicted: AtomicU64::new(0),
-            pool: Pool::default(),
+            evictions: Evictions {
+                evicted: AtomicU64::new(0),
+                pool: Pool::default(),
+            },
         }
     }
 
@@ -161,11 +170,15 @@ impl Memory {
     }
 
     pub(crate) fn evicted(&self) -> u64 {
-        self.evicted.load(Ordering::Relaxed)
+        self.evictions.evicted.load(Ordering::Relaxed)
     }
 
     pub(crate) fn count_evicted(&self, keys: u64) {
-        self.evicted.fetch_add(keys, Ordering::Relaxed);
+        self.evictions.evicted.fetch_add(keys, Ordering::Relaxed);
+    }
+
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.evictions.pool
     }
 
     /// Whether `bytes` more would fit right now.
