@@ -188,6 +188,7 @@ impl Memory {
     }
 
     /// Adds `bytes` to what is held, unless that would pass the bound.
+    #[inline]
     pub(crate) fn reserve(&self, bytes: u64) -> Result<(), NoRoom> {
         if bytes == 0 {
             return Ok(());
@@ -206,6 +207,7 @@ impl Memory {
     }
 
     /// Takes `bytes` off what is held.
+    #[inline]
     pub(crate) fn release(&self, bytes: u64) {
         if bytes > 0 {
             self.used.0.fetch_sub(bytes, Ordering::Relaxed);
@@ -215,8 +217,19 @@ impl Memory {
     /// Settles a write: it reserved `reserved` bytes, then really added
     /// `added` and freed `freed` (`added - freed` is never more than
     /// `reserved`); gives back the difference.
+    #[inline]
     pub(crate) fn settle(&self, reserved: u64, added: u64, freed: u64) {
         self.release((reserved + freed).saturating_sub(added));
+    }
+
+    /// The error for a write that needs `needed` bytes more than fit.
+    #[cold]
+    pub(crate) fn full(&self, needed: u64) -> crate::Error {
+        crate::Error::MemoryFull {
+            needed,
+            used: self.used(),
+            bound: self.bound.unwrap_or(u64::MAX),
+        }
     }
 
     /// Sets the count outright (after a durable store replayed its files).
