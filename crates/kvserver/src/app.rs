@@ -107,6 +107,11 @@ impl Application {
             .eviction(config.eviction);
         if let Some(bound) = config.max_memory {
             builder = builder.max_memory(bound);
+            log::info!(
+                "memory: bound {bound} bytes ({:.1} MiB) of records and tables; a write over it: {}",
+                bound as f64 / (1 << 20) as f64,
+                config.eviction.name()
+            );
         }
         let Some(dir) = config.data_dir.clone() else {
             log::warn!("storage: in memory only; data will not survive a restart (no --data-dir)");

@@ -122,3 +122,36 @@ fn tokens_over_plain_http_off_loopback_need_allow_insecure_tokens() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn max_memory_and_eviction_reach_the_store_from_flags_and_the_environment() {
+    for (flags, env, bound, eviction) in [
+        (
+            vec!["--max-memory", "64MiB", "--eviction", "evict-lru"],
+            vec![],
+            64u64 << 20,
+            "evict-lru",
+        ),
+        (
+            vec![],
+            vec![("KV_MAX_MEMORY", "2GB"), ("KV_EVICTION", "evict-ttl")],
+            2_000_000_000,
+            "evict-ttl",
+        ),
+        (vec!["--max-memory", "1048576"], vec![], 1 << 20, "reject"),
+    ] {
+        let mut command = kvserver(&["--addr", "127.0.0.1:0"], &env);
+        command.args(&flags);
+        let mut server = ServerProcess::spawn(command, "info");
+        server.wait_for_log(&format!("memory: bound {bound} bytes"));
+        let info: serde_json::Value =
+            reqwest::blocking::get(format!("{}://{}/v1/info", server.scheme, server.addr))
+                .and_then(|response| response.json())
+                .expect("GET /v1/info");
+        assert_eq!(info["memory"]["bound_bytes"], bound, "{flags:?} {env:?}");
+        assert_eq!(info["memory"]["eviction"], eviction, "{flags:?} {env:?}");
+        server.signal("TERM");
+        let (status, _) = server.wait_for_exit();
+        assert!(status.success());
+    }
+}
