@@ -111,6 +111,10 @@ pub struct ErrorBody<'a> {
     /// cut off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// With `insufficient_storage`: the bytes the store holds (`limit` is
+    /// its bound, `size` what the write needed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used: Option<u64>,
 }
 
 impl<'a> ErrorBody<'a> {
@@ -123,6 +127,7 @@ impl<'a> ErrorBody<'a> {
             current_version: None,
             limit: None,
             size: None,
+            used: None,
         }
     }
 }
@@ -185,6 +190,15 @@ mod tests {
                     ..ErrorBody::new("big", ErrorCode::PayloadTooLarge)
                 },
                 r#"{"error":"big","code":"payload_too_large","limit":10,"size":11}"#,
+            ),
+            (
+                ErrorBody {
+                    limit: Some(100),
+                    size: Some(8),
+                    used: Some(96),
+                    ..ErrorBody::new("full", ErrorCode::InsufficientStorage)
+                },
+                r#"{"error":"full","code":"insufficient_storage","limit":100,"size":8,"used":96}"#,
             ),
         ];
         for (body, json) in cases {

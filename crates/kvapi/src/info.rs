@@ -29,6 +29,23 @@ pub struct Info<'a> {
     pub limits: InfoLimits,
     /// Log and snapshot figures with a data directory; `null` in memory.
     pub log: Option<LogFigures>,
+    /// Memory held, its bound and evictions.
+    pub memory: InfoMemory,
+}
+
+/// The memory figures `/v1/info` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InfoMemory {
+    /// Bytes the store holds by its own accounting (records as the
+    /// allocator rounds them, hash tables).
+    pub used_bytes: u64,
+    /// The bound (`--max-memory`); `null` without one.
+    pub bound_bytes: Option<u64>,
+    /// What a write over the bound does: `reject`, `evict-lru` or
+    /// `evict-ttl`.
+    pub eviction: Cow<'static, str>,
+    /// Keys evicted since the server started.
+    pub evicted_keys: u64,
 }
 
 /// The limits `/v1/info` shows, in bytes.
@@ -94,6 +111,12 @@ mod tests {
                 max_body_bytes: 7,
             },
             log: None,
+            memory: InfoMemory {
+                used_bytes: 8,
+                bound_bytes: None,
+                eviction: "reject".into(),
+                evicted_keys: 0,
+            },
         };
         let json = serde_json::to_string(&info).unwrap();
         assert_eq!(
@@ -101,7 +124,8 @@ mod tests {
             concat!(
                 r#"{"name":"kvstore","version":"0.1.0","uptime_seconds":1,"keys":2,"revision":3,"#,
                 r#""expired_keys_reclaimed":4,"tuning":"balanced","durability":"memory","#,
-                r#""limits":{"max_key_bytes":5,"max_value_bytes":6,"max_body_bytes":7},"log":null}"#
+                r#""limits":{"max_key_bytes":5,"max_value_bytes":6,"max_body_bytes":7},"log":null,"#,
+                r#""memory":{"used_bytes":8,"bound_bytes":null,"eviction":"reject","evicted_keys":0}}"#
             )
         );
         assert_eq!(serde_json::from_str::<Info>(&json).unwrap(), info);

@@ -61,7 +61,7 @@ pub use condition::{Condition, TtlChange, WriteCondition};
 pub use error::{ErrorBody, ErrorCode};
 pub use etag::{Tag, Tags, format_etag, parse_etag};
 pub use header::{ETAG, IF_MATCH, IF_NONE_MATCH, JSON, OCTET_STREAM, TTL_MS};
-pub use info::{Health, HealthStatus, Info, InfoLimits, LogFigures};
+pub use info::{Health, HealthStatus, Info, InfoLimits, InfoMemory, LogFigures};
 pub use kv::{DEFAULT_LIST_LIMIT, ListItem, ListPage, MAX_LIST_LIMIT, PageWriter, Written};
 pub use seed::{Deleted, Entry, StoreTtl, StoreWrite};
 pub use ttl::{DurationError, MAX_TTL, MIN_TTL, parse_duration};

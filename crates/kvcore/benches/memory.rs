@@ -7,6 +7,10 @@
 //! free lists and hash-table slack included, which summing requested sizes in
 //! a counting allocator would miss.
 //!
+//! For kvcore rows the table also shows the store's own count of what it
+//! holds (`Stats::memory.used`, what a `max_memory` bound is checked
+//! against), to show how close the accounting is to what the process took.
+//!
 //! `cargo bench -p kvcore --bench memory` prints a table; under `cargo test`
 //! (no `--bench` argument) it runs the same code on 10k keys as a smoke test.
 
@@ -16,15 +20,23 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kvcore::{Store, Tuning};
+use kvcore::{Eviction, Store, Tuning};
 
 const KEYS: usize = 1_000_000;
 const SMOKE_KEYS: usize = 10_000;
 const TTL: Duration = Duration::from_secs(3600);
 
 /// What each contender is, in the order of the table.
-const CONTENDERS: [(&str, &str); 6] = [
+const CONTENDERS: [(&str, &str); 8] = [
     ("kvcore-balanced", "kvcore `Store`, balanced tuning"),
+    (
+        "kvcore-bound-reject",
+        "kvcore `Store`, `max_memory(1 GiB)`, reject (nothing refused)",
+    ),
+    (
+        "kvcore-bound-lru",
+        "kvcore `Store`, `max_memory(1 GiB)`, evict-lru (nothing evicted)",
+    ),
     ("kvcore-read-heavy", "kvcore `Store`, read-heavy tuning"),
     ("kvcore-write-heavy", "kvcore `Store`, write-heavy tuning"),
     (
@@ -46,8 +58,8 @@ fn main() {
     if let Some(at) = args.iter().position(|a| a == "--measure") {
         let name = &args[at + 1];
         let keys = args[at + 2].parse().expect("key count");
-        let delta = measure(name, keys);
-        println!("{delta}");
+        let (delta, counted) = measure(name, keys);
+        println!("{delta} {counted}");
         return;
     }
     let keys = if args.iter().any(|a| a == "--bench") {
@@ -58,20 +70,28 @@ fn main() {
     let exe = std::env::current_exe().expect("own path");
     println!("\nHeap bytes per key: {keys} keys, 16-byte keys and values, TTL {TTL:?}.");
     println!("Each row is a fresh process; bytes = growth of VmRSS / keys.\n");
-    println!("| structure | bytes per key | vs Redis 7 (104) |");
-    println!("|---|---:|---:|");
+    println!("| structure | bytes per key | vs Redis 7 (104) | kvcore's own count |");
+    println!("|---|---:|---:|---:|");
     for (name, what) in CONTENDERS {
         let out = Command::new(&exe)
             .args(["--measure", name, &keys.to_string()])
             .output()
             .expect("run a measuring child");
         assert!(out.status.success(), "measuring {name} failed: {out:?}");
-        let delta: u64 = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .expect("child prints the RSS growth in bytes");
+        let printed = String::from_utf8_lossy(&out.stdout);
+        let mut figures = printed
+            .split_whitespace()
+            .map(|n| n.parse::<u64>().expect("child prints two numbers"));
+        let (delta, counted) = (figures.next().unwrap(), figures.next().unwrap());
         let per_key = delta as f64 / keys as f64;
-        println!("| {what} | {per_key:.1} | {:.2}x |", per_key / 104.0);
+        let counted = match counted {
+            0 => "-".to_owned(),
+            n => format!("{:.1}", n as f64 / keys as f64),
+        };
+        println!(
+            "| {what} | {per_key:.1} | {:.2}x | {counted} |",
+            per_key / 104.0
+        );
     }
 }
 
@@ -87,8 +107,9 @@ fn resident_bytes() -> u64 {
 }
 
 /// Fills one structure with `keys` keys and returns how many bytes the
-/// resident set grew by. The structure stays alive until after the reading.
-fn measure(name: &str, keys: usize) -> u64 {
+/// resident set grew by, and for kvcore what the store counted itself.
+/// The structure stays alive until after the reading.
+fn measure(name: &str, keys: usize) -> (u64, u64) {
     let mut key = String::with_capacity(16);
     let mut next_key = |i: usize| {
         use std::fmt::Write;
@@ -105,10 +126,24 @@ fn measure(name: &str, keys: usize) -> u64 {
     // Warm up the allocator and the formatting machinery before the baseline.
     black_box(next_key(0));
     let before = resident_bytes();
+    let mut counted = 0;
     let after = match name {
-        "kvcore-balanced" | "kvcore-read-heavy" | "kvcore-write-heavy" => {
-            let tuning: Tuning = name["kvcore-".len()..].parse().expect("a tuning name");
-            let store = Store::builder().tuning(tuning).build();
+        "kvcore-balanced"
+        | "kvcore-read-heavy"
+        | "kvcore-write-heavy"
+        | "kvcore-bound-reject"
+        | "kvcore-bound-lru" => {
+            let builder = match name {
+                "kvcore-bound-reject" => Store::builder().max_memory(1 << 30),
+                "kvcore-bound-lru" => Store::builder()
+                    .max_memory(1 << 30)
+                    .eviction(Eviction::EvictLru),
+                _ => {
+                    let tuning: Tuning = name["kvcore-".len()..].parse().expect("a tuning name");
+                    Store::builder().tuning(tuning)
+                }
+            };
+            let store = builder.build();
             for i in 0..keys {
                 store
                     .create(&next_key(i), value(i), Some(TTL))
@@ -116,6 +151,9 @@ fn measure(name: &str, keys: usize) -> u64 {
             }
             let after = resident_bytes();
             assert_eq!(store.len(), keys);
+            let stats = store.stats();
+            assert_eq!(stats.memory.evicted, 0);
+            counted = stats.memory.used;
             black_box(store);
             after
         }
@@ -158,5 +196,5 @@ fn measure(name: &str, keys: usize) -> u64 {
         }
         other => panic!("unknown structure {other}"),
     };
-    after.saturating_sub(before)
+    (after.saturating_sub(before), counted)
 }

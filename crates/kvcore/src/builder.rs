@@ -16,6 +16,7 @@ use crate::durable::{self, Durable, frame, upkeep};
 use crate::entry::Record;
 use crate::error::Result;
 use crate::expiry::{self, ActiveExpiry};
+use crate::memory::{Eviction, Memory};
 use crate::shard::{Shard, Tuning};
 use crate::store::{Inner, Revision, Store, shard_index};
 
@@ -49,6 +50,8 @@ pub struct StoreBuilder {
     active_expiry: ActiveExpiry,
     fsync: Fsync,
     on_corruption: OnCorruption,
+    max_memory: Option<u64>,
+    eviction: Eviction,
     pub(crate) disk: Arc<dyn Disk>,
     pub(crate) thresholds: durable::Thresholds,
     /// Tests that count disk operations turn the log worker off.
@@ -65,6 +68,8 @@ impl Default for StoreBuilder {
             active_expiry: ActiveExpiry::default(),
             fsync: Fsync::default(),
             on_corruption: OnCorruption::default(),
+            max_memory: None,
+            eviction: Eviction::default(),
             disk: Arc::new(RealDisk),
             thresholds: durable::Thresholds::default(),
             log_worker: true,
@@ -129,6 +134,33 @@ impl StoreBuilder {
         self
     }
 
+    /// Bounds the memory the store holds to `bytes`: a write that would
+    /// take it over makes room as [`eviction`](StoreBuilder::eviction) says
+    /// or fails with [`Error::MemoryFull`](crate::Error::MemoryFull). Reads
+    /// and removals always work.
+    ///
+    /// What counts: every record as the allocator rounds it (a 16-byte key
+    /// with a 16-byte value takes 80 bytes) and every shard's hash table
+    /// (9 bytes a bucket, up to half of them empty), the figure
+    /// [`Stats::memory`](crate::Stats::memory) reports, bounded or not. The
+    /// process also holds the store's fixed structures, the allocator's free
+    /// lists and whatever else the program allocates.
+    ///
+    /// A durable store that recovers more than the bound opens anyway; its
+    /// writes then make room first. Default: no bound.
+    pub fn max_memory(mut self, bytes: u64) -> StoreBuilder {
+        self.max_memory = Some(bytes);
+        self
+    }
+
+    /// What a write that does not fit under
+    /// [`max_memory`](StoreBuilder::max_memory) does. Has no effect without
+    /// a bound. Default: [`Eviction::Reject`].
+    pub fn eviction(mut self, eviction: Eviction) -> StoreBuilder {
+        self.eviction = eviction;
+        self
+    }
+
     /// Builds an in-memory store and, unless told otherwise, starts its
     /// reclaimer.
     pub fn build(self) -> Store {
@@ -184,7 +216,9 @@ impl StoreBuilder {
         };
         report.keys = shards.iter().map(|s| s.read(|t| t.len())).sum();
         let (fsync, log_worker) = (self.fsync, self.log_worker);
+        let held = shards.iter().map(|s| s.read(|t| t.held_bytes())).sum();
         let store = self.assemble(shards, Some((durable, report, hasher)));
+        store.inner().memory.set_used(held);
         // On failure the store is dropped, which closes it.
         upkeep::spawn_log_threads(store.inner(), &store.inner().threads, fsync, log_worker)?;
         Ok(store)
@@ -214,6 +248,7 @@ impl StoreBuilder {
             limits: self.limits,
             tuning: self.tuning,
             expired_reclaimed: AtomicU64::new(0),
+            memory: Memory::new(self.max_memory, self.eviction),
             reclaim_cursor: AtomicUsize::new(0),
             durable,
             recovery,

@@ -7,7 +7,7 @@
 //! of copying bytes under the lock.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use triomphe::ThinArc;
@@ -28,6 +28,10 @@ struct Header {
     version: AtomicU64,
     deadline_ms: AtomicU64,
     key_len: u32,
+    /// The LRU clock at the last read or write (`evict-lru` only; see
+    /// `memory.rs`). It sits in what was the header's padding, so a record
+    /// costs no more bytes with it.
+    accessed: AtomicU32,
 }
 
 /// The stored form of an entry. Cloning bumps a reference count.
@@ -42,6 +46,7 @@ impl Record {
             deadline_ms: AtomicU64::new(NO_DEADLINE),
             // Fits: keys are checked against max_key_bytes, itself a u32.
             key_len: key.len() as u32,
+            accessed: AtomicU32::new(0),
         };
         // Lay key and value out back to back, then let triomphe copy them in
         // one memcpy. Feeding the bytes through an iterator cost ~20
@@ -116,6 +121,33 @@ impl Record {
             header.deadline_ms.store(deadline_ms, Ordering::Relaxed);
             true
         })
+    }
+
+    /// Notes an access at LRU clock `clock`. Reads the stamp first and
+    /// writes only when the clock has moved, so that readers of a hot key
+    /// do not write its cache line on every read.
+    #[inline]
+    pub(crate) fn touch(&self, clock: u32) {
+        let accessed = &self.0.header.header.accessed;
+        if accessed.load(Ordering::Relaxed) != clock {
+            accessed.store(clock, Ordering::Relaxed);
+        }
+    }
+
+    /// The LRU clock at the last access (see [`Record::touch`]).
+    pub(crate) fn accessed(&self) -> u32 {
+        self.0.header.header.accessed.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of key and value.
+    pub(crate) fn payload_len(&self) -> usize {
+        self.0.slice.len()
+    }
+
+    /// The allocation's address: with the hash, it finds this record again
+    /// without holding a handle to it (eviction candidates).
+    pub(crate) fn addr(&self) -> usize {
+        self.0.ptr() as usize
     }
 
     /// Whether two handles point at the same allocation, i.e. the same write.

@@ -84,6 +84,19 @@ pub enum Error {
     /// on rather than risk acknowledging data the disk dropped.
     #[error("writes are refused after an earlier storage failure")]
     StorageFailed,
+    /// The store's memory bound leaves no room for the write, and the
+    /// eviction policy could not make any (see
+    /// [`StoreBuilder::max_memory`](crate::StoreBuilder::max_memory)).
+    /// Reads and removals still work; a removal makes room.
+    #[error("memory bound reached: {used} of {bound} bytes used, the write needs {needed} more")]
+    MemoryFull {
+        /// Bytes the write would add.
+        needed: u64,
+        /// Bytes the store held when it gave up.
+        used: u64,
+        /// The bound, in bytes.
+        bound: u64,
+    },
     /// The store was closed ([`Store::close`](crate::Store::close)): a
     /// durable store takes no more writes.
     #[error("the store is closed")]

@@ -97,13 +97,14 @@ impl Inner {
     }
 
     pub(crate) fn reclaim_shard(&self, shard: &Shard, now_ms: u64) -> usize {
-        let reclaimed = shard.write(|t| {
+        let (reclaimed, freed) = shard.write(|t| {
             if t.may_have_expired(now_ms) {
                 t.reclaim_expired(now_ms, |r| self.hash(r.key()))
             } else {
-                0
+                (0, 0)
             }
         });
+        self.memory.release(freed);
         self.count_reclaimed(reclaimed);
         reclaimed
     }

@@ -47,6 +47,8 @@
 //! - `entry`: the stored record and the [`Entry`] a read returns.
 //! - `expiry`: TTLs, [`TtlChange`], and the reclaim pass.
 //! - `listing`: prefix listing in pages.
+//! - `memory`: the memory bound's accounting and [`Eviction`] policy;
+//!   `eviction`: how a write that does not fit makes room.
 //! - `clock`: [`Clock`], with [`SystemClock`] and [`ManualClock`].
 //! - `durable/`: the data directory of a store opened with [`Store::open`]
 //!   (log, snapshots, recovery, compaction, [`Ack`]); its `mod.rs` maps it.
@@ -63,8 +65,10 @@ mod clock;
 mod durable;
 mod entry;
 mod error;
+mod eviction;
 mod expiry;
 mod listing;
+mod memory;
 mod shard;
 mod store;
 
@@ -77,5 +81,6 @@ pub use entry::Entry;
 pub use error::{Error, IoCause, Result};
 pub use expiry::{ActiveExpiry, MAX_TTL, MIN_TTL, TtlChange};
 pub use listing::Page;
+pub use memory::{Eviction, MemoryStats};
 pub use shard::Tuning;
 pub use store::{Condition, DurabilityStats, Stats, Store, Written};

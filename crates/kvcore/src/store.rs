@@ -20,7 +20,8 @@ use crate::entry::{Entry, NO_DEADLINE, Record};
 use crate::error::{Error, Result};
 use crate::expiry::{self, TtlChange};
 use crate::listing::{self, Page};
-use crate::shard::{self, Shard, Tuning};
+use crate::memory::{self, Memory, MemoryStats, NoRoom};
+use crate::shard::{self, Shard, Table, Tuning};
 
 /// The outcome of a successful write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +66,8 @@ pub struct Stats {
     pub tuning: Tuning,
     /// Log and snapshot figures; `None` for an in-memory store.
     pub durability: Option<DurabilityStats>,
+    /// Memory held, the bound and evictions.
+    pub memory: MemoryStats,
 }
 
 /// Figures about a durable store's files.
@@ -117,6 +120,8 @@ pub(crate) struct Inner {
     pub(crate) limits: Limits,
     pub(crate) tuning: Tuning,
     pub(crate) expired_reclaimed: AtomicU64,
+    /// What the store holds, its bound and eviction policy (`memory.rs`).
+    pub(crate) memory: Memory,
     /// Shard where the next background pass starts, so a pass cut short by
     /// its time budget does not starve the shards after it.
     pub(crate) reclaim_cursor: AtomicUsize,
@@ -296,7 +301,11 @@ impl Store {
         // still the key's current one, or a writer could persist it in
         // between and this read would report a live key absent.
         let Some((record, now)) = shard.read(|t| {
-            let record = t.get(hash, key.as_bytes())?.clone();
+            let record = t.get(hash, key.as_bytes())?;
+            if let Some(clock) = self.inner.memory.lru_clock() {
+                record.touch(clock);
+            }
+            let record = record.clone();
             let now = match record.deadline_ms() {
                 NO_DEADLINE => 0,
                 _ => self.inner.clock.now_ms(),
@@ -309,6 +318,9 @@ impl Store {
             // Lazy reclaim: remove it unless a writer replaced it meanwhile.
             if shard.write(|t| t.remove_exact(hash, &record)) {
                 self.inner.count_reclaimed(1);
+                self.inner
+                    .memory
+                    .release(memory::record_bytes(record.payload_len()));
             }
             return Ok(None);
         }
@@ -401,6 +413,7 @@ impl Store {
                 fsyncs: d.log.fsyncs(),
                 compactions: d.compactions(),
             }),
+            memory: self.inner.memory.stats(),
         }
     }
 
@@ -433,6 +446,26 @@ impl Store {
         ttl: TtlChange,
         condition: Condition,
     ) -> Result<(Written, Ack)> {
+        self.write_attempt(key, value, ttl, condition, 0)
+    }
+
+    /// Attempt number `attempt` (from 0) at a write. A write that does not
+    /// fit under the memory bound changes nothing and goes to
+    /// [`Store::retry_with_room`], which makes room with no lock held (or
+    /// fails, as the policy says) and calls this again.
+    ///
+    /// The retry is a call out of line rather than a loop here: in a loop,
+    /// or with the write's closure reached from two places, the compiler
+    /// shaped the common path around the rare one (~100 instructions an
+    /// upsert, callgrind).
+    fn write_attempt(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: TtlChange,
+        condition: Condition,
+        attempt: u32,
+    ) -> Result<(Written, Ack)> {
         let inner = &*self.inner;
         inner.check_key(key)?;
         inner.check_value(value)?;
@@ -442,61 +475,147 @@ impl Store {
         }
         let hash = inner.hash(key.as_bytes());
         let shard = inner.shard(hash);
-        let (written, replaced, ack) = shard.write(|t| {
-            let stored = t.get(hash, key.as_bytes());
-            // The clock is read under the lock: whether the stored record has
-            // expired is judged at the instant this write holds the key, so
-            // no other caller can see it expire before the write applies.
-            // It is read only when a deadline is involved: a system clock
-            // read costs as much as the rest of a small write.
-            let now = match (ttl, stored) {
-                (TtlChange::Set(_), _) => inner.clock.now_ms(),
-                (_, Some(r)) if r.deadline_ms() != NO_DEADLINE => inner.clock.now_ms(),
-                _ => 0,
-            };
-            let new_deadline = match ttl {
-                TtlChange::Set(ttl) => expiry::deadline_after(now, ttl)?,
-                TtlChange::Keep | TtlChange::Persist => NO_DEADLINE,
-            };
-            let current = stored.filter(|r| !r.is_expired(now));
-            let found_expired = stored.is_some() && current.is_none();
-            check(condition, current)?;
-            let current_deadline = current.map_or(NO_DEADLINE, Record::deadline_ms);
-            let version = inner.next_revision();
-            let deadline = expiry::resolve(ttl, new_deadline, current_deadline);
-            let written = Written {
-                version,
-                created: current.is_none(),
-                ttl: (deadline != NO_DEADLINE)
-                    .then(|| Duration::from_millis(deadline.saturating_sub(now))),
-            };
-            let ack = inner.log(Change::Put {
-                key: key.as_bytes(),
-                value,
-                revision: version,
-                deadline_ms: deadline,
-            })?;
-            // A value of the old one's length goes into the old record's
-            // allocation when no reader holds it; otherwise a new record
-            // replaces it (allocated under the lock: only creates, size
-            // changes and keys being read at this instant get here).
-            let replaced = if t.overwrite(hash, key.as_bytes(), value, version, deadline) {
-                None
-            } else {
-                let record = Record::new(key, value);
-                record.stamp(version, deadline);
-                t.put(hash, record, |r| inner.hash(r.key()))
-            };
-            if found_expired {
-                inner.count_reclaimed(1);
-            }
-            Ok::<_, Error>((written, replaced, ack))
-        })?;
+        let mut no_room = None;
+        let applied =
+            shard.write(|t| self.write_in(t, hash, key, value, ttl, condition, &mut no_room));
+        if let Some(needed) = no_room {
+            return self.retry_with_room(key, value, ttl, condition, needed, attempt);
+        }
+        let (written, replaced, ack) = applied?;
         // The replaced record may be the last reference to its bytes: free it
         // after the lock is released.
         drop(replaced);
         // The wait for the sync (with `always`) happens without the shard.
         Ok((written, ack))
+    }
+
+    /// Makes room for a write that did not fit, then tries it again.
+    #[cold]
+    #[inline(never)]
+    fn retry_with_room(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: TtlChange,
+        condition: Condition,
+        needed: u64,
+        attempt: u32,
+    ) -> Result<(Written, Ack)> {
+        self.inner.make_room(needed, attempt + 1)?;
+        self.write_attempt(key, value, ttl, condition, attempt + 1)
+    }
+
+    /// The body of [`Store::write_attempt`], under the shard's write lock: a
+    /// function of its own (always inlined) rather than a closure, which the
+    /// compiler stopped inlining once it grew, at ~90 instructions an upsert.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn write_in(
+        &self,
+        t: &mut Table,
+        hash: u64,
+        key: &str,
+        value: &[u8],
+        ttl: TtlChange,
+        condition: Condition,
+        no_room: &mut Option<u64>,
+    ) -> Result<(Written, Option<Record>, Ack)> {
+        let inner = &*self.inner;
+        let stored = t.get(hash, key.as_bytes());
+        // The clock is read under the lock: whether the stored record has
+        // expired is judged at the instant this write holds the key, so
+        // no other caller can see it expire before the write applies.
+        // It is read only when a deadline is involved: a system clock
+        // read costs as much as the rest of a small write.
+        let now = match (ttl, stored) {
+            (TtlChange::Set(_), _) => inner.clock.now_ms(),
+            (_, Some(r)) if r.deadline_ms() != NO_DEADLINE => inner.clock.now_ms(),
+            _ => 0,
+        };
+        let new_deadline = match ttl {
+            TtlChange::Set(ttl) => expiry::deadline_after(now, ttl)?,
+            TtlChange::Keep | TtlChange::Persist => NO_DEADLINE,
+        };
+        let current = stored.filter(|r| !r.is_expired(now));
+        let found_expired = stored.is_some() && current.is_none();
+        check(condition, current)?;
+        // Reserve what this write adds before anything changes (see
+        // `memory.rs`): its record, less the one it replaces, and for a
+        // new key in a full table the table it grows into. A record of
+        // the same size (the common overwrite) changes nothing.
+        let payload = key.len() + value.len();
+        let (adds, frees) = match stored {
+            Some(r) if r.payload_len() == payload => (0, 0),
+            Some(r) => (
+                memory::record_bytes(payload),
+                memory::record_bytes(r.payload_len()),
+            ),
+            None => (memory::record_bytes(payload), 0),
+        };
+        let growth = if stored.is_none() {
+            t.growth_bytes()
+        } else {
+            0
+        };
+        let reserved = (adds + growth).saturating_sub(frees);
+        if let Err(NoRoom { needed }) = inner.memory.reserve(reserved) {
+            *no_room = Some(needed);
+            return Err(inner.memory.full(needed));
+        }
+        let table_before = if growth > 0 { t.table_bytes() } else { 0 };
+        let current_deadline = current.map_or(NO_DEADLINE, Record::deadline_ms);
+        let version = inner.next_revision();
+        inner.memory.advance(version);
+        let deadline = expiry::resolve(ttl, new_deadline, current_deadline);
+        let written = Written {
+            version,
+            created: current.is_none(),
+            ttl: (deadline != NO_DEADLINE)
+                .then(|| Duration::from_millis(deadline.saturating_sub(now))),
+        };
+        let logged = inner.log(Change::Put {
+            key: key.as_bytes(),
+            value,
+            revision: version,
+            deadline_ms: deadline,
+        });
+        let ack = match logged {
+            Ok(ack) => ack,
+            Err(err) => {
+                inner.memory.release(reserved);
+                return Err(err);
+            }
+        };
+        // A value of the old one's length goes into the old record's
+        // allocation when no reader holds it; otherwise a new record
+        // replaces it (allocated under the lock: only creates, size
+        // changes and keys being read at this instant get here).
+        let replaced = if t.overwrite(hash, key.as_bytes(), value, version, deadline) {
+            // Only under `evict-lru`: the lookup is not free.
+            if let Some(clock) = inner.memory.lru_clock()
+                && let Some(record) = t.get(hash, key.as_bytes())
+            {
+                record.touch(clock);
+            }
+            None
+        } else {
+            let record = Record::new(key, value);
+            record.stamp(version, deadline);
+            if let Some(clock) = inner.memory.lru_clock() {
+                record.touch(clock);
+            }
+            t.put(hash, record, |r| inner.hash(r.key()))
+        };
+        if growth > 0 {
+            let grown = t.table_bytes().saturating_sub(table_before);
+            inner.memory.settle(reserved, adds + grown, frees);
+        } else {
+            inner.memory.settle(reserved, adds, frees);
+        }
+        if found_expired {
+            inner.count_reclaimed(1);
+        }
+        Ok((written, replaced, ack))
     }
 
     fn remove_when(&self, key: &str, condition: Condition) -> Result<u64> {
@@ -520,20 +639,17 @@ impl Store {
             if let Err(err) = check(condition, current) {
                 if stored.is_some() && current.is_none() {
                     inner.count_reclaimed(1);
-                    return (Err(err), t.remove(hash, key.as_bytes()));
+                    let removed = t.remove(hash, key.as_bytes());
+                    if let Some(r) = &removed {
+                        inner.memory.release(memory::record_bytes(r.payload_len()));
+                    }
+                    return (Err(err), removed);
                 }
                 return (Err(err), None);
             }
-            let version = inner.next_revision();
-            let logged = match current {
-                Some(_) => inner.log(Change::Remove {
-                    key: key.as_bytes(),
-                    revision: version,
-                }),
-                None => Ok(Ack::done()),
-            };
-            match logged {
-                Ok(ack) => (Ok((version, ack)), t.remove(hash, key.as_bytes())),
+            // `check` passed, so the key is present and live.
+            match inner.remove_logged(t, hash, key.as_bytes()) {
+                Ok((version, ack, removed)) => (Ok((version, ack)), removed),
                 Err(err) => (Err(err), None),
             }
         });
@@ -585,6 +701,31 @@ impl Inner {
         }
     }
 
+    /// Removes a live key as a logged change: takes the next revision, logs
+    /// the removal (a durable store never brings the key back) and gives its
+    /// memory back. The one removal path a delete and an eviction share.
+    /// Returns the revision, the log's acknowledgement and the removed
+    /// record, to be dropped after the lock.
+    pub(crate) fn remove_logged(
+        &self,
+        t: &mut Table,
+        hash: u64,
+        key: &[u8],
+    ) -> Result<(u64, Ack, Option<Record>)> {
+        let version = self.next_revision();
+        self.memory.advance(version);
+        let ack = self.log(Change::Remove {
+            key,
+            revision: version,
+        })?;
+        let removed = t.remove(hash, key);
+        if let Some(record) = &removed {
+            self.memory
+                .release(memory::record_bytes(record.payload_len()));
+        }
+        Ok((version, ack, removed))
+    }
+
     /// See [`Store::close`]. Idempotent.
     pub(crate) fn close(&self) -> Result<()> {
         // The log first: its sync thread ends when it closes, and a
@@ -601,7 +742,7 @@ impl Inner {
         self.hasher.hash_one(key)
     }
 
-    fn shard(&self, hash: u64) -> &Shard {
+    pub(crate) fn shard(&self, hash: u64) -> &Shard {
         &self.shards[shard_index(hash, self.shards.len())]
     }
 

@@ -19,6 +19,8 @@ mod contract {
     mod linearizability;
     /// Prefix listing: byte order, pages, cursors, limits.
     mod listing;
+    /// The memory bound and its eviction policies.
+    mod memory_bound;
     /// Random operation sequences against a `BTreeMap` model (proptest).
     mod model;
     /// Every operation, its result and its error, one key at a time.

@@ -38,7 +38,8 @@ Exit codes:
      server refused as malformed or too large
   3  a condition failed: the key exists (--if-absent) or is at another
      version (--if-version)
-  4  any other error: the server can't be reached, refused the token, or failed";
+  4  any other error: the server can't be reached, refused the token, is
+     full (507: its --max-memory bound refuses the write), or failed";
 
 /// kvctl: talk to a kvstore server from the command line.
 ///

@@ -298,3 +298,29 @@ fn a_closed_stdout_is_not_an_error() {
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&output.stderr), "");
 }
+
+#[test]
+fn a_server_out_of_memory_exits_4_saying_the_store_is_full() {
+    let server = Server::start_with(kvserver::Config {
+        max_memory: Some(16 * 1024),
+        ..kvserver::Config::default()
+    });
+    let value = "v".repeat(2000);
+    for i in 0.. {
+        assert!(i < 100, "a 16 KiB bound never filled up");
+        let outcome = server.kvctl(&["set", &format!("k{i}"), &value]).run();
+        if outcome.code != 0 {
+            outcome.fails(
+                4,
+                &[
+                    "answered 507 Insufficient Storage",
+                    "the store is full",
+                    "--max-memory",
+                ],
+            );
+            break;
+        }
+    }
+    // Reads still work against the full server.
+    server.ok(&["get", "k0"]);
+}

@@ -97,13 +97,22 @@ impl Application {
     /// background while the server already listens. Must be called inside an
     /// actix (tokio) runtime.
     pub fn build(config: Config, listener: TcpListener) -> anyhow::Result<Application> {
-        let builder = Store::builder()
+        let mut builder = Store::builder()
             .tuning(config.tuning)
             .max_key_bytes(config.max_key_bytes)
             .max_value_bytes(config.max_value_bytes)
             .clock(config.clock.clone())
             .fsync(config.fsync)
-            .on_corruption(config.on_corruption);
+            .on_corruption(config.on_corruption)
+            .eviction(config.eviction);
+        if let Some(bound) = config.max_memory {
+            builder = builder.max_memory(bound);
+            log::info!(
+                "memory: bound {bound} bytes ({:.1} MiB) of records and tables; a write over it: {}",
+                bound as f64 / (1 << 20) as f64,
+                config.eviction.name()
+            );
+        }
         let Some(dir) = config.data_dir.clone() else {
             log::warn!("storage: in memory only; data will not survive a restart (no --data-dir)");
             let backend = Arc::new(EmbeddedBackend::new(builder.build()));

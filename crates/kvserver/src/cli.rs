@@ -6,7 +6,7 @@ use std::time::Duration;
 use std::net::ToSocketAddrs;
 
 use clap::{Parser, Subcommand};
-use kvcore::{Fsync, OnCorruption, Tuning};
+use kvcore::{Eviction, Fsync, OnCorruption, Tuning};
 
 use crate::auth::{Grant, Tokens};
 use crate::config::Config;
@@ -85,6 +85,21 @@ pub struct Cli {
     #[arg(long, env = "KV_TUNING", default_value = "balanced", value_parser = parse_tuning)]
     pub tuning: Tuning,
 
+    /// Bound the memory the store holds (records and hash tables, as the
+    /// allocator rounds them), e.g. 512MiB, 2GiB, 1000000 (bytes). Units:
+    /// B, KiB, MiB, GiB, TiB, or KB, MB, GB, TB (powers of 1000). A write
+    /// that does not fit is refused with 507 or makes room, as --eviction
+    /// says [default: no bound].
+    #[arg(long, env = "KV_MAX_MEMORY", value_name = "SIZE", value_parser = parse_size)]
+    pub max_memory: Option<u64>,
+
+    /// What a write over --max-memory does: reject (507 insufficient_storage;
+    /// reads and deletes still work), evict-lru (remove the least recently
+    /// used keys) or evict-ttl (remove the keys with the nearest deadline;
+    /// refuse when no key has one). Only with --max-memory [default: reject].
+    #[arg(long, env = "KV_EVICTION", value_parser = parse_eviction)]
+    pub eviction: Option<Eviction>,
+
     /// Longest key accepted, in bytes.
     #[arg(long, env = "KV_MAX_KEY_BYTES", default_value_t = 1024)]
     pub max_key_bytes: usize,
@@ -155,6 +170,41 @@ fn parse_fsync(text: &str) -> Result<Fsync, String> {
     text.parse()
 }
 
+fn parse_eviction(text: &str) -> Result<Eviction, String> {
+    text.parse()
+}
+
+/// A byte size: digits, then optionally a unit (`512MiB`, `2 GB`, `4096`).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: u64 = digits.parse().map_err(|_| {
+        format!("{text:?} is not a size: expected a whole number and a unit, e.g. 512MiB")
+    })?;
+    let unit_bytes: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => {
+            return Err(format!(
+                "unknown size unit {unit:?}: expected B, KiB, MiB, GiB, TiB, KB, MB, GB or TB (e.g. 512MiB)"
+            ));
+        }
+    };
+    number
+        .checked_mul(unit_bytes)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
 impl Cli {
     /// The typed configuration these flags describe. `fd_limit` is the
     /// process's file-descriptor limit, which bounds connections.
@@ -201,6 +251,21 @@ impl Cli {
                         .into(),
                 );
             }
+        }
+        if self.eviction.is_some() && self.max_memory.is_none() {
+            return Err(
+                "--eviction has no effect without --max-memory: a store without a bound never evicts"
+                    .into(),
+            );
+        }
+        if let Some(bound) = self.max_memory
+            && bound < self.max_value_bytes as u64
+        {
+            return Err(format!(
+                "--max-memory {bound} is below --max-value-bytes {}: a value that large could never be stored; \
+                 raise --max-memory or lower --max-value-bytes",
+                self.max_value_bytes
+            ));
         }
         if self.max_body_bytes < self.max_value_bytes {
             return Err(format!(
@@ -257,6 +322,8 @@ impl Cli {
                 OnCorruption::Refuse
             },
             tuning: self.tuning,
+            max_memory: self.max_memory,
+            eviction: self.eviction.unwrap_or_default(),
             max_key_bytes: self.max_key_bytes,
             max_value_bytes: self.max_value_bytes,
             max_body_bytes: self.max_body_bytes,
@@ -276,4 +343,30 @@ fn is_loopback(addr: &str) -> Result<bool, String> {
         .map_err(|err| format!("cannot resolve --addr {addr}: {err}"))?
         .collect();
     Ok(!resolved.is_empty() && resolved.iter().all(|a| a.ip().is_loopback()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_binary_and_decimal_units() {
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("2 GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("256mb"), Ok(256_000_000));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("1KB"), Ok(1000));
+        assert!(
+            parse_size("12 parsecs")
+                .unwrap_err()
+                .contains("unknown size unit")
+        );
+        assert!(parse_size("MiB").unwrap_err().contains("not a size"));
+        assert!(parse_size("1.5GiB").is_err());
+        assert!(
+            parse_size("99999999999TiB")
+                .unwrap_err()
+                .contains("too large")
+        );
+    }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kvcore::{Clock, Fsync, OnCorruption, SystemClock, Tuning};
+use kvcore::{Clock, Eviction, Fsync, OnCorruption, SystemClock, Tuning};
 
 use crate::auth::Tokens;
 use crate::tls::Tls;
@@ -30,6 +30,10 @@ pub struct Config {
     pub tls: Option<Tls>,
     /// Shard layout preset of the embedded store. Default balanced.
     pub tuning: Tuning,
+    /// The store's memory bound in bytes; `None` for none. Default `None`.
+    pub max_memory: Option<u64>,
+    /// What a write over `max_memory` does. Default reject.
+    pub eviction: Eviction,
     /// Longest key accepted, in bytes. Default 1024.
     pub max_key_bytes: usize,
     /// Longest value accepted, in bytes. Default 1 MiB.
@@ -64,6 +68,8 @@ impl Default for Config {
             open_metrics: false,
             tls: None,
             tuning: Tuning::default(),
+            max_memory: None,
+            eviction: Eviction::default(),
             max_key_bytes: 1024,
             max_value_bytes: 1024 * 1024,
             max_body_bytes: 2 * 1024 * 1024,

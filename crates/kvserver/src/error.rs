@@ -93,6 +93,18 @@ pub enum ApiError {
         /// Which permission was missing.
         message: String,
     },
+    /// The store's memory bound leaves no room for the write.
+    #[error(
+        "the store is full: {used} of its {bound} bytes are used and the write needs {needed} more; delete keys, or raise --max-memory"
+    )]
+    InsufficientStorage {
+        /// Bytes the write needed.
+        needed: u64,
+        /// Bytes held.
+        used: u64,
+        /// The bound.
+        bound: u64,
+    },
     /// Not ready to serve yet.
     #[error("the server is not ready yet")]
     Unavailable,
@@ -137,6 +149,15 @@ impl ApiError {
                 message: err.to_string(),
                 current_version: current,
             },
+            E::MemoryFull {
+                needed,
+                used,
+                bound,
+            } => ApiError::InsufficientStorage {
+                needed,
+                used,
+                bound,
+            },
             E::StorageFailed | E::Closed | E::Io { .. } | E::Corrupt { .. } | E::Locked { .. } => {
                 ApiError::StorageFailing(anyhow::Error::new(err))
             }
@@ -158,6 +179,7 @@ impl ApiError {
             ApiError::Unavailable | ApiError::StorageFailing(_) => ErrorCode::Unavailable,
             ApiError::Unauthorized { .. } => ErrorCode::Unauthorized,
             ApiError::Forbidden { .. } => ErrorCode::Forbidden,
+            ApiError::InsufficientStorage { .. } => ErrorCode::InsufficientStorage,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -189,6 +211,15 @@ impl ApiError {
                 body.limit = Some(*limit as u64);
                 body.size = Some(*size as u64);
             }
+            ApiError::InsufficientStorage {
+                needed,
+                used,
+                bound,
+            } => {
+                body.limit = Some(*bound);
+                body.size = Some(*needed);
+                body.used = Some(*used);
+            }
             _ => {}
         }
         body
@@ -210,6 +241,7 @@ impl ResponseError for ApiError {
             ApiError::Unavailable | ApiError::StorageFailing(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::InsufficientStorage { .. } => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

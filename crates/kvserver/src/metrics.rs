@@ -28,6 +28,9 @@ pub struct Metrics {
     snapshot_bytes: IntGauge,
     fsyncs: Tracked,
     compactions: Tracked,
+    memory_used: IntGauge,
+    memory_bound: IntGauge,
+    evicted: Tracked,
 }
 
 /// A counter that follows a total kept elsewhere (in the store): at each
@@ -97,7 +100,25 @@ impl Metrics {
             "kv_compactions_total",
             "Log compactions into a snapshot",
         )?;
+        let memory_used = IntGauge::new(
+            "kv_memory_used_bytes",
+            "Bytes the store holds by its own accounting (records, hash tables)",
+        )?;
+        let memory_bound = IntGauge::new(
+            "kv_memory_bound_bytes",
+            "The store's memory bound (--max-memory); 0 without one",
+        )?;
+        registry.register(Box::new(memory_used.clone()))?;
+        registry.register(Box::new(memory_bound.clone()))?;
+        let evicted = Tracked::new(
+            &registry,
+            "kv_evicted_keys_total",
+            "Keys evicted to stay under the memory bound",
+        )?;
         Ok(Metrics {
+            memory_used,
+            memory_bound,
+            evicted,
             registry,
             requests,
             latency,
@@ -130,6 +151,9 @@ impl Metrics {
             self.keys.set(info.keys as i64);
             self.revision.set(info.revision as i64);
             self.expired.follow(info.expired_reclaimed);
+            self.memory_used.set(info.memory.used as i64);
+            self.memory_bound.set(info.memory.bound.unwrap_or(0) as i64);
+            self.evicted.follow(info.memory.evicted);
             if let Some(log) = info.log {
                 self.log_bytes.set(log.log_bytes as i64);
                 self.snapshot_bytes.set(log.snapshot_bytes as i64);
@@ -177,6 +201,7 @@ fn status_label(status: u16) -> &'static str {
         413 => "413",
         500 => "500",
         503 => "503",
+        507 => "507",
         _ => "other",
     }
 }

@@ -22,6 +22,8 @@ mod limits;
 mod listing;
 /// Malformed requests of every kind: the right 4xx, a useful sentence, no change.
 mod malformed_input;
+/// `--max-memory`: 507 when full, eviction, used/bound/evicted in info and metrics.
+mod memory_bound;
 /// `/healthz`, `/readyz`, `/metrics`, `/v1/info`.
 mod operations;
 /// The seed API at `/store`: the README's curl commands, entry JSON, any Content-Type.

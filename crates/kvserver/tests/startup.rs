@@ -68,6 +68,12 @@ fn flag_mistakes_stop_the_server_with_one_sentence_naming_the_flag() {
         (vec![], vec![("KV_FSYNC", "never")], "--fsync has no effect without --data-dir", "KV_FSYNC in memory"),
         (vec!["--truncate-corrupt-log"], vec![], "--truncate-corrupt-log has no effect without --data-dir", "no log to cut"),
         (vec!["--allow-insecure-tokens"], vec![], "--allow-insecure-tokens has no effect here", "no tokens, loopback"),
+        (vec!["--eviction", "evict-lru"], vec![], "--eviction has no effect without --max-memory", "evicting without a bound"),
+        (vec![], vec![("KV_EVICTION", "evict-ttl")], "--eviction has no effect without --max-memory", "KV_EVICTION without a bound"),
+        (vec!["--max-memory", "512KiB"], vec![], "--max-memory 524288 is below --max-value-bytes 1048576", "a bound below one value"),
+        (vec!["--max-memory", "12 parsecs"], vec![], "unknown size unit", "a size in made-up units"),
+        (vec![], vec![("KV_MAX_MEMORY", "lots")], "is not a size", "KV_MAX_MEMORY is parsed alike"),
+        (vec!["--max-memory", "1GiB", "--eviction", "lru"], vec![], "unknown eviction policy", "a made-up policy"),
     ];
     for (flags, env, says, why) in cases {
         let mut command = kvserver(&local, &env);
@@ -115,4 +121,37 @@ fn tokens_over_plain_http_off_loopback_need_allow_insecure_tokens() {
         assert!(server.addr.port() != 0, "{why}: it serves");
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn max_memory_and_eviction_reach_the_store_from_flags_and_the_environment() {
+    for (flags, env, bound, eviction) in [
+        (
+            vec!["--max-memory", "64MiB", "--eviction", "evict-lru"],
+            vec![],
+            64u64 << 20,
+            "evict-lru",
+        ),
+        (
+            vec![],
+            vec![("KV_MAX_MEMORY", "2GB"), ("KV_EVICTION", "evict-ttl")],
+            2_000_000_000,
+            "evict-ttl",
+        ),
+        (vec!["--max-memory", "1048576"], vec![], 1 << 20, "reject"),
+    ] {
+        let mut command = kvserver(&["--addr", "127.0.0.1:0"], &env);
+        command.args(&flags);
+        let mut server = ServerProcess::spawn(command, "info");
+        server.wait_for_log(&format!("memory: bound {bound} bytes"));
+        let info: serde_json::Value =
+            reqwest::blocking::get(format!("{}://{}/v1/info", server.scheme, server.addr))
+                .and_then(|response| response.json())
+                .expect("GET /v1/info");
+        assert_eq!(info["memory"]["bound_bytes"], bound, "{flags:?} {env:?}");
+        assert_eq!(info["memory"]["eviction"], eviction, "{flags:?} {env:?}");
+        server.signal("TERM");
+        let (status, _) = server.wait_for_exit();
+        assert!(status.success());
+    }
 }

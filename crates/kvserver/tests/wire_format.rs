@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use kvapi::{
-    Deleted, Entry, ErrorBody, ErrorCode, Health, HealthStatus, Info, InfoLimits, ListItem,
-    ListPage, LogFigures, StoreTtl, StoreWrite, Written,
+    Deleted, Entry, ErrorBody, ErrorCode, Health, HealthStatus, Info, InfoLimits, InfoMemory,
+    ListItem, ListPage, LogFigures, StoreTtl, StoreWrite, Written,
 };
 use kvserver::ApiError;
 use kvserver::routes::openapi::DOCUMENT;
@@ -287,7 +287,7 @@ fn every_kvapi_body_is_one_its_schema_allows_and_every_documented_property_is_wr
     };
     checker.check(&schema("ListPage"), &last, "the last page");
 
-    let info = |log| Info {
+    let info = |log, memory| Info {
         name: "kvstore".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_seconds: 1,
@@ -302,6 +302,19 @@ fn every_kvapi_body_is_one_its_schema_allows_and_every_documented_property_is_wr
             max_body_bytes: 2 << 20,
         },
         log,
+        memory,
+    };
+    let unbounded = InfoMemory {
+        used_bytes: 5,
+        bound_bytes: None,
+        eviction: "reject".into(),
+        evicted_keys: 0,
+    };
+    let bounded = InfoMemory {
+        used_bytes: 5,
+        bound_bytes: Some(6),
+        eviction: "evict-lru".into(),
+        evicted_keys: 7,
     };
     let figures = LogFigures {
         log_bytes: 1,
@@ -309,11 +322,11 @@ fn every_kvapi_body_is_one_its_schema_allows_and_every_documented_property_is_wr
         fsyncs: 3,
         compactions: 4,
     };
-    checker.check(&schema("Info"), &info(None), "info in memory");
+    checker.check(&schema("Info"), &info(None, unbounded), "info in memory");
     checker.check(
         &schema("Info"),
-        &info(Some(figures)),
-        "info with a data directory",
+        &info(Some(figures), bounded),
+        "info with a data directory and a memory bound",
     );
 
     let health = |path: &str| json_of(&format!("#/paths/{path}/get/responses/200"));
@@ -335,6 +348,7 @@ fn every_kvapi_body_is_one_its_schema_allows_and_every_documented_property_is_wr
         current_version: Some(Some(3)),
         limit: Some(10),
         size: Some(11),
+        used: Some(9),
         ..ErrorBody::new("a sentence", ErrorCode::VersionMismatch)
     };
     checker.check(&schema("Error"), &helpful, "every helpful field");
@@ -412,6 +426,14 @@ fn the_errors_kvserver_answers_are_those_their_responses_document() {
         (
             ApiError::InvalidRequest("bad".into()),
             format!("{responses}BadRequest"),
+        ),
+        (
+            ApiError::InsufficientStorage {
+                needed: 80,
+                used: 1000,
+                bound: 1024,
+            },
+            format!("{responses}InsufficientStorage"),
         ),
         (
             ApiError::BodyTimeout { seconds: 10 },

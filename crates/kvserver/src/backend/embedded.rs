@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kvcore::{Condition, Store, TtlChange};
 
-use super::{Backend, BackendInfo, ListPage, LogFigures, StoredEntry, WriteResult};
+use super::{Backend, BackendInfo, ListPage, LogFigures, MemoryFigures, StoredEntry, WriteResult};
 
 /// The embedded kvcore store as a backend.
 #[derive(Debug, Clone)]
@@ -108,6 +108,12 @@ impl Backend for EmbeddedBackend {
             }),
             max_key_bytes: limits.max_key_bytes,
             max_value_bytes: limits.max_value_bytes,
+            memory: MemoryFigures {
+                used: stats.memory.used,
+                bound: stats.memory.bound,
+                eviction: stats.memory.eviction.name(),
+                evicted: stats.memory.evicted,
+            },
         }
     }
 

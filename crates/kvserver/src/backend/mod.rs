@@ -68,6 +68,21 @@ pub struct BackendInfo {
     pub max_key_bytes: usize,
     /// Longest value accepted, in bytes.
     pub max_value_bytes: usize,
+    /// Memory held, bound and evictions.
+    pub memory: MemoryFigures,
+}
+
+/// The memory bound's figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryFigures {
+    /// Bytes held by the store's own accounting.
+    pub used: u64,
+    /// The bound; `None` without one.
+    pub bound: Option<u64>,
+    /// The eviction policy's name (`reject`, `evict-lru`, `evict-ttl`).
+    pub eviction: &'static str,
+    /// Keys evicted since start.
+    pub evicted: u64,
 }
 
 /// Figures about the log and snapshots of a durable backend.

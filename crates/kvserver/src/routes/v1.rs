@@ -7,8 +7,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use kvapi::{
-    Condition, Info, InfoLimits, ListItem, LogFigures, PageWriter, Tag, Tags, TtlChange,
-    WriteCondition, Written, format_etag, url,
+    Condition, Info, InfoLimits, InfoMemory, ListItem, LogFigures, PageWriter, Tag, Tags,
+    TtlChange, WriteCondition, Written, format_etag, url,
 };
 use percent_encoding::percent_decode_str;
 
@@ -290,6 +290,12 @@ async fn info(request: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
             fsyncs: log.fsyncs,
             compactions: log.compactions,
         }),
+        memory: InfoMemory {
+            used_bytes: info.memory.used,
+            bound_bytes: info.memory.bound,
+            eviction: info.memory.eviction.into(),
+            evicted_keys: info.memory.evicted,
+        },
     }))
 }
 
