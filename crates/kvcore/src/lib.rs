@@ -50,6 +50,8 @@
 //! - `clock`: [`Clock`], with [`SystemClock`] and [`ManualClock`].
 //! - `durable/`: the data directory of a store opened with [`Store::open`]
 //!   (log, snapshots, recovery, compaction, [`Ack`]); its `mod.rs` maps it.
+//! - `watch`: the change feed: [`Event`]s in revision order, the bounded
+//!   history, and [`Watcher`]s (see [`Store::watch`]).
 //! - `background`: the store's background threads, stopped by
 //!   [`Store::close`].
 //! - `error`: the [`Error`] enum.
@@ -67,6 +69,7 @@ mod expiry;
 mod listing;
 mod shard;
 mod store;
+mod watch;
 
 pub use builder::{Limits, StoreBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -79,3 +82,4 @@ pub use expiry::{ActiveExpiry, MAX_TTL, MIN_TTL, TtlChange};
 pub use listing::Page;
 pub use shard::Tuning;
 pub use store::{Condition, DurabilityStats, Stats, Store, Written};
+pub use watch::{Event, EventKind, Watcher};
