@@ -111,6 +111,9 @@ pub struct ErrorBody<'a> {
     /// cut off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// On `compacted`, the oldest revision a watch can start from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_revision: Option<u64>,
 }
 
 impl<'a> ErrorBody<'a> {
@@ -123,6 +126,7 @@ impl<'a> ErrorBody<'a> {
             current_version: None,
             limit: None,
             size: None,
+            oldest_revision: None,
         }
     }
 }

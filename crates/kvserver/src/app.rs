@@ -44,6 +44,11 @@ pub struct AppState {
     pub tokens: Option<Arc<Tokens>>,
     /// Whether `/metrics` and `/v1/info` are served without a token.
     pub open_metrics: bool,
+    /// Set to true when a graceful shutdown begins: `/v1/watch` streams,
+    /// which would otherwise never finish, end at once.
+    pub stopping: tokio::sync::watch::Sender<bool>,
+    /// How often a quiet watch stream gets a keep-alive comment.
+    pub watch_keepalive: Duration,
 }
 
 impl AppState {
@@ -103,7 +108,8 @@ impl Application {
             .max_value_bytes(config.max_value_bytes)
             .clock(config.clock.clone())
             .fsync(config.fsync)
-            .on_corruption(config.on_corruption);
+            .on_corruption(config.on_corruption)
+            .watch_history(config.watch_history);
         let Some(dir) = config.data_dir.clone() else {
             log::warn!("storage: in memory only; data will not survive a restart (no --data-dir)");
             let backend = Arc::new(EmbeddedBackend::new(builder.build()));
@@ -156,6 +162,8 @@ impl Application {
             metrics: Metrics::new().context("registering metrics")?,
             tokens: config.tokens.clone().map(Arc::new),
             open_metrics: config.open_metrics,
+            stopping: tokio::sync::watch::Sender::new(false),
+            watch_keepalive: config.watch_keepalive,
         });
         let app_state = state.clone();
         let per_worker = (config.max_connections / config.workers).max(1);
@@ -313,6 +321,9 @@ impl Application {
                         self.shutdown_timeout
                     );
                     let draining = Instant::now();
+                    // Watch streams never finish by themselves: end them now
+                    // (their clients reconnect elsewhere with Last-Event-ID).
+                    self.state.stopping.send_replace(true);
                     // The command is sent now; the server task reports the end.
                     drop(handle.stop(true));
                     // actix only checks on draining workers once a second and

@@ -93,6 +93,16 @@ pub enum ApiError {
         /// Which permission was missing.
         message: String,
     },
+    /// A watch asked for changes the history no longer holds.
+    #[error(
+        "the changes after revision {requested} are no longer kept; watch from revision {oldest} or later, or from now (no from)"
+    )]
+    Compacted {
+        /// The revision asked for.
+        requested: u64,
+        /// The oldest revision a watch can start from.
+        oldest: u64,
+    },
     /// Not ready to serve yet.
     #[error("the server is not ready yet")]
     Unavailable,
@@ -137,6 +147,7 @@ impl ApiError {
                 message: err.to_string(),
                 current_version: current,
             },
+            E::Compacted { requested, oldest } => ApiError::Compacted { requested, oldest },
             E::StorageFailed | E::Closed | E::Io { .. } | E::Corrupt { .. } | E::Locked { .. } => {
                 ApiError::StorageFailing(anyhow::Error::new(err))
             }
@@ -158,6 +169,7 @@ impl ApiError {
             ApiError::Unavailable | ApiError::StorageFailing(_) => ErrorCode::Unavailable,
             ApiError::Unauthorized { .. } => ErrorCode::Unauthorized,
             ApiError::Forbidden { .. } => ErrorCode::Forbidden,
+            ApiError::Compacted { .. } => ErrorCode::Compacted,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -189,6 +201,9 @@ impl ApiError {
                 body.limit = Some(*limit as u64);
                 body.size = Some(*size as u64);
             }
+            ApiError::Compacted { oldest, .. } => {
+                body.oldest_revision = Some(*oldest);
+            }
             _ => {}
         }
         body
@@ -210,6 +225,7 @@ impl ResponseError for ApiError {
             ApiError::Unavailable | ApiError::StorageFailing(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::Compacted { .. } => StatusCode::GONE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
