@@ -37,6 +37,9 @@
 //!   A background pass ([`ActiveExpiry`]) gives its memory back.
 //! - Every operation is atomic and linearizable. No lock guard is ever handed
 //!   out.
+//! - Every change is an [`Event`] that [`Store::watch`] delivers in revision
+//!   order. A watched store (one with a history, or that a watcher came to)
+//!   numbers each expiry it notices with a revision too, like a delete.
 //!
 //! # Modules
 //!
