@@ -45,7 +45,7 @@ print_revision
 # 1,000 watchers and the server's own connections.
 ulimit -n 8192
 
-RUST_LOG=warn "$kvserver" --addr 127.0.0.1:0 --workers 2 --watch-history 10000 \
+RUST_LOG=warn,kvserver::app=info "$kvserver" --addr 127.0.0.1:0 --workers 2 --watch-history 10000 \
     --open-metrics >"$tmp/server.log" 2>&1 &
 server_pid=$!
 pids+=("$server_pid")

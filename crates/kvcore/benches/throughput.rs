@@ -404,7 +404,13 @@ const HISTORY: usize = 10_000;
 /// See `KVCORE_BENCH_WATCH` in the module docs.
 fn watch_contenders(keys: &Keys) -> Vec<(String, Build<'_>)> {
     let plain = |tuning| -> Build<'_> {
-        Box::new(move || runner(kvcore_store_with(Store::builder().tuning(tuning), keys, None)))
+        Box::new(move || {
+            runner(kvcore_store_with(
+                Store::builder().tuning(tuning),
+                keys,
+                None,
+            ))
+        })
     };
     vec![
         ("kvcore-balanced".into(), plain(Tuning::Balanced)),
@@ -412,7 +418,11 @@ fn watch_contenders(keys: &Keys) -> Vec<(String, Build<'_>)> {
         (
             "kvcore-history".into(),
             Box::new(move || {
-                runner(kvcore_store_with(Store::builder().watch_history(HISTORY), keys, None))
+                runner(kvcore_store_with(
+                    Store::builder().watch_history(HISTORY),
+                    keys,
+                    None,
+                ))
             }),
         ),
         (
@@ -642,7 +652,9 @@ fn print_tables(results: &[(&Workload<'_>, Rounds)], clock: &str) {
         })
     };
     if names.iter().any(|n| n == "kvcore-watched") {
-        println!("\n## By {clock}: the change feed's cost, median ratios (share of rounds the first one won)\n");
+        println!(
+            "\n## By {clock}: the change feed's cost, median ratios (share of rounds the first one won)\n"
+        );
         println!(
             "| keys | mix | threads | history / balanced | watched / balanced | balanced / write-heavy (A/A) |"
         );

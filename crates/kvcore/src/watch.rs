@@ -25,7 +25,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -179,6 +179,17 @@ pub(crate) struct Feed {
     active: AtomicBool,
     config: WatchConfig,
     state: Mutex<State>,
+    /// The watchers, grouped by prefix, so that the dispatcher matches an
+    /// event against each prefix once however many watchers share it (a
+    /// thousand idle watchers of one prefix cost one comparison an event).
+    /// Writers never take this lock; the dispatcher holds it for a whole
+    /// pass, and a new watcher takes it before the history's lock, so that
+    /// it joins between two passes.
+    registry: Mutex<BTreeMap<Box<str>, Vec<Arc<Shared>>>>,
+    /// Every event up to this revision has been handed to every live
+    /// watcher that it matches (set at the end of each pass): a watcher
+    /// with an empty buffer has seen everything up to here.
+    passed: Arc<AtomicU64>,
     /// Wakes the dispatcher; `None` until the first watcher.
     dispatcher: Mutex<Option<Arc<crate::background::Signal>>>,
     /// Set while a dispatch is requested and not yet begun, so that a burst
@@ -201,7 +212,8 @@ struct State {
     /// every watcher; only those may leave the history.
     delivered: u64,
     kept_bytes: usize,
-    watchers: Vec<Arc<Shared>>,
+    /// Watchers registered (in `Feed::registry`).
+    watching: usize,
     closed: bool,
 }
 
@@ -217,7 +229,7 @@ impl Feed {
             floor: if active { floor } else { revision },
             delivered: revision,
             kept_bytes: 0,
-            watchers: Vec::new(),
+            watching: 0,
             closed: false,
         };
         if active {
@@ -231,6 +243,8 @@ impl Feed {
             active: AtomicBool::new(active),
             config,
             state: Mutex::new(state),
+            registry: Mutex::new(BTreeMap::new()),
+            passed: Arc::new(AtomicU64::new(revision)),
             dispatcher: Mutex::new(None),
             dispatch_requested: AtomicBool::new(false),
         }
@@ -250,9 +264,18 @@ impl Feed {
             // Taken before the feed became active (see `activate`).
             return;
         }
-        state.early.insert(revision, event);
         let before = state.complete;
         let state = &mut *state;
+        if revision == state.complete + 1 {
+            // In order, the common case: no detour through `early`.
+            state.complete = revision;
+            if let Some(event) = event {
+                state.kept_bytes += event.cost();
+                state.kept.push_back(event);
+            }
+        } else {
+            state.early.insert(revision, event);
+        }
         while let Some(entry) = state.early.first_entry() {
             if *entry.key() != state.complete + 1 {
                 break;
@@ -267,8 +290,9 @@ impl Feed {
         if state.complete == before {
             return;
         }
-        if state.watchers.is_empty() {
+        if state.watching == 0 {
             state.delivered = state.complete;
+            self.passed.store(state.complete, Ordering::Release);
             state.trim(&self.config);
             return;
         }
@@ -292,6 +316,8 @@ impl Feed {
         from: Option<u64>,
         current: impl FnOnce() -> u64,
     ) -> Result<Arc<Shared>> {
+        // The registry first (see its docs), then the history.
+        let mut registry = self.registry.lock();
         let mut state = self.state.lock();
         if state.closed {
             return Err(Error::Closed);
@@ -306,6 +332,7 @@ impl Feed {
             state.complete = now;
             state.floor = now;
             state.delivered = now;
+            self.passed.store(now, Ordering::Release);
             state.early.clear();
         }
         let from = from.unwrap_or(state.complete);
@@ -335,10 +362,17 @@ impl Feed {
             }),
             ready: Condvar::new(),
             notify: Mutex::new(None),
+            live: AtomicBool::new(true),
+            passed: self.passed.clone(),
         });
-        state.watchers.push(shared.clone());
+        state.watching += 1;
+        registry
+            .entry(prefix.into())
+            .or_default()
+            .push(shared.clone());
         let behind = state.complete > state.delivered;
         drop(state);
+        drop(registry);
         if behind {
             self.request_dispatch();
         }
@@ -361,31 +395,47 @@ impl Feed {
     /// buffer is full.
     pub(crate) fn dispatch(&self) {
         self.dispatch_requested.store(false, Ordering::Release);
-        let (events, watchers, upto) = {
+        let mut registry = self.registry.lock();
+        let (events, upto) = {
             let mut state = self.state.lock();
             let from = state
                 .kept
                 .partition_point(|e| e.revision() <= state.delivered);
             let events: Vec<Event> = state.kept.range(from..).cloned().collect();
-            // Counted as delivered now, under the lock: a watcher that
-            // registers from here on takes these from the history itself
-            // (it is not in `watchers`), and the events stay in hand here
-            // even if the history drops them meanwhile.
+            // Counted as delivered now: a watcher that registers after this
+            // pass takes these from the history itself, and the events stay
+            // in hand here even if the history drops them meanwhile.
             state.delivered = state.complete;
-            (events, state.watchers.clone(), state.complete)
+            (events, state.complete)
         };
         // Without the history's lock: writers go on publishing meanwhile.
-        for watcher in &watchers {
-            watcher.deliver(&events, upto);
+        let mut gone = 0;
+        for (prefix, watchers) in registry.iter_mut() {
+            let matching: Vec<&Event> = events
+                .iter()
+                .filter(|e| e.key().starts_with(&**prefix))
+                .collect();
+            if !matching.is_empty() {
+                for watcher in watchers.iter() {
+                    watcher.deliver(&matching);
+                }
+            }
+            let before = watchers.len();
+            watchers.retain(|w| w.live.load(Ordering::Acquire));
+            gone += before - watchers.len();
         }
+        registry.retain(|_, watchers| !watchers.is_empty());
+        self.passed.store(upto, Ordering::Release);
         let mut state = self.state.lock();
-        state.watchers.retain(|w| w.is_live());
-        if state.watchers.is_empty() {
+        state.watching -= gone;
+        if state.watching == 0 {
             state.delivered = state.complete;
         }
         state.trim(&self.config);
-        if state.complete > state.delivered {
-            drop(state);
+        let behind = state.complete > state.delivered;
+        drop(state);
+        drop(registry);
+        if behind {
             self.request_dispatch();
         }
     }
@@ -393,12 +443,13 @@ impl Feed {
     /// Ends every watcher with [`Error::Closed`] (after the events they
     /// already hold).
     pub(crate) fn close(&self) {
-        let watchers = {
+        let registry = std::mem::take(&mut *self.registry.lock());
+        {
             let mut state = self.state.lock();
             state.closed = true;
-            std::mem::take(&mut state.watchers)
-        };
-        for watcher in watchers {
+            state.watching = 0;
+        }
+        for watcher in registry.into_values().flatten() {
             watcher.end(Error::Closed);
         }
     }
@@ -439,6 +490,11 @@ pub(crate) struct Shared {
     queue: Mutex<Queue>,
     ready: Condvar,
     notify: Mutex<Option<Arc<dyn Fn() + Send + Sync>>>,
+    /// Still fed: cleared when it ends or its [`Watcher`] is dropped, so
+    /// that the dispatcher forgets it.
+    live: AtomicBool,
+    /// The feed's `passed`.
+    passed: Arc<AtomicU64>,
 }
 
 struct Queue {
@@ -454,12 +510,10 @@ struct Queue {
 }
 
 impl Shared {
-    fn is_live(&self) -> bool {
-        let queue = self.queue.lock();
-        queue.end.is_none() && !queue.dropped
-    }
-
-    fn deliver(&self, events: &[Event], upto: u64) {
+    /// Appends `events` (all matching this watcher's prefix, in revision
+    /// order, some perhaps already held) or cuts the watcher off when its
+    /// buffer is full.
+    fn deliver(&self, events: &[&Event]) {
         let mut queue = self.queue.lock();
         if queue.end.is_some() || queue.dropped {
             return;
@@ -470,13 +524,11 @@ impl Shared {
             if event.revision() <= queue.position {
                 continue;
             }
-            if event.key().starts_with(&*self.prefix) {
-                if queue.events.len() >= self.capacity {
-                    cut_off = true;
-                    break;
-                }
-                queue.events.push_back(event.clone());
+            if queue.events.len() >= self.capacity {
+                cut_off = true;
+                break;
             }
+            queue.events.push_back((*event).clone());
             queue.position = event.revision();
         }
         if cut_off {
@@ -485,11 +537,7 @@ impl Shared {
                 resume_from,
                 buffer: self.capacity,
             });
-        } else {
-            queue.position = queue.position.max(upto);
-            if queue.events.is_empty() {
-                queue.seen = queue.position;
-            }
+            self.live.store(false, Ordering::Release);
         }
         let changed = cut_off || queue.events.len() > before;
         drop(queue);
@@ -503,6 +551,7 @@ impl Shared {
         if queue.end.is_none() {
             queue.end = Some(err);
         }
+        self.live.store(false, Ordering::Release);
         drop(queue);
         self.wake();
     }
@@ -568,7 +617,16 @@ impl Watcher {
     /// Every event for this prefix up to this revision has been returned:
     /// watching again from here misses nothing and repeats nothing.
     pub fn progress(&self) -> u64 {
-        self.shared.queue.lock().seen
+        let queue = self.shared.queue.lock();
+        match queue.events.is_empty() && queue.end.is_none() {
+            // Nothing held and still fed: everything the dispatcher has
+            // passed (this watcher's buffer took whatever of it matched).
+            true => queue
+                .seen
+                .max(queue.position)
+                .max(self.shared.passed.load(Ordering::Acquire)),
+            false => queue.seen,
+        }
     }
 
     /// Calls `notify` whenever an event arrives in the buffer, or the
@@ -630,6 +688,7 @@ impl Drop for Watcher {
     fn drop(&mut self) {
         // The dispatcher forgets it on its next pass.
         self.shared.queue.lock().dropped = true;
+        self.shared.live.store(false, Ordering::Release);
         self.shared.notify.lock().take();
     }
 }
