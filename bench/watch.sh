@@ -92,7 +92,7 @@ echo "   watchers open: $(metric kv_watchers)"
 result=$(writes B)
 read -r b_rps b_p99 <<<"$result"
 echo "   $b_rps writes/s, p99 $b_p99 ms; watchers cut off so far: $(metric kv_watchers_cut_off_total)"
-wait_until 200 test "$(metric kv_watchers)" = 0 || echo "   (watchers still open: $(metric kv_watchers))"
+wait_until 400 test "$(metric kv_watchers)" = 0 || echo "   (watchers still open: $(metric kv_watchers))"
 
 echo "== A2: writes alone"
 result=$(writes A2)

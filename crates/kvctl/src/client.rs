@@ -182,7 +182,7 @@ impl Client {
 
     /// Opens the change feed under `prefix` (`GET /v1/watch`), resuming
     /// after revision `after` (sent as `Last-Event-ID`) or from now; the
-    /// answer is the event stream, read with [`crate::sse`]. Reading it is
+    /// answer is the event stream (Server-Sent Events). Reading it is
     /// bounded by `--timeout` per read, which the server's keep-alive
     /// comments keep from running out.
     pub fn watch(&self, prefix: &str, after: Option<u64>) -> Result<Response, Error> {
