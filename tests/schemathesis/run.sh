@@ -75,10 +75,14 @@ echo "== kvserver ready at $base (pid $pid)"
 
 echo "== schemathesis $SCHEMATHESIS_VERSION: $max_examples examples per operation, seed $seed"
 status=0
+# GET /v1/watch is left out: a 200 there is an event stream that stays open
+# by design, which schemathesis would report as a timeout (crates/kvserver
+# tests/watch.rs checks it instead).
 "$venv/bin/schemathesis" run "$base/openapi.json" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
     --max-examples "$max_examples" \
     --seed "$seed" \
+    --exclude-operation-id watch \
     --workers 2 \
     --request-timeout 10 \
     --generation-database none \

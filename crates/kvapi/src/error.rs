@@ -115,6 +115,9 @@ pub struct ErrorBody<'a> {
     /// its bound, `size` what the write needed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub used: Option<u64>,
+    /// On `compacted`, the oldest revision a watch can start from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_revision: Option<u64>,
 }
 
 impl<'a> ErrorBody<'a> {
@@ -128,6 +131,7 @@ impl<'a> ErrorBody<'a> {
             limit: None,
             size: None,
             used: None,
+            oldest_revision: None,
         }
     }
 }

@@ -21,3 +21,7 @@ pub const JSON: &str = "application/json";
 
 /// The content type of a raw value on `GET /v1/kv/{key}`.
 pub const OCTET_STREAM: &str = "application/octet-stream";
+
+/// The revision a `/v1/watch` client saw last: the stream resumes right
+/// after it (Server-Sent Events send it when they reconnect).
+pub const LAST_EVENT_ID: &str = "Last-Event-ID";

@@ -31,6 +31,7 @@
 //! - `info`: [`Info`] and the health bodies ([`Health`]).
 //! - `error`: [`ErrorBody`] and [`ErrorCode`].
 //! - `value`: values as JSON text or base64 ([`Encoding`]).
+//! - `watch`: the `/v1/watch` event stream's [`WatchEvent`].
 //! - `condition`: what a `/v1` write asks for besides its value:
 //!   [`Condition`] (precondition headers) and [`TtlChange`] (query).
 //! - `header`: header names ([`ETAG`], [`TTL_MS`], ...).
@@ -56,16 +57,18 @@ mod seed;
 pub mod ttl;
 pub mod url;
 mod value;
+mod watch;
 
 pub use condition::{Condition, TtlChange, WriteCondition};
 pub use error::{ErrorBody, ErrorCode};
 pub use etag::{Tag, Tags, format_etag, parse_etag};
-pub use header::{ETAG, IF_MATCH, IF_NONE_MATCH, JSON, OCTET_STREAM, TTL_MS};
+pub use header::{ETAG, IF_MATCH, IF_NONE_MATCH, JSON, LAST_EVENT_ID, OCTET_STREAM, TTL_MS};
 pub use info::{Health, HealthStatus, Info, InfoLimits, InfoMemory, LogFigures};
 pub use kv::{DEFAULT_LIST_LIMIT, ListItem, ListPage, MAX_LIST_LIMIT, PageWriter, Written};
 pub use seed::{Deleted, Entry, StoreTtl, StoreWrite};
 pub use ttl::{DurationError, MAX_TTL, MIN_TTL, parse_duration};
 pub use value::{Encoding, decode_value, encode_value};
+pub use watch::{EVENT_STREAM, WatchEvent, WatchKind};
 
 /// A time left as the wire carries it: whole milliseconds (`ttl_ms`,
 /// `Kv-Ttl-Ms`), rounded down.

@@ -15,6 +15,9 @@ pub const KV_KEY_PREFIX: &str = "/v1/kv/";
 /// `GET /v1/info`.
 pub const INFO: &str = "/v1/info";
 
+/// `GET /v1/watch`: the change feed, as Server-Sent Events.
+pub const WATCH: &str = "/v1/watch";
+
 /// `GET /healthz`: alive.
 pub const HEALTHZ: &str = "/healthz";
 
@@ -41,6 +44,9 @@ pub const LIMIT: &str = "limit";
 
 /// `?values=true` of a listing: include the values.
 pub const VALUES: &str = "values";
+
+/// `?from=` of a watch: the revision after which the events start.
+pub const FROM: &str = "from";
 
 /// The query of `GET /v1/kv`.
 ///

@@ -28,6 +28,13 @@
 //! popular key takes about 8% of the operations, the top 1% of keys about
 //! 60%), where threads meet on the same hot shards and records.
 //!
+//! `KVCORE_BENCH_WATCH=1` compares the change feed's cost instead: the
+//! balanced store as it ships (no history), the same with a history of
+//! 10,000 events (every write copies its key and value into an event), and
+//! with that history and one idle watcher (a prefix no key has: the
+//! dispatcher thread wakes and scans every event), next to write-heavy for
+//! the A/A noise floor.
+//!
 //! Criterion times samples by the wall clock; `KVCORE_BENCH_CLOCK=cpu` makes
 //! it use thread CPU time too. `KVCORE_BENCH_ROUNDS` sets the paired rounds
 //! (default 40); `KVCORE_BENCH_KEYS=uniform` or `=zipf` runs one key
@@ -149,6 +156,22 @@ impl Contender for Store {
     fn set(&self, key: &str, value: &[u8]) {
         let written = self.upsert(key, value, TtlChange::Keep);
         debug_assert!(written.is_ok());
+    }
+}
+
+/// A store with a watcher that never matches, kept as long as the store.
+struct Watched {
+    store: Store,
+    _watcher: kvcore::Watcher,
+}
+
+impl Contender for Watched {
+    fn get(&self, key: &str) -> usize {
+        Contender::get(&self.store, key)
+    }
+
+    fn set(&self, key: &str, value: &[u8]) {
+        Contender::set(&self.store, key, value)
     }
 }
 
@@ -333,6 +356,9 @@ fn runner<'a>(map: impl Contender + 'a) -> Runner<'a> {
 /// maps they are compared with; one more store shows what a TTL on every key
 /// costs (a clock read per get).
 fn contenders(keys: &Keys) -> Vec<(String, Build<'_>)> {
+    if std::env::var("KVCORE_BENCH_WATCH").is_ok_and(|w| w == "1") {
+        return watch_contenders(keys);
+    }
     let mut builds: Vec<(String, Build<'_>)> = PRESETS
         .iter()
         .map(|&tuning| {
@@ -378,9 +404,53 @@ fn contenders(keys: &Keys) -> Vec<(String, Build<'_>)> {
     builds
 }
 
+/// History in events of the `kvcore-history` contenders.
+const HISTORY: usize = 10_000;
+
+/// See `KVCORE_BENCH_WATCH` in the module docs.
+fn watch_contenders(keys: &Keys) -> Vec<(String, Build<'_>)> {
+    let plain = |tuning| -> Build<'_> {
+        Box::new(move || {
+            runner(kvcore_store_with(
+                Store::builder().tuning(tuning),
+                keys,
+                None,
+            ))
+        })
+    };
+    vec![
+        ("kvcore-balanced".into(), plain(Tuning::Balanced)),
+        ("kvcore-write-heavy".into(), plain(Tuning::WriteHeavy)),
+        (
+            "kvcore-history".into(),
+            Box::new(move || {
+                runner(kvcore_store_with(
+                    Store::builder().watch_history(HISTORY),
+                    keys,
+                    None,
+                ))
+            }),
+        ),
+        (
+            "kvcore-watched".into(),
+            Box::new(move || {
+                let store = kvcore_store_with(Store::builder().watch_history(HISTORY), keys, None);
+                let watcher = store.watch("no-such-prefix/", None).expect("watch");
+                runner(Watched {
+                    store,
+                    _watcher: watcher,
+                })
+            }),
+        ),
+    ]
+}
+
 fn kvcore_store(tuning: Tuning, keys: &Keys, ttl: Option<Duration>) -> Store {
-    let store = Store::builder()
-        .tuning(tuning)
+    kvcore_store_with(Store::builder().tuning(tuning), keys, ttl)
+}
+
+fn kvcore_store_with(builder: kvcore::StoreBuilder, keys: &Keys, ttl: Option<Duration>) -> Store {
+    let store = builder
         // Nothing expires during a run: keep the reclaimer's thread out of
         // the measurement.
         .active_expiry(ActiveExpiry::Manual)
@@ -587,6 +657,27 @@ fn print_tables(results: &[(&Workload<'_>, Rounds)], clock: &str) {
             format!("{r:.2}x ({:.0}%)", won * 100.0)
         })
     };
+    if names.iter().any(|n| n == "kvcore-watched") {
+        println!(
+            "\n## By {clock}: the change feed's cost, median ratios (share of rounds the first one won)\n"
+        );
+        println!(
+            "| keys | mix | threads | history / balanced | watched / balanced | balanced / write-heavy (A/A) |"
+        );
+        println!("|---|---|---:|---:|---:|---:|");
+        for (w, r) in results {
+            println!(
+                "| {} | {} | {} | {} | {} | {} |",
+                w.dist.name(),
+                w.mix.name,
+                w.threads,
+                show(r.ratio("kvcore-history", "kvcore-balanced")),
+                show(r.ratio("kvcore-watched", "kvcore-balanced")),
+                show(r.ratio("kvcore-balanced", "kvcore-write-heavy")),
+            );
+        }
+        return;
+    }
     println!("\n## By {clock}: median ratios (share of rounds the first one won)\n");
     println!(
         "| keys | mix | threads | read-heavy / balanced | write-heavy / balanced | read-heavy / write-heavy | balanced / balanced (A/A) | best preset | best / dashmap | best / moka | best / std-rwlock |"

@@ -11,14 +11,15 @@ use crate::background::Threads;
 use crate::clock::{Clock, SystemClock};
 use crate::durable::disk::{Disk, RealDisk};
 use crate::durable::log::Fsync;
-use crate::durable::recovery::{OnCorruption, RecoveryReport, Replayed};
-use crate::durable::{self, Durable, frame, upkeep};
+use crate::durable::recovery::{OnCorruption, RecoveryReport, Removal, Replayed};
+use crate::durable::{self, Change, Durable, frame, upkeep};
 use crate::entry::Record;
 use crate::error::Result;
 use crate::expiry::{self, ActiveExpiry};
 use crate::memory::{Eviction, Memory};
 use crate::shard::{Shard, Tuning};
 use crate::store::{Inner, Revision, Store, shard_index};
+use crate::watch::{Event, EventKind, Feed, WatchConfig};
 
 /// Size limits a store enforces on every write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +53,7 @@ pub struct StoreBuilder {
     on_corruption: OnCorruption,
     max_memory: Option<u64>,
     eviction: Eviction,
+    watch: WatchConfig,
     pub(crate) disk: Arc<dyn Disk>,
     pub(crate) thresholds: durable::Thresholds,
     /// Tests that count disk operations turn the log worker off.
@@ -70,6 +72,7 @@ impl Default for StoreBuilder {
             on_corruption: OnCorruption::default(),
             max_memory: None,
             eviction: Eviction::default(),
+            watch: WatchConfig::default(),
             disk: Arc::new(RealDisk),
             thresholds: durable::Thresholds::default(),
             log_worker: true,
@@ -161,11 +164,42 @@ impl StoreBuilder {
         self
     }
 
+    /// How many of the latest changes the store keeps, so that a
+    /// [`Store::watch`] can start in the past (and, for a store opened with
+    /// [`open`](StoreBuilder::open), refill them from the log at a restart).
+    /// A watch from a revision older than the history fails with
+    /// [`Error::Compacted`](crate::Error::Compacted). Default: 0, no history:
+    /// a watch starts from now (or from the latest revision), and a store
+    /// that is never watched spends nothing on events. With a history every
+    /// write copies its key and value into an event (see BENCHMARKS.md for
+    /// the cost).
+    pub fn watch_history(mut self, events: usize) -> StoreBuilder {
+        self.watch.history_events = events;
+        self
+    }
+
+    /// The most bytes of keys and values (plus 64 bytes an event) the
+    /// history keeps, whatever [`watch_history`](StoreBuilder::watch_history)
+    /// allows. Default: 64 MiB.
+    pub fn watch_history_bytes(mut self, bytes: usize) -> StoreBuilder {
+        self.watch.history_bytes = bytes;
+        self
+    }
+
+    /// How many events a watcher buffers before it is cut off with
+    /// [`Error::WatcherCutOff`](crate::Error::WatcherCutOff) (values below 1
+    /// count as 1). Default: 1024.
+    pub fn watch_buffer(mut self, events: usize) -> StoreBuilder {
+        self.watch.buffer = events.max(1);
+        self
+    }
+
     /// Builds an in-memory store and, unless told otherwise, starts its
     /// reclaimer.
     pub fn build(self) -> Store {
         let shards = self.new_shards();
-        self.assemble(shards, None)
+        let feed = Feed::new(self.watch, 0, 0, Vec::new());
+        self.assemble(shards, None, feed)
     }
 
     /// Opens a durable store kept in `dir` (created if missing): recovers the
@@ -184,6 +218,13 @@ impl StoreBuilder {
             .min(frame::max_value_bytes(limits.max_key_bytes));
         let shards = self.new_shards();
         let hasher = DefaultHashBuilder::default();
+        let now_ms = self.clock.now_ms();
+        let watched = self.watch.history_events > 0;
+        // The log's changes, for the watch history.
+        let mut events = Vec::new();
+        // Keys whose deadline passed while the store was closed and that no
+        // later change brought back: their expiry is an event of this run.
+        let mut expired_while_closed = std::collections::BTreeSet::new();
         let (durable, mut report) = {
             let hash = |key: &[u8]| std::hash::BuildHasher::hash_one(&hasher, key);
             let mut apply = |change: Replayed<'_>| match change {
@@ -192,14 +233,46 @@ impl StoreBuilder {
                     value,
                     revision,
                     deadline_ms,
+                    logged,
                 } => {
+                    if watched {
+                        expired_while_closed.remove(key);
+                        if logged {
+                            let ttl = (deadline_ms != crate::entry::NO_DEADLINE).then(|| {
+                                std::time::Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+                            });
+                            events.push(Event::put(revision, key, value, deadline_ms, ttl));
+                        }
+                    }
                     let record = Record::new(key, value);
                     record.stamp(revision, deadline_ms);
                     let h = hash(key.as_bytes());
                     shards[shard_index(h, shards.len())]
                         .write(|t| t.put(h, record, |r| hash(r.key())));
                 }
-                Replayed::Remove { key } => {
+                Replayed::Remove {
+                    key,
+                    revision,
+                    logged,
+                    why,
+                } => {
+                    if watched {
+                        match why {
+                            Removal::ExpiredWhileClosed => {
+                                expired_while_closed.insert(key.to_owned());
+                            }
+                            Removal::Deleted | Removal::Expired => {
+                                expired_while_closed.remove(key);
+                            }
+                        }
+                        if logged && why != Removal::ExpiredWhileClosed {
+                            let kind = match why {
+                                Removal::Deleted => EventKind::Delete,
+                                _ => EventKind::Expire,
+                            };
+                            events.push(Event::gone(revision, key, kind));
+                        }
+                    }
                     let h = hash(key.as_bytes());
                     shards[shard_index(h, shards.len())].write(|t| t.remove(h, key.as_bytes()));
                 }
@@ -215,9 +288,26 @@ impl StoreBuilder {
             )?
         };
         report.keys = shards.iter().map(|s| s.read(|t| t.len())).sum();
+        let floor = durable.history_floor;
+        events.retain(|e| e.revision() > floor);
+        events.sort_unstable_by_key(Event::revision);
+        // An expiry that happened while the store was closed is noticed
+        // now: it takes a revision of this run, and is logged like any
+        // expiry so that the next restart does not report it again.
+        for key in expired_while_closed {
+            report.revision += 1;
+            // Not waited for: the sync threads do not run yet. An expiry
+            // lost to a crash is noticed again at the next open.
+            let _unsynced = durable.log(Change::Expire {
+                key: key.as_bytes(),
+                revision: report.revision,
+            })?;
+            events.push(Event::gone(report.revision, &key, EventKind::Expire));
+        }
+        let feed = Feed::new(self.watch, report.revision, floor, events);
         let (fsync, log_worker) = (self.fsync, self.log_worker);
         let held = shards.iter().map(|s| s.read(|t| t.held_bytes())).sum();
-        let store = self.assemble(shards, Some((durable, report, hasher)));
+        let store = self.assemble(shards, Some((durable, report, hasher)), feed);
         store.inner().memory.set_used(held);
         // On failure the store is dropped, which closes it.
         upkeep::spawn_log_threads(store.inner(), &store.inner().threads, fsync, log_worker)?;
@@ -234,6 +324,7 @@ impl StoreBuilder {
         self,
         shards: Box<[Shard]>,
         durable: Option<(Durable, RecoveryReport, DefaultHashBuilder)>,
+        feed: Feed,
     ) -> Store {
         let (durable, recovery, hasher) = match durable {
             Some((durable, report, hasher)) => (Some(durable), Some(report), hasher),
@@ -253,6 +344,7 @@ impl StoreBuilder {
             durable,
             recovery,
             threads: Threads::default(),
+            feed,
         });
         let threads = &inner.threads;
         if let ActiveExpiry::Background { interval } = self.active_expiry {

@@ -101,6 +101,30 @@ pub enum Error {
     /// durable store takes no more writes.
     #[error("the store is closed")]
     Closed,
+    /// A watch asked for changes after a revision the history no longer
+    /// holds (etcd's "compacted").
+    #[error(
+        "the watch history no longer holds the changes after revision {requested}; the oldest revision a watch can start from is {oldest}"
+    )]
+    Compacted {
+        /// The revision the watch asked to start after.
+        requested: u64,
+        /// The oldest revision a watch can start from: every change after
+        /// it is still kept.
+        oldest: u64,
+    },
+    /// A watcher fell behind: its buffer filled up, so the store stopped
+    /// feeding it rather than hold writers up or buffer without bound.
+    #[error(
+        "the watcher fell behind and was cut off (its buffer of {buffer} events is full); watch again from revision {resume_from}"
+    )]
+    WatcherCutOff {
+        /// Watching again from this revision misses nothing and repeats
+        /// nothing: every event up to it was delivered.
+        resume_from: u64,
+        /// The buffer's size, in events.
+        buffer: usize,
+    },
 }
 
 impl Error {

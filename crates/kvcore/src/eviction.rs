@@ -21,6 +21,7 @@ use crate::entry::{NO_DEADLINE, Record};
 use crate::error::{Error, Result};
 use crate::memory::Eviction;
 use crate::store::Inner;
+use crate::watch::{Event, EventKind};
 
 /// How many times one write makes room before it gives up with
 /// [`Error::MemoryFull`].
@@ -176,8 +177,9 @@ impl Inner {
                         break;
                     }
                     let hash = self.hash(record.key());
-                    let (_, _, gone) = self.remove_logged(t, hash, record.key())?;
+                    let (version, _, gone) = self.remove_logged(t, hash, record.key())?;
                     self.memory.count_evicted(1);
+                    self.publish_eviction(version, record.key());
                     removed.extend(gone);
                 }
                 // Every record was seen: the bound is now exact.
@@ -203,13 +205,27 @@ impl Inner {
             let Some(record) = t.find_exact(hash, addr).filter(|r| still(r)).cloned() else {
                 return Ok(None);
             };
-            let (_, _, removed) = self.remove_logged(t, hash, record.key())?;
+            let (version, _, removed) = self.remove_logged(t, hash, record.key())?;
             self.memory.count_evicted(1);
+            self.publish_eviction(version, record.key());
             Ok::<_, Error>(removed)
         })?;
         // Freed after the lock.
         drop(removed);
         Ok(())
+    }
+
+    /// Tells watchers of an eviction, as a delete: the key is gone for good.
+    /// Published under the shard lock (evictions are rare, and the feed must
+    /// hear of every revision taken).
+    fn publish_eviction(&self, revision: u64, key: &[u8]) {
+        if self.feed.is_active() {
+            let key = std::str::from_utf8(key).unwrap_or_default();
+            self.feed.publish(
+                revision,
+                Some(Event::gone(revision, key, EventKind::Delete)),
+            );
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::background::Threads;
-use crate::entry::NO_DEADLINE;
+use crate::entry::{NO_DEADLINE, Record};
 use crate::error::{Error, Result};
 use crate::shard::Shard;
 use crate::store::Inner;
@@ -97,14 +97,28 @@ impl Inner {
     }
 
     pub(crate) fn reclaim_shard(&self, shard: &Shard, now_ms: u64) -> usize {
-        let (reclaimed, freed) = shard.write(|t| {
-            if t.may_have_expired(now_ms) {
-                t.reclaim_expired(now_ms, |r| self.hash(r.key()))
-            } else {
-                (0, 0)
+        let (reclaimed, freed, expiries) = shard.write(|t| {
+            if !t.may_have_expired(now_ms) {
+                return (0, 0, Vec::new());
             }
+            // A watched store numbers each expiry under the lock, like a
+            // write (a second look at the records, only when watched).
+            let expiries: Vec<(u64, Record)> = match self.feed.is_active() {
+                true => t
+                    .iter()
+                    .filter(|r| r.is_expired(now_ms))
+                    .filter_map(|r| Some((self.number_expiry(r.key())?, r.clone())))
+                    .collect(),
+                false => Vec::new(),
+            };
+            let (reclaimed, freed) = t.reclaim_expired(now_ms, |r| self.hash(r.key()));
+            (reclaimed, freed, expiries)
         });
         self.memory.release(freed);
+        for (revision, record) in expiries {
+            let key = std::str::from_utf8(record.key()).unwrap_or_default();
+            self.publish_expiry(revision, key);
+        }
         self.count_reclaimed(reclaimed);
         reclaimed
     }

@@ -37,6 +37,9 @@
 //!   A background pass ([`ActiveExpiry`]) gives its memory back.
 //! - Every operation is atomic and linearizable. No lock guard is ever handed
 //!   out.
+//! - Every change is an [`Event`] that [`Store::watch`] delivers in revision
+//!   order. A watched store (one with a history, or that a watcher came to)
+//!   numbers each expiry it notices with a revision too, like a delete.
 //!
 //! # Modules
 //!
@@ -52,6 +55,8 @@
 //! - `clock`: [`Clock`], with [`SystemClock`] and [`ManualClock`].
 //! - `durable/`: the data directory of a store opened with [`Store::open`]
 //!   (log, snapshots, recovery, compaction, [`Ack`]); its `mod.rs` maps it.
+//! - `watch`: the change feed: [`Event`]s in revision order, the bounded
+//!   history, and [`Watcher`]s (see [`Store::watch`]).
 //! - `background`: the store's background threads, stopped by
 //!   [`Store::close`].
 //! - `error`: the [`Error`] enum.
@@ -71,6 +76,7 @@ mod listing;
 mod memory;
 mod shard;
 mod store;
+mod watch;
 
 pub use builder::{Limits, StoreBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -84,3 +90,4 @@ pub use listing::Page;
 pub use memory::{Eviction, MemoryStats};
 pub use shard::Tuning;
 pub use store::{Condition, DurabilityStats, Stats, Store, Written};
+pub use watch::{Event, EventKind, Watcher};

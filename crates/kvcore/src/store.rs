@@ -22,6 +22,7 @@ use crate::expiry::{self, TtlChange};
 use crate::listing::{self, Page};
 use crate::memory::{self, Memory, MemoryStats, NoRoom};
 use crate::shard::{self, Shard, Table, Tuning};
+use crate::watch::{Event, EventKind, Feed, Watcher};
 
 /// The outcome of a successful write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +132,8 @@ pub(crate) struct Inner {
     pub(crate) recovery: Option<RecoveryReport>,
     /// The background threads, stopped and joined by [`Inner::close`].
     pub(crate) threads: Threads,
+    /// The change feed: history and watchers.
+    pub(crate) feed: Feed,
 }
 
 /// The revision counter, alone on its cache lines: every write on any core
@@ -316,11 +319,19 @@ impl Store {
         };
         if record.is_expired(now) {
             // Lazy reclaim: remove it unless a writer replaced it meanwhile.
-            if shard.write(|t| t.remove_exact(hash, &record)) {
-                self.inner.count_reclaimed(1);
-                self.inner
-                    .memory
-                    .release(memory::record_bytes(record.payload_len()));
+            let expired = shard.write(|t| {
+                t.remove_exact(hash, &record)
+                    .then(|| self.inner.number_expiry(record.key()))
+            });
+            let Some(expired) = expired else {
+                return Ok(None);
+            };
+            self.inner.count_reclaimed(1);
+            self.inner
+                .memory
+                .release(memory::record_bytes(record.payload_len()));
+            if let Some(revision) = expired {
+                self.inner.publish_expiry(revision, key);
             }
             return Ok(None);
         }
@@ -359,6 +370,55 @@ impl Store {
             now
         });
         collector.finish(now)
+    }
+
+    /// Follows the changes to every key that starts with `prefix` (empty:
+    /// every key), in revision order: each put, delete and expiry after
+    /// revision `from`, or, with `None`, after the latest revision.
+    ///
+    /// Changes before now come from the history
+    /// ([`StoreBuilder::watch_history`]); [`Error::Compacted`] (carrying the
+    /// oldest revision a watch can start from) when it no longer holds
+    /// `from`. An expiry is reported when the store notices it (on an
+    /// access to the key or in the background pass), not at the deadline
+    /// itself. See [`Watcher`] for how a watcher that falls behind is cut
+    /// off. Fails with [`Error::Closed`] once the store is closed.
+    ///
+    /// ```
+    /// use kvcore::{EventKind, Store, TtlChange};
+    /// let store = Store::new();
+    /// let mut watcher = store.watch("app/", None)?;
+    /// store.upsert("app/a", "1", TtlChange::Keep)?;
+    /// store.upsert("other", "x", TtlChange::Keep)?;
+    /// store.remove("app/a")?;
+    /// let put = watcher.recv()?;
+    /// assert_eq!((put.kind(), put.key(), put.value()), (EventKind::Put, "app/a", Some(&b"1"[..])));
+    /// assert_eq!(watcher.recv()?.kind(), EventKind::Delete);
+    /// # Ok::<(), kvcore::Error>(())
+    /// ```
+    pub fn watch(&self, prefix: &str, from: Option<u64>) -> Result<Watcher> {
+        let inner = &self.inner;
+        let shared = inner
+            .feed
+            .watch(prefix, from, || inner.revision.0.load(Ordering::SeqCst))?;
+        inner.feed.ensure_dispatcher(|| {
+            // The dispatcher also looks every second, in case a wake-up was
+            // missed; without it (if the thread cannot start) nothing is
+            // delivered.
+            inner.threads.spawn_periodic(
+                "kvcore-watch",
+                Duration::from_secs(1),
+                inner.clone(),
+                |inner| inner.feed.dispatch(),
+            )
+        });
+        Ok(Watcher::new(shared))
+    }
+
+    /// The oldest revision a [`Store::watch`] can start from, and the latest
+    /// revision whose changes are all published to watchers.
+    pub fn watch_bounds(&self) -> (u64, u64) {
+        self.inner.feed.bounds()
     }
 
     /// Number of live keys, counted at one instant (every shard held).
@@ -475,16 +535,49 @@ impl Store {
         }
         let hash = inner.hash(key.as_bytes());
         let shard = inner.shard(hash);
+        // Revisions this write took: an expiry it noticed, and its own (with
+        // whether the feed wants its event). Set under the lock; the events
+        // are made and published after it is released.
+        let mut expired = None;
+        let mut taken = None;
         let mut no_room = None;
-        let applied =
-            shard.write(|t| self.write_in(t, hash, key, value, ttl, condition, &mut no_room));
+        let applied = shard.write(|t| {
+            self.write_in(
+                t,
+                hash,
+                key,
+                value,
+                ttl,
+                condition,
+                &mut no_room,
+                &mut expired,
+                &mut taken,
+            )
+        });
+        if let Some(revision) = expired {
+            inner.publish_expiry(revision, key);
+        }
         if let Some(needed) = no_room {
+            // No revision was taken: the reservation comes first.
             return self.retry_with_room(key, value, ttl, condition, needed, attempt);
         }
-        let (written, replaced, ack) = applied?;
+        let (written, replaced, ack, deadline) = match applied {
+            Ok(done) => done,
+            Err(err) => {
+                if let Some((version, true)) = taken {
+                    // The revision was taken but the log refused the write.
+                    inner.feed.publish(version, None);
+                }
+                return Err(err);
+            }
+        };
         // The replaced record may be the last reference to its bytes: free it
         // after the lock is released.
         drop(replaced);
+        if let Some((version, true)) = taken {
+            let event = Event::put(version, key, value, deadline, written.ttl);
+            inner.feed.publish(version, Some(event));
+        }
         // The wait for the sync (with `always`) happens without the shard.
         Ok((written, ack))
     }
@@ -519,7 +612,9 @@ impl Store {
         ttl: TtlChange,
         condition: Condition,
         no_room: &mut Option<u64>,
-    ) -> Result<(Written, Option<Record>, Ack)> {
+        expired: &mut Option<u64>,
+        taken: &mut Option<(u64, bool)>,
+    ) -> Result<(Written, Option<Record>, Ack, u64)> {
         let inner = &*self.inner;
         let stored = t.get(hash, key.as_bytes());
         // The clock is read under the lock: whether the stored record has
@@ -564,7 +659,13 @@ impl Store {
         }
         let table_before = if growth > 0 { t.table_bytes() } else { 0 };
         let current_deadline = current.map_or(NO_DEADLINE, Record::deadline_ms);
+        if found_expired {
+            // The replaced record expired: that is a change of its own,
+            // before this write's (numbered only in a watched store).
+            *expired = inner.number_expiry(key.as_bytes());
+        }
         let version = inner.next_revision();
+        *taken = Some((version, inner.feed.is_active()));
         inner.memory.advance(version);
         let deadline = expiry::resolve(ttl, new_deadline, current_deadline);
         let written = Written {
@@ -615,7 +716,7 @@ impl Store {
         if found_expired {
             inner.count_reclaimed(1);
         }
-        Ok((written, replaced, ack))
+        Ok((written, replaced, ack, deadline))
     }
 
     fn remove_when(&self, key: &str, condition: Condition) -> Result<u64> {
@@ -628,6 +729,8 @@ impl Store {
         let inner = &*self.inner;
         inner.check_key(key)?;
         let hash = inner.hash(key.as_bytes());
+        let mut expired = None;
+        let mut taken = None;
         let (result, removed) = inner.shard(hash).write(|t| {
             let stored = t.get(hash, key.as_bytes());
             // As in `write`: the clock under the lock, and only for a deadline.
@@ -639,6 +742,7 @@ impl Store {
             if let Err(err) = check(condition, current) {
                 if stored.is_some() && current.is_none() {
                     inner.count_reclaimed(1);
+                    expired = inner.number_expiry(key.as_bytes());
                     let removed = t.remove(hash, key.as_bytes());
                     if let Some(r) = &removed {
                         inner.memory.release(memory::record_bytes(r.payload_len()));
@@ -649,10 +753,23 @@ impl Store {
             }
             // `check` passed, so the key is present and live.
             match inner.remove_logged(t, hash, key.as_bytes()) {
-                Ok((version, ack, removed)) => (Ok((version, ack)), removed),
+                Ok((version, ack, removed)) => {
+                    taken = Some((version, true));
+                    (Ok((version, ack)), removed)
+                }
                 Err(err) => (Err(err), None),
             }
         });
+        if let Some(revision) = expired {
+            inner.publish_expiry(revision, key);
+        }
+        if let Some((version, watched)) = taken
+            && inner.feed.is_active()
+        {
+            let event =
+                (watched && result.is_ok()).then(|| Event::gone(version, key, EventKind::Delete));
+            inner.feed.publish(version, event);
+        }
         drop(removed);
         result
     }
@@ -714,10 +831,20 @@ impl Inner {
     ) -> Result<(u64, Ack, Option<Record>)> {
         let version = self.next_revision();
         self.memory.advance(version);
-        let ack = self.log(Change::Remove {
+        let ack = match self.log(Change::Remove {
             key,
             revision: version,
-        })?;
+        }) {
+            Ok(ack) => ack,
+            Err(err) => {
+                // The revision was taken but the log refused the removal:
+                // a hole in the feed, so that watchers do not wait for it.
+                if self.feed.is_active() {
+                    self.feed.publish(version, None);
+                }
+                return Err(err);
+            }
+        };
         let removed = t.remove(hash, key);
         if let Some(record) = &removed {
             self.memory
@@ -731,6 +858,7 @@ impl Inner {
         // The log first: its sync thread ends when it closes, and a
         // compaction under way stops at its next step.
         let synced = self.durable.as_ref().map_or(Ok(()), Durable::close_log);
+        self.feed.close();
         self.threads.stop_and_join();
         if let Some(durable) = &self.durable {
             durable.unlock();
@@ -746,8 +874,37 @@ impl Inner {
         &self.shards[shard_index(hash, self.shards.len())]
     }
 
+    /// The next revision. Sequentially consistent, like the feed's
+    /// `active` flag read after it: a watcher that starts reads the
+    /// revision after setting the flag, so every revision is either counted
+    /// by the watcher as before it or taken by a writer that sees the flag.
     fn next_revision(&self) -> u64 {
-        self.revision.0.fetch_add(1, Ordering::AcqRel) + 1
+        self.revision.0.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Numbers the expiry of `key`, noticed under its shard's write lock,
+    /// if the store is watched: it takes a revision, and a durable store
+    /// logs it (as a remove marked expired) so that the feed survives a
+    /// restart. An unwatched store's expiries take no revision. The event
+    /// is published with [`Inner::publish_expiry`] once the lock is
+    /// released.
+    pub(crate) fn number_expiry(&self, key: &[u8]) -> Option<u64> {
+        if !self.feed.is_active() {
+            return None;
+        }
+        let revision = self.next_revision();
+        // The key is gone from memory whatever the log says: a failure here
+        // fails the log, and the next write reports it.
+        let _ = self.log(Change::Expire { key, revision });
+        Some(revision)
+    }
+
+    /// Publishes the expiry numbered by [`Inner::number_expiry`].
+    pub(crate) fn publish_expiry(&self, revision: u64, key: &str) {
+        self.feed.publish(
+            revision,
+            Some(Event::gone(revision, key, EventKind::Expire)),
+        );
     }
 
     fn check_key(&self, key: &str) -> Result<()> {

@@ -29,4 +29,6 @@ mod contract {
     mod reclaimer;
     /// Deadlines at the millisecond, TTL changes, expired keys blocking nothing.
     mod ttl;
+    /// The change feed: events in order, history, expiries, slow watchers, a model.
+    mod watch;
 }

@@ -294,6 +294,20 @@ keys it imported and skipped. A malformed line stops the import with its
 line number.")]
     Import(ImportArgs),
 
+    /// Print each change under a prefix as it happens, until Ctrl-C.
+    #[command(after_long_help = "\
+Examples:
+  kvctl watch config/                      # 12 put    config/mode = \"on\"
+  kvctl watch --from 40                    # every change after revision 40, then live
+  kvctl -o json watch | jq -r .key         # one JSON object per change
+
+One line per change: revision, kind (put, delete, expire) and key, with the
+value of a put. An expiry shows when the server notices it (on an access or
+in its background pass), not at the deadline. If the connection drops, kvctl
+reconnects by itself from the last revision it printed; if the server no
+longer keeps that far back, it says so and exits 4. Ctrl-C exits 0.")]
+    Watch(WatchArgs),
+
     /// Check that the server is up.
     #[command(after_long_help = "\
 Examples:
@@ -428,6 +442,19 @@ pub struct ImportArgs {
     /// Only create keys: leave the ones that exist as they are, and count them.
     #[arg(long)]
     pub if_absent: bool,
+}
+
+/// Arguments of `watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Only keys that start with this.
+    #[arg(default_value = "", hide_default_value = true)]
+    pub prefix: String,
+
+    /// Start with the changes after this revision (from the server's
+    /// history) instead of from now.
+    #[arg(long, value_name = "REVISION")]
+    pub from: Option<u64>,
 }
 
 /// Arguments of `completions`.

@@ -180,6 +180,26 @@ impl Client {
         self.json(response)
     }
 
+    /// Opens the change feed under `prefix` (`GET /v1/watch`), resuming
+    /// after revision `after` (sent as `Last-Event-ID`) or from now; the
+    /// answer is the event stream (Server-Sent Events). Reading it is
+    /// bounded by `--timeout` per read, which the server's keep-alive
+    /// comments keep from running out.
+    pub fn watch(&self, prefix: &str, after: Option<u64>) -> Result<Response, Error> {
+        let mut request = self.http.get(self.config.endpoint.url(url::WATCH));
+        if !prefix.is_empty() {
+            request = request.query(&[(url::PREFIX, prefix)]);
+        }
+        if let Some(after) = after {
+            request = request.header(kvapi::LAST_EVENT_ID, after.to_string());
+        }
+        let response = self.send(request)?;
+        if response.status() != StatusCode::OK {
+            return Err(self.failure(response, None, None));
+        }
+        Ok(response)
+    }
+
     /// Whether the server is alive (`GET /healthz`).
     pub fn health(&self) -> Result<(), Error> {
         let response = self.send(self.http.get(self.config.endpoint.url(url::HEALTHZ)))?;

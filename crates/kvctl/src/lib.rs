@@ -11,6 +11,7 @@
 //! - `commands`: what each command does, printing through `output`.
 //! - `error`: [`Error`], one variant per kind of failure.
 //! - `record`: the JSON Lines format of `export` and `import`.
+//! - `sse`: a reader of the Server-Sent Events `watch` receives.
 //! - `duration`, `value`: TTLs and timeouts as people type them; where a
 //!   value comes from (argument, stdin, `@file`).
 
@@ -22,6 +23,7 @@ mod duration;
 pub mod error;
 mod output;
 mod record;
+mod sse;
 mod value;
 
 use std::io::Write;

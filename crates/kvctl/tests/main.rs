@@ -11,6 +11,7 @@
 //! - `tls`: `--cacert` against an HTTPS kvserver, and tokens kept off plain
 //!   http to other hosts (`--insecure`).
 //! - `tooling`: health, completions, help.
+//! - `watch`: the change feed, reconnecting across a restart, Ctrl-C.
 
 mod credentials;
 mod failures;
@@ -20,3 +21,4 @@ mod support;
 mod tls;
 mod tooling;
 mod transfer;
+mod watch;

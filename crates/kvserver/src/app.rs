@@ -44,6 +44,11 @@ pub struct AppState {
     pub tokens: Option<Arc<Tokens>>,
     /// Whether `/metrics` and `/v1/info` are served without a token.
     pub open_metrics: bool,
+    /// Set to true when a graceful shutdown begins: `/v1/watch` streams,
+    /// which would otherwise never finish, end at once.
+    pub stopping: tokio::sync::watch::Sender<bool>,
+    /// How often a quiet watch stream gets a keep-alive comment.
+    pub watch_keepalive: Duration,
 }
 
 impl AppState {
@@ -104,7 +109,8 @@ impl Application {
             .clock(config.clock.clone())
             .fsync(config.fsync)
             .on_corruption(config.on_corruption)
-            .eviction(config.eviction);
+            .eviction(config.eviction)
+            .watch_history(config.watch_history);
         if let Some(bound) = config.max_memory {
             builder = builder.max_memory(bound);
             log::info!(
@@ -165,6 +171,8 @@ impl Application {
             metrics: Metrics::new().context("registering metrics")?,
             tokens: config.tokens.clone().map(Arc::new),
             open_metrics: config.open_metrics,
+            stopping: tokio::sync::watch::Sender::new(false),
+            watch_keepalive: config.watch_keepalive,
         });
         let app_state = state.clone();
         let per_worker = (config.max_connections / config.workers).max(1);
@@ -322,6 +330,9 @@ impl Application {
                         self.shutdown_timeout
                     );
                     let draining = Instant::now();
+                    // Watch streams never finish by themselves: end them now
+                    // (their clients reconnect elsewhere with Last-Event-ID).
+                    self.state.stopping.send_replace(true);
                     // The command is sent now; the server task reports the end.
                     drop(handle.stop(true));
                     // actix only checks on draining workers once a second and

@@ -117,6 +117,11 @@ pub struct Cli {
     #[arg(long, env = "KV_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// Changes kept so that a watch can start in the past or resume after a
+    /// dropped connection (0: watches start from now only).
+    #[arg(long, env = "KV_WATCH_HISTORY", default_value_t = 10_000)]
+    pub watch_history: usize,
+
     /// How long a client may take to send a request body before it is cut off.
     #[arg(long, env = "KV_BODY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub body_timeout: Duration,
@@ -329,6 +334,7 @@ impl Cli {
             max_body_bytes: self.max_body_bytes,
             shutdown_timeout: self.shutdown_timeout,
             body_timeout: self.body_timeout,
+            watch_history: self.watch_history,
             workers,
             max_connections,
             ..defaults

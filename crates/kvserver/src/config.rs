@@ -54,6 +54,14 @@ pub struct Config {
     /// Connections the server keeps open at once, over all workers. Default:
     /// what the file-descriptor limit allows, minus room for files.
     pub max_connections: usize,
+    /// Changes the embedded store keeps so that a `/v1/watch` can start in
+    /// the past (or resume with `Last-Event-ID`) rather than be told
+    /// `compacted`. Default 10,000 (at most 64 MiB of keys and values).
+    pub watch_history: usize,
+    /// How often a quiet `/v1/watch` stream gets a keep-alive comment, so
+    /// that proxies and clients can tell it from a dead connection.
+    /// Default 15 s.
+    pub watch_keepalive: Duration,
     /// Where the store reads the time. Tests swap in a manual clock.
     pub clock: Arc<dyn Clock>,
 }
@@ -78,6 +86,8 @@ impl Default for Config {
             body_timeout: Duration::from_secs(10),
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_connections: 25_000,
+            watch_history: 10_000,
+            watch_keepalive: Duration::from_secs(15),
             clock: Arc::new(SystemClock),
         }
     }

@@ -105,6 +105,16 @@ pub enum ApiError {
         /// The bound.
         bound: u64,
     },
+    /// A watch asked for changes the history no longer holds.
+    #[error(
+        "the changes after revision {requested} are no longer kept; watch from revision {oldest} or later, or from now (no from)"
+    )]
+    Compacted {
+        /// The revision asked for.
+        requested: u64,
+        /// The oldest revision a watch can start from.
+        oldest: u64,
+    },
     /// Not ready to serve yet.
     #[error("the server is not ready yet")]
     Unavailable,
@@ -158,6 +168,7 @@ impl ApiError {
                 used,
                 bound,
             },
+            E::Compacted { requested, oldest } => ApiError::Compacted { requested, oldest },
             E::StorageFailed | E::Closed | E::Io { .. } | E::Corrupt { .. } | E::Locked { .. } => {
                 ApiError::StorageFailing(anyhow::Error::new(err))
             }
@@ -180,6 +191,7 @@ impl ApiError {
             ApiError::Unauthorized { .. } => ErrorCode::Unauthorized,
             ApiError::Forbidden { .. } => ErrorCode::Forbidden,
             ApiError::InsufficientStorage { .. } => ErrorCode::InsufficientStorage,
+            ApiError::Compacted { .. } => ErrorCode::Compacted,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -220,6 +232,9 @@ impl ApiError {
                 body.size = Some(*needed);
                 body.used = Some(*used);
             }
+            ApiError::Compacted { oldest, .. } => {
+                body.oldest_revision = Some(*oldest);
+            }
             _ => {}
         }
         body
@@ -242,6 +257,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::InsufficientStorage { .. } => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::Compacted { .. } => StatusCode::GONE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

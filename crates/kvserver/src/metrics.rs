@@ -31,6 +31,12 @@ pub struct Metrics {
     memory_used: IntGauge,
     memory_bound: IntGauge,
     evicted: Tracked,
+    /// `/v1/watch` streams open now.
+    pub watchers: IntGauge,
+    /// Events written to `/v1/watch` streams.
+    pub watch_events: IntCounter,
+    /// `/v1/watch` streams ended because the client fell behind.
+    pub watchers_cut_off: IntCounter,
 }
 
 /// A counter that follows a total kept elsewhere (in the store): at each
@@ -115,10 +121,25 @@ impl Metrics {
             "kv_evicted_keys_total",
             "Keys evicted to stay under the memory bound",
         )?;
+        let watchers = IntGauge::new("kv_watchers", "Open /v1/watch streams")?;
+        let watch_events = IntCounter::new(
+            "kv_watch_events_sent_total",
+            "Events written to /v1/watch streams",
+        )?;
+        let watchers_cut_off = IntCounter::new(
+            "kv_watchers_cut_off_total",
+            "/v1/watch streams ended because the client fell behind",
+        )?;
+        registry.register(Box::new(watchers.clone()))?;
+        registry.register(Box::new(watch_events.clone()))?;
+        registry.register(Box::new(watchers_cut_off.clone()))?;
         Ok(Metrics {
             memory_used,
             memory_bound,
             evicted,
+            watchers,
+            watch_events,
+            watchers_cut_off,
             registry,
             requests,
             latency,
@@ -197,6 +218,7 @@ fn status_label(status: u16) -> &'static str {
         405 => "405",
         408 => "408",
         409 => "409",
+        410 => "410",
         412 => "412",
         413 => "413",
         500 => "500",

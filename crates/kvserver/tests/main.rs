@@ -40,5 +40,7 @@ mod tls;
 mod ttl;
 /// One key through `/v1/kv/{key}`: raw bytes, ETags, preconditions, HEAD, DELETE, encoded keys.
 mod v1_kv;
+/// `/v1/watch`: Server-Sent Events, Last-Event-ID, 410 compacted, auth, keep-alive, shutdown.
+mod watch;
 /// openapi.json against kvapi, the one definition of the wire format: bodies, names, limits.
 mod wire_format;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use kvapi::{
     Deleted, Entry, ErrorBody, ErrorCode, Health, HealthStatus, Info, InfoLimits, InfoMemory,
-    ListItem, ListPage, LogFigures, StoreTtl, StoreWrite, Written,
+    ListItem, ListPage, LogFigures, StoreTtl, StoreWrite, WatchEvent, WatchKind, Written,
 };
 use kvserver::ApiError;
 use kvserver::routes::openapi::DOCUMENT;
@@ -349,9 +349,20 @@ fn every_kvapi_body_is_one_its_schema_allows_and_every_documented_property_is_wr
         limit: Some(10),
         size: Some(11),
         used: Some(9),
+        oldest_revision: Some(4),
         ..ErrorBody::new("a sentence", ErrorCode::VersionMismatch)
     };
     checker.check(&schema("Error"), &helpful, "every helpful field");
+
+    let events = [
+        WatchEvent::new(1, "k", WatchKind::Put, Some(b"v"), None),
+        WatchEvent::new(2, "k", WatchKind::Put, Some(&[0xff]), ttl),
+        WatchEvent::new(3, "k", WatchKind::Delete, None, None),
+        WatchEvent::new(4, "k", WatchKind::Expire, None, None),
+    ];
+    for event in &events {
+        checker.check(&schema("WatchEvent"), event, event.kind.as_str());
+    }
 
     let schemas = checker.document["components"]["schemas"]
         .as_object()
@@ -441,6 +452,13 @@ fn the_errors_kvserver_answers_are_those_their_responses_document() {
         ),
         (ApiError::Unavailable, format!("{responses}Unavailable")),
         (
+            ApiError::Compacted {
+                requested: 1,
+                oldest: 4,
+            },
+            format!("{responses}Compacted"),
+        ),
+        (
             ApiError::Unauthorized {
                 message: "no token".into(),
             },
@@ -514,6 +532,7 @@ fn header_and_parameter_names_and_listing_limits_are_kvapis() {
         url::CURSOR,
         url::LIMIT,
         url::VALUES,
+        url::FROM,
     ] {
         assert!(
             parameters.contains(&("query".into(), name.into())),
@@ -529,6 +548,7 @@ fn header_and_parameter_names_and_listing_limits_are_kvapis() {
         url::INFO,
         url::HEALTHZ,
         url::READYZ,
+        url::WATCH,
     ] {
         assert!(paths.contains_key(path), "{path} is documented");
     }

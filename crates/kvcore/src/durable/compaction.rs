@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::durable::frame::{Frame, Op};
 use crate::durable::snapshot::{self, SnapshotWriter};
 use crate::durable::{Durable, log};
 use crate::entry::Record;
@@ -134,7 +135,8 @@ impl Durable {
 
     /// Folds the log into a new snapshot. `collect` gathers the live records
     /// of one shard at a time (by index, until it returns `None`);
-    /// `revision` reads the store's revision once they are all written.
+    /// `current` reads the store's revision as the new segment begins, and
+    /// `revision` the revision to record once they are all written.
     ///
     /// A failure leaves the old snapshot and log in use and the store
     /// writable (only a failed sync of the log fails the store): the log
@@ -142,10 +144,11 @@ impl Durable {
     pub(crate) fn compact(
         &self,
         collect: impl FnMut(usize) -> Option<Vec<Record>>,
+        current: impl FnOnce() -> u64,
         revision: impl FnOnce() -> u64,
     ) -> Result<()> {
         let _one_at_a_time = self.compaction.running.lock();
-        let result = self.compact_once(collect, revision);
+        let result = self.compact_once(collect, current, revision);
         self.compaction
             .failed
             .store(result.is_err(), Ordering::Release);
@@ -156,11 +159,23 @@ impl Durable {
     fn compact_once(
         &self,
         mut collect: impl FnMut(usize) -> Option<Vec<Record>>,
+        current: impl FnOnce() -> u64,
         revision: impl FnOnce() -> u64,
     ) -> Result<()> {
         // Writes from here on go to the new segment; the snapshot taken after
         // the switch holds at least everything before it.
         let seq = self.log.rotate()?;
+        // A `Reserve` frame that changes no reservation (it is below the
+        // current one) but tells recovery that every revision handed out
+        // before this segment began is at most this one: the change feed
+        // can be refilled from this segment for every revision after it.
+        self.log.append(&Frame {
+            op: Op::Reserve,
+            revision: current(),
+            deadline_ms: 0,
+            key: b"",
+            value: b"",
+        })?;
         self.compaction.requested.store(false, Ordering::Release);
         self.compaction.wake_writers();
         // Dropped on any error below: the temporary file is removed.

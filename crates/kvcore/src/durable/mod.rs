@@ -90,7 +90,15 @@ pub(crate) enum Change<'a> {
     },
     /// `key` was removed at `revision`.
     Remove { key: &'a [u8], revision: u64 },
+    /// `key` was found expired and removed at `revision` (logged only while
+    /// the store is watched, so that the change feed survives a restart).
+    Expire { key: &'a [u8], revision: u64 },
 }
+
+/// `deadline_ms` of a `Remove` frame that records an expiry rather than a
+/// delete (a delete's is 0). A log written before expiries were logged has
+/// none, and an older reader takes such a frame for a plain remove.
+pub(crate) const EXPIRED_MARK: u64 = 1;
 
 /// An open data directory.
 pub(crate) struct Durable {
@@ -109,6 +117,9 @@ pub(crate) struct Durable {
     /// Held until the store is closed; released by the OS if the process
     /// dies.
     lock: Mutex<Option<Box<dyn Send + Sync>>>,
+    /// Every change after this revision is in the log (see
+    /// `Recovered::history_floor`): the change feed can be refilled from it.
+    pub(crate) history_floor: u64,
 }
 
 impl Durable {
@@ -157,6 +168,7 @@ impl Durable {
             compaction: compaction::State::new(recovered.snapshot_bytes),
             worker: OnceLock::new(),
             lock: Mutex::new(Some(lock)),
+            history_floor: recovered.history_floor,
         };
         // The revisions of writes lost to a power cut may have been seen:
         // continue above anything the last run may have handed out, and
@@ -190,6 +202,13 @@ impl Durable {
                 op: Op::Remove,
                 revision,
                 deadline_ms: 0,
+                key,
+                value: b"",
+            },
+            Change::Expire { key, revision } => Frame {
+                op: Op::Remove,
+                revision,
+                deadline_ms: EXPIRED_MARK,
                 key,
                 value: b"",
             },

@@ -64,16 +64,33 @@ pub struct Truncation {
 }
 
 /// A change replayed during recovery, applied to the store's tables.
+/// `logged` tells a change read from the log (an event the change feed can
+/// replay) from a record of the snapshot (state, not an event).
 pub(crate) enum Replayed<'a> {
     Put {
         key: &'a str,
         value: &'a [u8],
         revision: u64,
         deadline_ms: u64,
+        logged: bool,
     },
     Remove {
         key: &'a str,
+        revision: u64,
+        logged: bool,
+        why: Removal,
     },
+}
+
+/// Why recovery removes a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Removal {
+    /// A delete.
+    Deleted,
+    /// An expiry the store noticed while it ran (and logged).
+    Expired,
+    /// A put whose deadline passed while the store was closed.
+    ExpiredWhileClosed,
 }
 
 /// What recovery leaves for the log to continue.
@@ -85,6 +102,13 @@ pub(crate) struct Recovered {
     pub(crate) snapshot_bytes: u64,
     /// The snapshot loaded: segments before it are leftovers.
     pub(crate) snapshot_seq: Option<u64>,
+    /// Every change after this revision is in the log segments: 0 without
+    /// a snapshot (the log goes back to the first write); with one, the
+    /// first `Reserve` frame of the first segment, whose revision is at
+    /// least every revision handed out before the segment began (a
+    /// compaction writes one right after it starts the segment), or the
+    /// snapshot's revision if the segment has none.
+    pub(crate) history_floor: u64,
 }
 
 /// Replays the latest snapshot and the log segments after it (`names`: the
@@ -114,6 +138,8 @@ pub(crate) fn recover(
         now_ms,
         apply,
         report: &mut report,
+        logged: false,
+        first_reserve: None,
     };
 
     let snapshot_seq = names.iter().filter_map(|n| snapshot::snapshot_seq(n)).max();
@@ -128,6 +154,8 @@ pub(crate) fn recover(
         replay.report.revision = replay.report.revision.max(revision);
     }
 
+    let snapshot_revision = replay.report.revision;
+    replay.logged = true;
     let first_live = snapshot_seq.unwrap_or(0);
     let mut segments: Vec<u64> = names
         .iter()
@@ -136,11 +164,21 @@ pub(crate) fn recover(
         .collect();
     segments.sort_unstable();
     let mut tail = (first_live.max(1), 0);
+    let mut history_floor = None;
     for (index, &seq) in segments.iter().enumerate() {
         let path = dir.join(log::segment_name(seq));
         let is_last = index + 1 == segments.len();
         let mut reader = FrameReader::open(disk, &path, FileKind::Log)?;
         let damage = replay.segment(&mut reader, &path)?;
+        if index == 0 {
+            history_floor = Some(match snapshot_seq {
+                None => 0,
+                Some(_) => replay
+                    .first_reserve
+                    .unwrap_or(snapshot_revision)
+                    .min(snapshot_revision),
+            });
+        }
         tail = (seq, reader.offset());
         let Some((reason, torn)) = damage else {
             continue;
@@ -197,6 +235,7 @@ pub(crate) fn recover(
         break;
     }
     Ok(Recovered {
+        history_floor: history_floor.unwrap_or(report.revision),
         report,
         tail,
         snapshot_bytes,
@@ -214,6 +253,10 @@ struct Replay<'a, 'b> {
     now_ms: u64,
     apply: &'a mut dyn FnMut(Replayed<'_>),
     report: &'b mut RecoveryReport,
+    /// Replaying the log (not the snapshot).
+    logged: bool,
+    /// The revision of the first `Reserve` frame of the log.
+    first_reserve: Option<u64>,
 }
 
 impl Replay<'_, '_> {
@@ -225,20 +268,38 @@ impl Replay<'_, '_> {
             reason: "key is not UTF-8",
         })?;
         self.report.revision = self.report.revision.max(frame.revision);
+        let (revision, logged) = (frame.revision, self.logged);
         match frame.op {
             Op::Put if frame.deadline_ms != 0 && frame.deadline_ms < self.now_ms => {
                 // Expired while the store was closed: gone, and it must not
                 // leave an older value of the key standing either.
                 self.report.expired_dropped += 1;
-                (self.apply)(Replayed::Remove { key });
+                (self.apply)(Replayed::Remove {
+                    key,
+                    revision,
+                    logged,
+                    why: Removal::ExpiredWhileClosed,
+                });
             }
             Op::Put => (self.apply)(Replayed::Put {
                 key,
                 value: frame.value,
-                revision: frame.revision,
+                revision,
                 deadline_ms: frame.deadline_ms,
+                logged,
             }),
-            Op::Remove => (self.apply)(Replayed::Remove { key }),
+            Op::Remove => (self.apply)(Replayed::Remove {
+                key,
+                revision,
+                logged,
+                why: match frame.deadline_ms {
+                    0 => Removal::Deleted,
+                    _ => Removal::Expired,
+                },
+            }),
+            Op::Reserve if self.logged && self.first_reserve.is_none() => {
+                self.first_reserve = Some(frame.revision);
+            }
             Op::SnapshotEnd | Op::Reserve => {}
         }
         Ok(())

@@ -73,6 +73,7 @@ impl Inner {
                 // file I/O out of the shard lock.
                 Some(shard.read(|t| t.iter().filter(|r| !r.is_expired(now)).cloned().collect()))
             },
+            || self.revision.0.load(Ordering::SeqCst),
             // Not below the reservation: after a power cut, the store must
             // continue above every revision it may have handed out.
             || {

@@ -1,5 +1,5 @@
 //! What each command does, given a client and somewhere to print. One file
-//! per group: single keys, listing, export, import.
+//! per group: single keys, listing, export, import, watch.
 
 use clap::CommandFactory;
 use serde_json::json;
@@ -13,6 +13,7 @@ mod export;
 mod import;
 mod keys;
 mod list;
+mod watch;
 
 /// Runs one command against the server `client` talks to.
 pub fn run(client: &Client, command: Command, out: &mut Output) -> Result<(), Error> {
@@ -25,6 +26,7 @@ pub fn run(client: &Client, command: Command, out: &mut Output) -> Result<(), Er
         Command::List(args) => list::list(client, args, out),
         Command::Export(args) => export::export(client, args, out),
         Command::Import(args) => import::import(client, args, out),
+        Command::Watch(args) => watch::watch(client, args, out),
         Command::Health => health(client, out),
         Command::Completions(args) => completions(args.shell, out),
     }

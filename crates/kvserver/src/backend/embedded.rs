@@ -1,10 +1,18 @@
 //! The embedded kvcore store: the default backend, in the server's process.
 
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
 use async_trait::async_trait;
 use bytes::Bytes;
-use kvcore::{Condition, Store, TtlChange};
+use futures_util::Stream;
+use kvcore::{Condition, Store, TtlChange, Watcher};
 
-use super::{Backend, BackendInfo, ListPage, LogFigures, MemoryFigures, StoredEntry, WriteResult};
+use super::{
+    Backend, BackendInfo, Change, ChangeStream, ListPage, LogFigures, MemoryFigures, StoredEntry,
+    WriteResult,
+};
 
 /// The embedded kvcore store as a backend.
 #[derive(Debug, Clone)]
@@ -88,6 +96,24 @@ impl Backend for EmbeddedBackend {
         })
     }
 
+    async fn watch(&self, prefix: &str, from: Option<u64>) -> kvcore::Result<ChangeStream> {
+        let watcher = self.store.watch(prefix, from)?;
+        let waker: Arc<Mutex<Option<Waker>>> = Arc::default();
+        let theirs = waker.clone();
+        // Called on the store's dispatcher thread: wakes the task polling
+        // this stream, so no thread waits per watcher.
+        watcher.on_ready(move || {
+            if let Some(waker) = lock(&theirs).take() {
+                waker.wake();
+            }
+        });
+        Ok(Box::pin(Changes {
+            watcher,
+            waker,
+            ended: false,
+        }))
+    }
+
     async fn info(&self) -> BackendInfo {
         let stats = self.store.stats();
         let limits = self.store.limits();
@@ -124,4 +150,60 @@ impl Backend for EmbeddedBackend {
             .map_err(anyhow::Error::new)?
             .map_err(anyhow::Error::new)
     }
+}
+
+/// A kvcore watcher as a stream, woken by the watcher's notify callback.
+struct Changes {
+    watcher: Watcher,
+    waker: Arc<Mutex<Option<Waker>>>,
+    ended: bool,
+}
+
+/// A watch event's value, shared with the store's event (no copy).
+struct EventValue(kvcore::Event);
+
+impl AsRef<[u8]> for EventValue {
+    fn as_ref(&self) -> &[u8] {
+        self.0.value().unwrap_or_default()
+    }
+}
+
+impl Stream for Changes {
+    type Item = kvcore::Result<Change>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        // Look, register, look again: an event that arrives between the
+        // first look and the registration still wakes the task.
+        for _ in 0..2 {
+            match this.watcher.try_recv() {
+                Ok(Some(event)) => {
+                    return Poll::Ready(Some(Ok(Change {
+                        revision: event.revision(),
+                        key: event.key().to_owned(),
+                        kind: event.kind(),
+                        ttl: event.ttl(),
+                        value: event
+                            .value()
+                            .is_some()
+                            .then(|| Bytes::from_owner(EventValue(event))),
+                    })));
+                }
+                Ok(None) => *lock(&this.waker) = Some(cx.waker().clone()),
+                Err(err) => {
+                    this.ended = true;
+                    return Poll::Ready(Some(Err(err)));
+                }
+            }
+        }
+        Poll::Pending
+    }
+}
+
+/// The waker slot, whatever a panic elsewhere left in it.
+fn lock(slot: &Mutex<Option<Waker>>) -> std::sync::MutexGuard<'_, Option<Waker>> {
+    slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

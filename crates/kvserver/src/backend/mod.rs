@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use kvcore::{Condition, TtlChange};
+use futures_util::stream::BoxStream;
+use kvcore::{Condition, EventKind, TtlChange};
 
 /// A value as read from storage.
 #[derive(Debug, Clone)]
@@ -47,6 +48,27 @@ pub struct ListPage {
     /// The last key of this page when more may follow.
     pub next_after: Option<String>,
 }
+
+/// One change, as a watch delivers it.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// The revision of the change.
+    pub revision: u64,
+    /// The key.
+    pub key: String,
+    /// What happened.
+    pub kind: EventKind,
+    /// The new value of a put; `None` otherwise.
+    pub value: Option<Bytes>,
+    /// Time the put's key had left, as of the put.
+    pub ttl: Option<Duration>,
+}
+
+/// The changes under a prefix, in revision order. It ends after its first
+/// error: [`kvcore::Error::WatcherCutOff`] when the consumer fell behind
+/// (watch again from the last revision seen), [`kvcore::Error::Closed`]
+/// when storage shuts down.
+pub type ChangeStream = BoxStream<'static, kvcore::Result<Change>>;
 
 /// Figures for `/v1/info` and `/metrics`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +144,11 @@ pub trait Backend: Send + Sync + 'static {
         after: Option<&str>,
         limit: usize,
     ) -> kvcore::Result<ListPage>;
+    /// Follows the changes to keys under `prefix` after revision `from`
+    /// (`None`: from now). Fails with [`kvcore::Error::Compacted`] when the
+    /// backend no longer holds the changes after `from`. A consumer that
+    /// falls behind is cut off rather than slowing writers.
+    async fn watch(&self, prefix: &str, from: Option<u64>) -> kvcore::Result<ChangeStream>;
     /// Current figures and limits.
     async fn info(&self) -> BackendInfo;
     /// Makes every acknowledged write durable as far as the backend promises;

@@ -1,5 +1,5 @@
 //! HTTP routes, one file per API: the seed's `/store`, the `/v1` REST API,
-//! and the operational endpoints.
+//! the `/v1/watch` change feed, and the operational endpoints.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -9,11 +9,13 @@ pub mod openapi;
 pub mod ops;
 pub mod seed;
 pub mod v1;
+pub mod watch;
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     seed::configure(cfg);
     v1::configure(cfg);
+    watch::configure(cfg);
     ops::configure(cfg);
     openapi::configure(cfg);
 }

@@ -1,0 +1,209 @@
+//! `kvctl watch`: one line per change, JSON with `-o json`, reconnecting by
+//! itself from the last revision across a server restart, exit 0 on
+//! Ctrl-C, exit 4 when the history no longer holds `--from`.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::support::{Server, kvctl, temp_dir};
+
+/// A kvserver on a data directory that the test can stop and start again
+/// on the same port.
+struct Restartable {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Restartable {
+    fn start(addr: &str, dir: &Path) -> Restartable {
+        let listener = TcpListener::bind(addr).expect("binding the port");
+        let config = kvserver::Config {
+            data_dir: Some(dir.to_owned()),
+            workers: 1,
+            ..kvserver::Config::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let app = kvserver::Application::build(config, listener).unwrap();
+                let _ = app
+                    .run_until(async move {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            })
+        });
+        // A data directory is recovered in the background: wait until ready.
+        for _ in 0..500 {
+            let ready = reqwest::blocking::get(format!("http://{addr}/readyz"))
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                return Restartable {
+                    stop: Some(stop),
+                    thread: Some(thread),
+                };
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the server never became ready");
+    }
+
+    /// Stops gracefully and waits until the port and the directory are free.
+    fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.thread.take().unwrap().join().unwrap();
+    }
+}
+
+/// `kvctl watch` running in the background, its lines arriving on a channel.
+struct Watching {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Watching {
+    fn start(endpoint: &str, args: &[&str]) -> Watching {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kvctl"))
+            .args(["--endpoint", endpoint])
+            .args(args)
+            .env_remove("KVCTL_ENDPOINT")
+            .env_remove("KVCTL_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting kvctl watch");
+        let stdout: ChildStdout = child.stdout.take().unwrap();
+        let (send, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if send.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Watching { child, lines }
+    }
+
+    fn line(&self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(15))
+            .expect("a line from kvctl watch within 15 s")
+    }
+
+    /// Sends SIGINT, as Ctrl-C does, and returns the exit code.
+    fn interrupt(mut self) -> i32 {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = self.child.wait().unwrap();
+        status
+            .code()
+            .expect("kvctl exited by itself, not by the signal")
+    }
+}
+
+/// Waits until `kvctl watch` has its stream open: a write made before that
+/// would be before "now".
+fn wait_for_watchers(endpoint: &str, count: u64) {
+    for _ in 0..300 {
+        let metrics = reqwest::blocking::get(format!("{endpoint}/metrics"))
+            .and_then(|r| r.text())
+            .unwrap_or_default();
+        if metrics
+            .lines()
+            .any(|line| line == format!("kv_watchers {count}"))
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("kvctl watch never opened its stream");
+}
+
+#[test]
+fn watch_prints_one_line_per_change_and_exits_0_on_ctrl_c() {
+    let server = Server::start_with(kvserver::Config {
+        open_metrics: true,
+        ..kvserver::Config::default()
+    });
+    let watching = Watching::start(&server.endpoint, &["watch", "app/"]);
+    wait_for_watchers(&server.endpoint, 1);
+    server.ok(&["set", "app/mode", "on", "--ttl", "1h"]);
+    server.ok(&["set", "other", "x"]);
+    server.ok(&["del", "app/mode"]);
+    let put = watching.line();
+    assert!(
+        put.starts_with("1 put    app/mode = \"on\"  expires in"),
+        "{put:?}"
+    );
+    assert_eq!(
+        watching.line(),
+        "3 delete app/mode",
+        "the other prefix is left out"
+    );
+    assert_eq!(watching.interrupt(), 0, "Ctrl-C ends a watch successfully");
+}
+
+#[test]
+fn watch_reconnects_by_itself_from_the_last_revision_across_a_restart() {
+    let dir = temp_dir();
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let endpoint = format!("http://{addr}");
+    let server = Restartable::start(&addr, &dir);
+    kvctl(&["set", "before", "0"])
+        .endpoint(&endpoint)
+        .run()
+        .success();
+    let watching = Watching::start(&endpoint, &["-o", "json", "watch", "--from", "0"]);
+    let first: serde_json::Value = serde_json::from_str(&watching.line()).unwrap();
+    assert_eq!(
+        first,
+        serde_json::json!({"revision": 1, "key": "before", "kind": "put", "value": "0"}),
+        "--from 0 replays the history"
+    );
+    // The stream ends with the server; kvctl keeps trying until it is back.
+    server.stop();
+    let server = Restartable::start(&addr, &dir);
+    kvctl(&["set", "after", "1"])
+        .endpoint(&endpoint)
+        .run()
+        .success();
+    let next: serde_json::Value = serde_json::from_str(&watching.line()).unwrap();
+    assert_eq!(
+        (next["key"].as_str(), next["kind"].as_str()),
+        (Some("after"), Some("put")),
+        "the change after the restart, and not \"before\" again: {next}"
+    );
+    assert_eq!(watching.interrupt(), 0);
+    server.stop();
+}
+
+#[test]
+fn watch_from_a_revision_the_server_no_longer_keeps_exits_4() {
+    let server = Server::start_with(kvserver::Config {
+        watch_history: 1,
+        ..kvserver::Config::default()
+    });
+    for key in ["a", "b", "c"] {
+        server.ok(&["set", key, "v"]);
+    }
+    let outcome = server.kvctl(&["watch", "--from", "0"]).run();
+    assert_eq!(outcome.code, 4, "{outcome:?}");
+    assert!(
+        outcome.stderr.contains("410") && outcome.stderr.contains("revision 2"),
+        "one line naming where a watch can start: {:?}",
+        outcome.stderr
+    );
+    assert_eq!(outcome.stderr.lines().count(), 1);
+}
