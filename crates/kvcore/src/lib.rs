@@ -65,6 +65,8 @@ mod entry;
 mod error;
 mod expiry;
 mod listing;
+mod ordered;
+mod record_ref;
 mod shard;
 mod store;
 

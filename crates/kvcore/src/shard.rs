@@ -1,10 +1,14 @@
 //! One lock-guarded slice of the key space, and the tuning that decides how
 //! many there are.
 
+use std::ops::Bound;
+
 use hashbrown::HashTable;
 use parking_lot::{RwLock, RwLockReadGuard};
 
 use crate::entry::{NO_DEADLINE, Record};
+use crate::ordered::Ordered;
+use crate::record_ref::RecordRef;
 
 /// How the store is laid out for its workload.
 ///
@@ -102,7 +106,8 @@ impl Shard {
 }
 
 /// Runs `f` with shared access to every shard at once, so that it sees the
-/// whole store at one instant (what makes `list` and `len` linearizable).
+/// whole store at one instant (what makes `len` linearizable; `f` should be
+/// short: writers wait while it runs).
 /// The shards are locked in order and all held until `f` returns; no other
 /// operation holds more than one shard, so this cannot deadlock. Writers
 /// wait while `f` runs.
@@ -112,9 +117,16 @@ pub(crate) fn read_all<R>(shards: &[Shard], f: impl FnOnce(&[&Table]) -> R) -> R
     f(&tables)
 }
 
-/// The records of one shard, found by hash and key bytes.
+/// The records of one shard, found by hash and key bytes, and in byte order
+/// of their keys.
+///
+/// The ordered index holds uncounted references to the records the hash
+/// table owns (see `record_ref`): every method that takes a record out of
+/// the table takes its reference out of the index in the same call, so a
+/// reference never outlives its record.
 pub(crate) struct Table {
     records: HashTable<Record>,
+    order: Ordered,
     /// No record here has a deadline before this (`u64::MAX` when none has
     /// one). A lower bound, not exact: it lets the reclaim pass skip shards
     /// with nothing to do, and is tightened whenever a pass visits.
@@ -151,6 +163,7 @@ impl Table {
     }
 
     /// Inserts or replaces the record for its key; returns the one replaced.
+    #[allow(unsafe_code)]
     pub(crate) fn put(
         &mut self,
         hash: u64,
@@ -162,10 +175,19 @@ impl Table {
             .records
             .entry(hash, |r| r.key() == record.key(), rehash)
         {
+            // SAFETY (both arms): the record goes into the table here, and
+            // the table drops its reference from the index whenever it lets
+            // the record go (`put` replacing it, `remove`, `remove_exact`,
+            // `reclaim_expired`), so the reference is never read after.
             hashbrown::hash_table::Entry::Occupied(mut slot) => {
+                let replaced = self
+                    .order
+                    .replace(slot.get(), unsafe { RecordRef::new(&record) });
+                debug_assert!(replaced, "the replaced record was in the index");
                 Some(std::mem::replace(slot.get_mut(), record))
             }
             hashbrown::hash_table::Entry::Vacant(slot) => {
+                self.order.insert(unsafe { RecordRef::new(&record) });
                 slot.insert(record);
                 None
             }
@@ -174,14 +196,16 @@ impl Table {
 
     pub(crate) fn remove(&mut self, hash: u64, key: &[u8]) -> Option<Record> {
         let slot = self.records.find_entry(hash, |r| r.key() == key).ok()?;
-        Some(slot.remove().0)
+        let record = slot.remove().0;
+        self.order.remove(&record);
+        Some(record)
     }
 
     /// Removes `record` if it is still the one stored for its key.
     pub(crate) fn remove_exact(&mut self, hash: u64, record: &Record) -> bool {
         match self.records.find_entry(hash, |r| r.same_as(record)) {
             Ok(slot) => {
-                slot.remove();
+                self.order.remove(&slot.remove().0);
                 true
             }
             Err(_) => false,
@@ -202,8 +226,11 @@ impl Table {
     ) -> usize {
         let before = self.records.len();
         let mut earliest = u64::MAX;
+        let order = &mut self.order;
         self.records.retain(|r| {
             if r.is_expired(now_ms) {
+                // Out of the index first: `retain` drops the record.
+                order.remove(r);
                 return false;
             }
             if r.deadline_ms() != NO_DEADLINE {
@@ -220,9 +247,31 @@ impl Table {
         before - self.records.len()
     }
 
-    /// Visits every record.
+    /// Visits every record, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Record> {
         self.records.iter()
+    }
+
+    /// Visits the records from `start` on, in byte order of their keys
+    /// (expired ones included). Costs a search of the index, then one step
+    /// a record.
+    pub(crate) fn range_from(&self, start: Bound<&[u8]>) -> impl Iterator<Item = &Record> {
+        self.order.range_from(start).map(RecordRef::record)
+    }
+
+    /// The ordered index, for its tests.
+    #[cfg(test)]
+    pub(crate) fn order(&self) -> &Ordered {
+        &self.order
+    }
+
+    /// Checks that the ordered index holds exactly this table's records, in
+    /// order; panics otherwise. For tests.
+    #[cfg(test)]
+    pub(crate) fn check(&self) {
+        let mut records: Vec<&Record> = self.records.iter().collect();
+        records.sort_by(|a, b| a.key().cmp(b.key()));
+        self.order.check(&records);
     }
 
     fn note_deadline(&mut self, deadline_ms: u64) {
@@ -236,6 +285,7 @@ impl Default for Table {
     fn default() -> Table {
         Table {
             records: HashTable::new(),
+            order: Ordered::new(),
             earliest_deadline: u64::MAX,
         }
     }

@@ -1,0 +1,330 @@
+//! The keys of one shard in byte order, beside its hash table, so that a
+//! listing page reads only the keys it returns.
+//!
+//! The order is a sorted list of blocks of up to [`BLOCK`] record references
+//! ([`RecordRef`], 8 bytes each), found through a directory of each block's
+//! lower bound (an owned copy of a key). Reading a key through a reference
+//! costs a cache miss (the record lives elsewhere on the heap), so the
+//! searches avoid it:
+//!
+//! - the directory holds its bounds itself: finding the block reads no record;
+//! - every key of a block starts with the block's `prefix`, and beside each
+//!   reference sits a 2-byte *hint*, the key's two bytes after that prefix.
+//!   A search compares hints first and reads records only among keys whose
+//!   hints tie with the key looked for (usually none or one);
+//! - removing or replacing a record finds it by its address among the
+//!   references with its hint: no record is read at all.
+//!
+//! Memory: 10 bytes a key in a full block, plus a directory entry a block.
+//! Keys inserted in order fill blocks completely (a block that is full when
+//! a key is appended after its last one starts a new block, instead of
+//! splitting in half).
+
+use std::cmp::Ordering;
+use std::ops::Bound;
+
+use crate::entry::Record;
+use crate::record_ref::RecordRef;
+
+#[cfg(test)]
+mod tests;
+
+/// Most references a block holds. 64 keeps a block's hints in four cache
+/// lines and a split's copy short, while the directory stays 1/64 the keys.
+const BLOCK: usize = 64;
+
+/// A block this small after a removal is merged into a neighbour, if the two
+/// fit in three quarters of a block (so the result is not split right away).
+const MERGE_BELOW: usize = BLOCK / 4;
+
+/// The ordered references of one shard.
+pub(crate) struct Ordered {
+    /// `bounds[i]` is at most every key of `blocks[i]` and greater than every
+    /// key of the blocks before it. `bounds[0]` is empty (below every key).
+    bounds: Vec<Box<[u8]>>,
+    /// Never empty; only `blocks[0]` may hold no reference (an empty shard).
+    blocks: Vec<Block>,
+}
+
+struct Block {
+    /// Every key in the block starts with these bytes.
+    prefix: Box<[u8]>,
+    /// `hints[i]` is [`hint`] of `refs[i]`'s key after `prefix`.
+    hints: Vec<u16>,
+    /// In byte order of their keys.
+    refs: Vec<RecordRef>,
+}
+
+impl Ordered {
+    pub(crate) fn new() -> Ordered {
+        Ordered {
+            bounds: vec![Box::default()],
+            blocks: vec![Block::empty()],
+        }
+    }
+
+    /// Adds a reference to a key not in the index.
+    pub(crate) fn insert(&mut self, new: RecordRef) {
+        let key = new.key();
+        let mut at = self.route(key);
+        let block = &self.blocks[at];
+        let pos = block.search(key).unwrap_or_else(|pos| pos);
+        debug_assert!(block.search(key).is_err(), "key already in the index");
+        if block.refs.len() == BLOCK {
+            if pos == BLOCK && at + 1 == self.blocks.len() {
+                // Appending after the last key of the last block (keys written
+                // in order): start a new block and leave this one full.
+                self.bounds.push(key.into());
+                self.blocks.push(Block::empty());
+                at += 1;
+            } else {
+                self.split(at);
+                if key >= &*self.bounds[at + 1] {
+                    at += 1;
+                }
+            }
+        }
+        self.blocks[at].insert(new);
+    }
+
+    /// Removes the reference to `record` (whose key is `key`); returns
+    /// whether there was one.
+    pub(crate) fn remove(&mut self, record: &Record) -> bool {
+        let key = record.key();
+        let at = self.route(key);
+        let Some(pos) = self.blocks[at].position_of(key, record) else {
+            return false;
+        };
+        let block = &mut self.blocks[at];
+        block.hints.remove(pos);
+        block.refs.remove(pos);
+        let left = block.refs.len();
+        if left == 0 && self.blocks.len() > 1 {
+            self.blocks.remove(at);
+            self.bounds.remove(at);
+            // The first block's bound stays the bottom of the key space.
+            self.bounds[0] = Box::default();
+        } else if left < MERGE_BELOW {
+            self.merge_around(at);
+        }
+        true
+    }
+
+    /// Replaces the reference to `old` by `new`, a record of the same key;
+    /// returns whether `old` was there.
+    pub(crate) fn replace(&mut self, old: &Record, new: RecordRef) -> bool {
+        debug_assert_eq!(old.key(), new.key());
+        let at = self.route(old.key());
+        let block = &mut self.blocks[at];
+        match block.position_of(old.key(), old) {
+            Some(pos) => {
+                block.refs[pos] = new;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The references from `start` on, in byte order of their keys.
+    pub(crate) fn range_from(&self, start: Bound<&[u8]>) -> impl Iterator<Item = &RecordRef> {
+        let (at, pos) = match start {
+            Bound::Unbounded => (0, 0),
+            Bound::Included(key) | Bound::Excluded(key) => {
+                let at = self.route(key);
+                let pos = match (self.blocks[at].search(key), start) {
+                    (Ok(pos), Bound::Excluded(_)) => pos + 1,
+                    (Ok(pos) | Err(pos), _) => pos,
+                };
+                (at, pos)
+            }
+        };
+        self.blocks[at].refs[pos..]
+            .iter()
+            .chain(self.blocks[at + 1..].iter().flat_map(|b| b.refs.iter()))
+    }
+
+    /// The block whose key range holds `key`.
+    fn route(&self, key: &[u8]) -> usize {
+        // bounds[0] is empty, so at least one bound is <= key.
+        self.bounds.partition_point(|bound| &**bound <= key) - 1
+    }
+
+    /// Splits the full block `at` in two halves.
+    fn split(&mut self, at: usize) {
+        let left = &mut self.blocks[at];
+        let half = left.refs.len() / 2;
+        let mut right = Block {
+            prefix: left.prefix.clone(),
+            hints: left.hints.split_off(half),
+            refs: left.refs.split_off(half),
+        };
+        left.sharpen();
+        right.sharpen();
+        self.bounds.insert(at + 1, right.refs[0].key().into());
+        self.blocks.insert(at + 1, right);
+    }
+
+    /// Merges the small block `at` with a neighbour if both fit in three
+    /// quarters of a block.
+    fn merge_around(&mut self, at: usize) {
+        let fits = |a: &Block, b: &Block| a.refs.len() + b.refs.len() <= BLOCK * 3 / 4;
+        let first = if at + 1 < self.blocks.len() && fits(&self.blocks[at], &self.blocks[at + 1]) {
+            at
+        } else if at > 0 && fits(&self.blocks[at - 1], &self.blocks[at]) {
+            at - 1
+        } else {
+            return;
+        };
+        let second = self.blocks.remove(first + 1);
+        self.bounds.remove(first + 1);
+        self.blocks[first].append(second);
+    }
+
+    /// Checks every invariant of the index against the keys it should hold,
+    /// in order; panics on the first one broken. For tests.
+    #[cfg(test)]
+    pub(crate) fn check(&self, expected: &[&Record]) {
+        assert_eq!(self.bounds.len(), self.blocks.len());
+        assert!(self.bounds[0].is_empty(), "the first bound is the bottom");
+        let mut seen = 0;
+        for (i, block) in self.blocks.iter().enumerate() {
+            assert!(block.refs.len() <= BLOCK);
+            assert!(!block.refs.is_empty() || self.blocks.len() == 1);
+            assert_eq!(block.hints.len(), block.refs.len());
+            for (r, &h) in block.refs.iter().zip(&block.hints) {
+                let key = r.key();
+                assert!(
+                    r.is(expected[seen]),
+                    "reference {seen} is not the table's record"
+                );
+                assert!(
+                    key.starts_with(&block.prefix),
+                    "key outside its block's prefix"
+                );
+                assert_eq!(h, hint(key, block.prefix.len()), "stale hint");
+                assert!(key >= &*self.bounds[i], "key below its block's bound");
+                if let Some(next) = self.bounds.get(i + 1) {
+                    assert!(key < &**next, "key at or above the next block's bound");
+                }
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, expected.len(), "every record is in the index once");
+    }
+}
+
+impl Block {
+    fn empty() -> Block {
+        Block {
+            prefix: Box::default(),
+            hints: Vec::new(),
+            refs: Vec::new(),
+        }
+    }
+
+    /// Where `key` is (`Ok`) or would go (`Err`).
+    fn search(&self, key: &[u8]) -> Result<usize, usize> {
+        if !key.starts_with(&self.prefix) {
+            // Every key here starts with the prefix, so one that does not is
+            // below them all or above them all, as it compares to the prefix.
+            return match key.cmp(&self.prefix) {
+                Ordering::Less => Err(0),
+                _ => Err(self.refs.len()),
+            };
+        }
+        let (lo, hi) = self.tied(hint(key, self.prefix.len()));
+        // Only keys whose hints tie are read.
+        match self.refs[lo..hi].binary_search_by(|r| r.key().cmp(key)) {
+            Ok(pos) => Ok(lo + pos),
+            Err(pos) => Err(lo + pos),
+        }
+    }
+
+    /// The positions whose hint is `h`.
+    fn tied(&self, h: u16) -> (usize, usize) {
+        let lo = self.hints.partition_point(|&x| x < h);
+        let hi = lo + self.hints[lo..].partition_point(|&x| x == h);
+        (lo, hi)
+    }
+
+    /// The position of the reference to `record`, found by address among the
+    /// keys whose hints tie with its key's.
+    fn position_of(&self, key: &[u8], record: &Record) -> Option<usize> {
+        if !key.starts_with(&self.prefix) {
+            return None;
+        }
+        let (lo, hi) = self.tied(hint(key, self.prefix.len()));
+        (lo..hi).find(|&i| self.refs[i].is(record))
+    }
+
+    fn insert(&mut self, new: RecordRef) {
+        let key = new.key();
+        if self.refs.is_empty() {
+            self.prefix = key.into();
+        } else if !key.starts_with(&self.prefix) {
+            // The new key leaves the prefix: shorten it to what they share.
+            let shared = common_prefix(&self.prefix, key);
+            self.set_prefix(shared);
+        }
+        let pos = self.search(key).unwrap_or_else(|pos| pos);
+        self.hints.insert(pos, hint(key, self.prefix.len()));
+        self.refs.insert(pos, new);
+    }
+
+    /// Lengthens the prefix to what the first and last key share, when the
+    /// hints no longer tell the keys apart (they all tie).
+    fn sharpen(&mut self) {
+        let (Some(first), Some(last)) = (self.hints.first(), self.hints.last()) else {
+            return;
+        };
+        if first == last && self.refs.len() > 1 {
+            let shared = common_prefix(self.refs[0].key(), self.refs[self.refs.len() - 1].key());
+            if shared > self.prefix.len() {
+                self.set_prefix(shared);
+            }
+        }
+    }
+
+    /// Appends `next`, whose keys all come after this block's.
+    fn append(&mut self, next: Block) {
+        if self.refs.is_empty() {
+            *self = next;
+            return;
+        }
+        let shared = common_prefix(&self.prefix, &next.prefix);
+        let same_prefix = shared == self.prefix.len() && shared == next.prefix.len();
+        self.refs.extend(next.refs);
+        if same_prefix {
+            self.hints.extend(next.hints);
+        } else {
+            self.set_prefix(shared);
+        }
+    }
+
+    /// Makes the prefix the first `len` bytes of the keys (which all share
+    /// them) and recomputes the hints: reads every record.
+    fn set_prefix(&mut self, len: usize) {
+        self.prefix = match self.refs.first() {
+            Some(first) => first.key()[..len].into(),
+            None => Box::default(),
+        };
+        // In place, so the vector keeps its capacity.
+        self.hints.resize(self.refs.len(), 0);
+        for (h, r) in self.hints.iter_mut().zip(&self.refs) {
+            *h = hint(r.key(), len);
+        }
+    }
+}
+
+/// The two bytes of `key` after its first `at`, big-endian, zero when the key
+/// is shorter. For keys sharing their first `at` bytes, a smaller hint means a
+/// smaller key; equal hints decide nothing.
+fn hint(key: &[u8], at: usize) -> u16 {
+    let byte = |i: usize| key.get(at + i).copied().unwrap_or(0);
+    u16::from_be_bytes([byte(0), byte(1)])
+}
+
+/// How many leading bytes `a` and `b` share.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
