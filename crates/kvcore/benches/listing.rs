@@ -66,9 +66,7 @@ fn main() {
     } else {
         Duration::from_millis(50)
     };
-    let store = Store::builder()
-        .active_expiry(ActiveExpiry::Manual)
-        .build();
+    let store = Store::builder().active_expiry(ActiveExpiry::Manual).build();
     let mut rng = Rng(0x2545_F491_4F6C_DD1D);
     let mut order: Vec<usize> = (0..keys).collect();
     for i in (1..keys).rev() {
@@ -189,7 +187,11 @@ fn writes_while(store: &Store, keys: usize, slice: Duration, listing: bool) -> (
         while started.elapsed() < slice {
             let k = key(2 * rng.below(keys));
             let t = Instant::now();
-            black_box(store.upsert(&k, value(times.len()), TtlChange::Keep).unwrap());
+            black_box(
+                store
+                    .upsert(&k, value(times.len()), TtlChange::Keep)
+                    .unwrap(),
+            );
             times.push(t.elapsed());
         }
         done.store(true, Ordering::Relaxed);

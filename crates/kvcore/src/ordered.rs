@@ -7,15 +7,19 @@
 //! costs a cache miss (the record lives elsewhere on the heap), so the
 //! searches avoid it:
 //!
-//! - the directory holds its bounds itself: finding the block reads no record;
-//! - every key of a block starts with the block's `prefix`, and beside each
-//!   reference sits a 2-byte *hint*, the key's two bytes after that prefix.
-//!   A search compares hints first and reads records only among keys whose
-//!   hints tie with the key looked for (usually none or one);
+//! - the directory holds its bounds itself, back to back in one buffer
+//!   (`directory.rs`): finding the block reads no record;
+//! - every key of a block starts with the block's `prefix` (after a split,
+//!   the longest its first and last key share), and beside each reference
+//!   sits a 3-byte *hint*, the key's three bytes after that prefix. A search
+//!   compares hints first and reads records only among keys whose hints tie
+//!   with the key looked for (usually none or one: with two bytes, keys of
+//!   decimal digits tied six at a time);
 //! - removing or replacing a record finds it by its address among the
 //!   references with its hint: no record is read at all.
 //!
-//! Memory: 10 bytes a key in a full block, plus a directory entry a block.
+//! Memory: 11 bytes a key in a full block, plus per block its header, its
+//! prefix and its bound (about 1.5 bytes a key in all).
 //! Keys inserted in order fill blocks completely (a block that is full when
 //! a key is appended after its last one starts a new block, instead of
 //! splitting in half).
@@ -26,12 +30,17 @@ use std::ops::Bound;
 use crate::entry::Record;
 use crate::record_ref::RecordRef;
 
+mod directory;
 #[cfg(test)]
 mod tests;
 
-/// Most references a block holds. 64 keeps a block's hints in four cache
-/// lines and a split's copy short, while the directory stays 1/64 the keys.
-const BLOCK: usize = 64;
+use directory::Directory;
+
+/// Most references a block holds. 128: what a block costs besides its
+/// entries (its header, two allocations, its prefix and its bound) is spread
+/// over many keys, and the directory a write searches first stays small,
+/// while an insert still shifts at most 1.4 KB.
+const BLOCK: usize = 128;
 
 /// A block this small after a removal is merged into a neighbour, if the two
 /// fit in three quarters of a block (so the result is not split right away).
@@ -39,9 +48,9 @@ const MERGE_BELOW: usize = BLOCK / 4;
 
 /// The ordered references of one shard.
 pub(crate) struct Ordered {
-    /// `bounds[i]` is at most every key of `blocks[i]` and greater than every
-    /// key of the blocks before it. `bounds[0]` is empty (below every key).
-    bounds: Vec<Box<[u8]>>,
+    /// Bound `i` is at most every key of `blocks[i]` and greater than every
+    /// key of the blocks before it. Bound 0 is empty (below every key).
+    bounds: Directory,
     /// Never empty; only `blocks[0]` may hold no reference (an empty shard).
     blocks: Vec<Block>,
 }
@@ -50,7 +59,7 @@ struct Block {
     /// Every key in the block starts with these bytes.
     prefix: Box<[u8]>,
     /// `hints[i]` is [`hint`] of `refs[i]`'s key after `prefix`.
-    hints: Vec<u16>,
+    hints: Vec<Hint>,
     /// In byte order of their keys.
     refs: Vec<RecordRef>,
 }
@@ -58,7 +67,7 @@ struct Block {
 impl Ordered {
     pub(crate) fn new() -> Ordered {
         Ordered {
-            bounds: vec![Box::default()],
+            bounds: Directory::new(),
             blocks: vec![Block::empty()],
         }
     }
@@ -68,18 +77,17 @@ impl Ordered {
         let key = new.key();
         let mut at = self.route(key);
         let block = &self.blocks[at];
-        let pos = block.search(key).unwrap_or_else(|pos| pos);
-        debug_assert!(block.search(key).is_err(), "key already in the index");
         if block.refs.len() == BLOCK {
-            if pos == BLOCK && at + 1 == self.blocks.len() {
+            let last = block.refs.last().map(RecordRef::key);
+            if at + 1 == self.blocks.len() && last.is_some_and(|last| key > last) {
                 // Appending after the last key of the last block (keys written
                 // in order): start a new block and leave this one full.
-                self.bounds.push(key.into());
+                self.bounds.insert(self.bounds.len(), key);
                 self.blocks.push(Block::empty());
                 at += 1;
             } else {
                 self.split(at);
-                if key >= &*self.bounds[at + 1] {
+                if key >= self.bounds.get(at + 1) {
                     at += 1;
                 }
             }
@@ -101,9 +109,9 @@ impl Ordered {
         let left = block.refs.len();
         if left == 0 && self.blocks.len() > 1 {
             self.blocks.remove(at);
-            self.bounds.remove(at);
-            // The first block's bound stays the bottom of the key space.
-            self.bounds[0] = Box::default();
+            // The first block's bound stays the bottom of the key space: when
+            // the first block goes, the second takes its bound.
+            self.bounds.remove(at.max(1));
         } else if left < MERGE_BELOW {
             self.merge_around(at);
         }
@@ -145,8 +153,7 @@ impl Ordered {
 
     /// The block whose key range holds `key`.
     fn route(&self, key: &[u8]) -> usize {
-        // bounds[0] is empty, so at least one bound is <= key.
-        self.bounds.partition_point(|bound| &**bound <= key) - 1
+        self.bounds.route(key)
     }
 
     /// Splits the full block `at` in two halves.
@@ -160,7 +167,7 @@ impl Ordered {
         };
         left.sharpen();
         right.sharpen();
-        self.bounds.insert(at + 1, right.refs[0].key().into());
+        self.bounds.insert(at + 1, right.refs[0].key());
         self.blocks.insert(at + 1, right);
     }
 
@@ -185,7 +192,10 @@ impl Ordered {
     #[cfg(test)]
     pub(crate) fn check(&self, expected: &[&Record]) {
         assert_eq!(self.bounds.len(), self.blocks.len());
-        assert!(self.bounds[0].is_empty(), "the first bound is the bottom");
+        assert!(
+            self.bounds.get(0).is_empty(),
+            "the first bound is the bottom"
+        );
         let mut seen = 0;
         for (i, block) in self.blocks.iter().enumerate() {
             assert!(block.refs.len() <= BLOCK);
@@ -202,9 +212,11 @@ impl Ordered {
                     "key outside its block's prefix"
                 );
                 assert_eq!(h, hint(key, block.prefix.len()), "stale hint");
-                assert!(key >= &*self.bounds[i], "key below its block's bound");
-                if let Some(next) = self.bounds.get(i + 1) {
-                    assert!(key < &**next, "key at or above the next block's bound");
+                assert!(key >= self.bounds.get(i), "key below its block's bound");
+                if i + 1 < self.bounds.len() {
+                    let next = self.bounds.get(i + 1);
+                    assert!(key < next, "key at or above the next block's bound");
+                    assert!(self.bounds.get(i) < next, "bounds in order");
                 }
                 seen += 1;
             }
@@ -241,7 +253,7 @@ impl Block {
     }
 
     /// The positions whose hint is `h`.
-    fn tied(&self, h: u16) -> (usize, usize) {
+    fn tied(&self, h: Hint) -> (usize, usize) {
         let lo = self.hints.partition_point(|&x| x < h);
         let hi = lo + self.hints[lo..].partition_point(|&x| x == h);
         (lo, hi)
@@ -267,21 +279,22 @@ impl Block {
             self.set_prefix(shared);
         }
         let pos = self.search(key).unwrap_or_else(|pos| pos);
+        debug_assert!(self.search(key).is_err(), "key already in the index");
         self.hints.insert(pos, hint(key, self.prefix.len()));
         self.refs.insert(pos, new);
     }
 
-    /// Lengthens the prefix to what the first and last key share, when the
-    /// hints no longer tell the keys apart (they all tie).
+    /// Lengthens the prefix to what the first and last key share (after a
+    /// split, each half's keys usually share more), so that the hints tell
+    /// the keys apart. Reads two records, and every record when the prefix
+    /// grows.
     fn sharpen(&mut self) {
-        let (Some(first), Some(last)) = (self.hints.first(), self.hints.last()) else {
+        let (Some(first), Some(last)) = (self.refs.first(), self.refs.last()) else {
             return;
         };
-        if first == last && self.refs.len() > 1 {
-            let shared = common_prefix(self.refs[0].key(), self.refs[self.refs.len() - 1].key());
-            if shared > self.prefix.len() {
-                self.set_prefix(shared);
-            }
+        let shared = common_prefix(first.key(), last.key());
+        if shared > self.prefix.len() {
+            self.set_prefix(shared);
         }
     }
 
@@ -309,19 +322,23 @@ impl Block {
             None => Box::default(),
         };
         // In place, so the vector keeps its capacity.
-        self.hints.resize(self.refs.len(), 0);
+        self.hints.resize(self.refs.len(), Hint::default());
         for (h, r) in self.hints.iter_mut().zip(&self.refs) {
             *h = hint(r.key(), len);
         }
     }
 }
 
-/// The two bytes of `key` after its first `at`, big-endian, zero when the key
-/// is shorter. For keys sharing their first `at` bytes, a smaller hint means a
-/// smaller key; equal hints decide nothing.
-fn hint(key: &[u8], at: usize) -> u16 {
+/// A key's three bytes after its block's prefix.
+type Hint = [u8; 3];
+
+/// The three bytes of `key` after its first `at`, zero where the key is
+/// shorter. For keys sharing their first `at` bytes, a smaller hint means a
+/// smaller key (arrays compare like the bytes they hold); equal hints decide
+/// nothing.
+fn hint(key: &[u8], at: usize) -> Hint {
     let byte = |i: usize| key.get(at + i).copied().unwrap_or(0);
-    u16::from_be_bytes([byte(0), byte(1)])
+    [byte(0), byte(1), byte(2)]
 }
 
 /// How many leading bytes `a` and `b` share.
