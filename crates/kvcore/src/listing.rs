@@ -27,6 +27,10 @@ pub struct Page {
 /// would pay for a lock and a search per record.
 const MIN_BATCH: usize = 8;
 
+/// A batch goes through at most this many times its size in records, live
+/// or expired.
+const SCAN_FACTOR: usize = 4;
+
 /// Most records a batch reads: bounds how long a shard's lock is held (and
 /// how much a caller asking for "everything" reads ahead).
 const MAX_BATCH: usize = 1024;
@@ -54,7 +58,7 @@ pub(crate) fn page(
     let mut heads = BinaryHeap::with_capacity(shards.len());
     for (index, shard) in shards.iter().enumerate() {
         let mut cursor = Cursor::read(shard, clock, prefix, start, batch);
-        if let Some(head) = cursor.head(index) {
+        if let Some(head) = cursor.head(index, shard, clock, prefix) {
             heads.push(head);
         }
         cursors.push(cursor);
@@ -66,21 +70,7 @@ pub(crate) fn page(
         };
         let cursor = &mut cursors[head.shard];
         let now = cursor.now_ms;
-        let mut next = cursor.head(head.shard);
-        if next.is_none() && !cursor.done {
-            // This shard's batch is used up, but it has more: read on from
-            // the key just taken, at a new instant of this shard.
-            let from = Bound::Excluded(head.record.key());
-            *cursor = Cursor::read(
-                &shards[head.shard],
-                clock,
-                prefix,
-                from,
-                MAX_BATCH.min(batch * 2),
-            );
-            next = cursor.head(head.shard);
-        }
-        if let Some(next) = next {
+        if let Some(next) = cursor.head(head.shard, &shards[head.shard], clock, prefix) {
             heads.push(next);
         }
         entries.push(Entry::new(head.record, now));
@@ -98,13 +88,19 @@ struct Cursor {
     records: std::vec::IntoIter<Record>,
     /// The clock as read under the shard's lock, when `records` were read.
     now_ms: u64,
-    /// True when the shard had no further matching live key at that instant.
-    done: bool,
+    /// The last record the read went through (taken, or skipped as expired),
+    /// when the shard may hold more matching keys after it; `None` when the
+    /// read reached the end of the prefix.
+    resume: Option<Record>,
+    /// The size of the next batch.
+    batch: usize,
 }
 
 impl Cursor {
     /// Reads up to `batch` live records from `start` on whose keys start
-    /// with `prefix`, under the shard's read lock.
+    /// with `prefix`, under the shard's read lock. It goes through at most
+    /// [`SCAN_FACTOR`] times `batch` records, so that a run of expired keys
+    /// not yet reclaimed cannot hold the lock for long.
     fn read(
         shard: &Shard,
         clock: &dyn Clock,
@@ -117,33 +113,60 @@ impl Cursor {
             // its own: a key is judged expired at an instant it was held.
             let now_ms = clock.now_ms();
             let mut records = Vec::with_capacity(batch);
-            let mut done = true;
+            let mut resume = None;
+            let mut last: Option<&Record> = None;
             // Keys with the prefix are contiguous in byte order, and `start`
             // is at or after the first of them: stop at the first without.
             let matching = table
                 .range_from(start)
-                .take_while(|r| r.key().starts_with(prefix))
-                .filter(|r| !r.is_expired(now_ms));
-            for record in matching {
-                if records.len() == batch {
-                    done = false;
+                .take_while(|r| r.key().starts_with(prefix));
+            for (scanned, record) in matching.enumerate() {
+                if records.len() == batch || scanned == batch * SCAN_FACTOR {
+                    resume = last.cloned();
                     break;
                 }
-                // Bumps a reference count; no bytes are copied under the lock.
-                records.push(record.clone());
+                last = Some(record);
+                if !record.is_expired(now_ms) {
+                    // Bumps a reference count; no bytes are copied under the
+                    // lock.
+                    records.push(record.clone());
+                }
             }
             Cursor {
                 records: records.into_iter(),
                 now_ms,
-                done,
+                resume,
+                batch: MAX_BATCH.min(batch * 2),
             }
         })
     }
 
-    /// The next record of this cursor, ready for the merge heap.
-    fn head(&mut self, shard: usize) -> Option<Reverse<Head>> {
-        let record = self.records.next()?;
-        Some(Reverse(Head { record, shard }))
+    /// The next record of this cursor, ready for the merge heap. When the
+    /// batch is used up and the shard may have more, reads on from where the
+    /// last read stopped, at a new instant of that shard.
+    fn head(
+        &mut self,
+        index: usize,
+        shard: &Shard,
+        clock: &dyn Clock,
+        prefix: &[u8],
+    ) -> Option<Reverse<Head>> {
+        loop {
+            if let Some(record) = self.records.next() {
+                return Some(Reverse(Head {
+                    record,
+                    shard: index,
+                }));
+            }
+            let from = self.resume.take()?;
+            *self = Cursor::read(
+                shard,
+                clock,
+                prefix,
+                Bound::Excluded(from.key()),
+                self.batch,
+            );
+        }
     }
 }
 

@@ -85,8 +85,9 @@ pub struct DurabilityStats {
 
 /// A concurrent key-value store. Cloning is cheap: clones share the data.
 ///
-/// Every operation is atomic and linearizable; none hands out a lock guard,
-/// so a caller cannot deadlock the store.
+/// Every point operation, and `len`, is atomic and linearizable; a listing
+/// page reads shard by shard (see [`Store::list`]). None hands out a lock
+/// guard, so a caller cannot deadlock the store.
 ///
 /// Dropping the last clone closes the store ([`Store::close`]).
 #[derive(Clone)]

@@ -7,7 +7,7 @@ use std::thread;
 
 use kvcore::{Clock, Page, Store, TtlChange};
 
-use super::fixtures::{manual_store, ms};
+use super::fixtures::{manual_store, manual_store_with, ms};
 
 fn keys(page: &Page) -> Vec<&str> {
     page.entries.iter().map(|e| e.key()).collect()
@@ -270,4 +270,30 @@ fn paging_lists_each_unchanged_key_once_while_writers_create_expire_and_remove_o
         }
         done.store(true, Ordering::Release);
     });
+}
+
+/// A page reads a shard a few keys at a time and goes through only so many
+/// expired keys (not yet reclaimed) under one lock; it reads on past them.
+#[test]
+fn a_long_run_of_expired_keys_not_yet_reclaimed_is_skipped() {
+    let (store, clock) = manual_store_with(Store::builder().shards(1));
+    for i in 0..5_000 {
+        store.create(&format!("a/{i:05}"), "x", Some(ms(10))).unwrap();
+    }
+    for key in ["a/x1", "a/x2", "b"] {
+        store.create(key, key, None).unwrap();
+    }
+    clock.advance(11);
+    let cases: &[(&str, Option<&str>, usize, &[&str], Option<&str>)] = &[
+        ("", None, 10, &["a/x1", "a/x2", "b"], None),
+        ("a/", None, 1, &["a/x1"], Some("a/x1")),
+        ("a/", Some("a/x1"), 1, &["a/x2"], None),
+        ("a/", Some("a/00100"), 2, &["a/x1", "a/x2"], None),
+    ];
+    for &(prefix, after, limit, expected, next) in cases {
+        let page = store.list(prefix, after, limit);
+        let message = format!("list({prefix:?}, {after:?}, {limit})");
+        assert_eq!(keys(&page), expected, "{message}");
+        assert_eq!(page.next.as_deref(), next, "{message}");
+    }
 }
