@@ -118,18 +118,19 @@ impl Ordered {
         true
     }
 
-    /// Replaces the reference to `old` by `new`, a record of the same key;
-    /// returns whether `old` was there.
-    pub(crate) fn replace(&mut self, old: &Record, new: RecordRef) -> bool {
+    /// Replaces the reference to `old` by `new`, a record of the same key.
+    /// (Were `old` missing, which the table never lets happen, `new` would
+    /// be inserted: the index always ends up holding `new`.)
+    pub(crate) fn replace(&mut self, old: &Record, new: RecordRef) {
         debug_assert_eq!(old.key(), new.key());
         let at = self.route(old.key());
         let block = &mut self.blocks[at];
         match block.position_of(old.key(), old) {
-            Some(pos) => {
-                block.refs[pos] = new;
-                true
+            Some(pos) => block.refs[pos] = new,
+            None => {
+                debug_assert!(false, "the replaced record was not in the index");
+                self.insert(new);
             }
-            None => false,
         }
     }
 

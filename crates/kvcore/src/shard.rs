@@ -180,10 +180,8 @@ impl Table {
             // the record go (`put` replacing it, `remove`, `remove_exact`,
             // `reclaim_expired`), so the reference is never read after.
             hashbrown::hash_table::Entry::Occupied(mut slot) => {
-                let replaced = self
-                    .order
+                self.order
                     .replace(slot.get(), unsafe { RecordRef::new(&record) });
-                debug_assert!(replaced, "the replaced record was in the index");
                 Some(std::mem::replace(slot.get_mut(), record))
             }
             hashbrown::hash_table::Entry::Vacant(slot) => {

@@ -272,19 +272,30 @@ fn paging_lists_each_unchanged_key_once_while_writers_create_expire_and_remove_o
     });
 }
 
+/// prefix, after, limit; then the keys and the `next` expected.
+type ListCase<'a> = (
+    &'a str,
+    Option<&'a str>,
+    usize,
+    &'a [&'a str],
+    Option<&'a str>,
+);
+
 /// A page reads a shard a few keys at a time and goes through only so many
 /// expired keys (not yet reclaimed) under one lock; it reads on past them.
 #[test]
 fn a_long_run_of_expired_keys_not_yet_reclaimed_is_skipped() {
     let (store, clock) = manual_store_with(Store::builder().shards(1));
     for i in 0..5_000 {
-        store.create(&format!("a/{i:05}"), "x", Some(ms(10))).unwrap();
+        store
+            .create(&format!("a/{i:05}"), "x", Some(ms(10)))
+            .unwrap();
     }
     for key in ["a/x1", "a/x2", "b"] {
         store.create(key, key, None).unwrap();
     }
     clock.advance(11);
-    let cases: &[(&str, Option<&str>, usize, &[&str], Option<&str>)] = &[
+    let cases: &[ListCase] = &[
         ("", None, 10, &["a/x1", "a/x2", "b"], None),
         ("a/", None, 1, &["a/x1"], Some("a/x1")),
         ("a/", Some("a/x1"), 1, &["a/x2"], None),
