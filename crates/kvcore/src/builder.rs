@@ -165,7 +165,7 @@ impl StoreBuilder {
                     record.stamp(revision, deadline_ms);
                     let h = hash(key.as_bytes());
                     shards[shard_index(h, shards.len())]
-                        .write(|t| t.put(h, record, |r| hash(r.key())));
+                        .write(|t| t.put_unordered(h, record, |r| hash(r.key())));
                 }
                 Replayed::Remove { key } => {
                     let h = hash(key.as_bytes());
@@ -182,6 +182,10 @@ impl StoreBuilder {
                 &mut apply,
             )?
         };
+        // Every key is in; order each shard once (see `Table::put_unordered`).
+        for shard in shards.iter() {
+            shard.write(|t| t.rebuild_order());
+        }
         report.keys = shards.iter().map(|s| s.read(|t| t.len())).sum();
         let (fsync, log_worker) = (self.fsync, self.log_worker);
         let store = self.assemble(shards, Some((durable, report, hasher)));

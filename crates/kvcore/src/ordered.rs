@@ -72,6 +72,40 @@ impl Ordered {
         }
     }
 
+    /// An index of `refs`, given in any order: sorts them, then fills whole
+    /// blocks. For a table loaded all at once (recovery), where inserting
+    /// one key at a time would search the index for each.
+    pub(crate) fn from_unordered(refs: Vec<RecordRef>) -> Ordered {
+        // Sorted by the keys' first 16 bytes first, held beside each
+        // reference, so that most comparisons read no record.
+        let mut keyed: Vec<(u128, RecordRef)> =
+            refs.into_iter().map(|r| (lead(r.key()), r)).collect();
+        keyed.sort_unstable_by(|(a, ra), (b, rb)| a.cmp(b).then_with(|| ra.key().cmp(rb.key())));
+        let mut ordered = Ordered::new();
+        let mut sorted = keyed.into_iter().map(|(_, r)| r).peekable();
+        while sorted.peek().is_some() {
+            let mut block = Block::empty();
+            block.refs = sorted.by_ref().take(BLOCK).collect();
+            let (first, last) = (&block.refs[0], &block.refs[block.refs.len() - 1]);
+            let shared = common_prefix(first.key(), last.key());
+            block.set_prefix(shared);
+            if ordered.is_empty() {
+                ordered.blocks[0] = block;
+            } else {
+                ordered
+                    .bounds
+                    .insert(ordered.bounds.len(), block.refs[0].key());
+                ordered.blocks.push(block);
+            }
+        }
+        ordered
+    }
+
+    /// Whether the index holds no reference.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.blocks.len() == 1 && self.blocks[0].refs.is_empty()
+    }
+
     /// Adds a reference to a key not in the index.
     pub(crate) fn insert(&mut self, new: RecordRef) {
         let key = new.key();
@@ -340,6 +374,15 @@ type Hint = [u8; 3];
 fn hint(key: &[u8], at: usize) -> Hint {
     let byte = |i: usize| key.get(at + i).copied().unwrap_or(0);
     [byte(0), byte(1), byte(2)]
+}
+
+/// The first 16 bytes of `key`, big-endian, zero where the key is shorter:
+/// a smaller lead means a smaller key; equal leads decide nothing.
+fn lead(key: &[u8]) -> u128 {
+    let mut bytes = [0u8; 16];
+    let n = key.len().min(16);
+    bytes[..n].copy_from_slice(&key[..n]);
+    u128::from_be_bytes(bytes)
 }
 
 /// How many leading bytes `a` and `b` share.

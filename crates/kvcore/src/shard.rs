@@ -192,6 +192,53 @@ impl Table {
         }
     }
 
+    /// Like [`Table::put`], but leaves the ordered index to
+    /// [`Table::rebuild_order`]: for recovery, which loads every key before
+    /// anyone can list and then builds the order once (sorting is cheaper
+    /// than a search of the index per key). Once the index holds anything,
+    /// this is `put`.
+    pub(crate) fn put_unordered(
+        &mut self,
+        hash: u64,
+        record: Record,
+        rehash: impl Fn(&Record) -> u64,
+    ) -> Option<Record> {
+        if !self.order.is_empty() {
+            return self.put(hash, record, rehash);
+        }
+        // The index holds no reference, so replacing a record here leaves
+        // none dangling.
+        self.note_deadline(record.deadline_ms());
+        match self
+            .records
+            .entry(hash, |r| r.key() == record.key(), rehash)
+        {
+            hashbrown::hash_table::Entry::Occupied(mut slot) => {
+                Some(std::mem::replace(slot.get_mut(), record))
+            }
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert(record);
+                None
+            }
+        }
+    }
+
+    /// Builds the ordered index afresh from the records the table holds.
+    #[allow(unsafe_code)]
+    pub(crate) fn rebuild_order(&mut self) {
+        // SAFETY: each reference is of a record the table holds; from here
+        // on the table drops a record's reference whenever it lets the
+        // record go (see `put`). The old index is dropped first; dropping
+        // references never drops records.
+        self.order = Ordered::new();
+        let refs = self
+            .records
+            .iter()
+            .map(|r| unsafe { RecordRef::new(r) })
+            .collect();
+        self.order = Ordered::from_unordered(refs);
+    }
+
     pub(crate) fn remove(&mut self, hash: u64, key: &[u8]) -> Option<Record> {
         let slot = self.records.find_entry(hash, |r| r.key() == key).ok()?;
         let record = slot.remove().0;
