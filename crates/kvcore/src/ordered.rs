@@ -34,7 +34,7 @@ mod directory;
 #[cfg(test)]
 mod tests;
 
-use directory::Directory;
+use directory::{Directory, lead};
 
 /// Most references a block holds. 128: what a block costs besides its
 /// entries (its header, two allocations, its prefix and its bound) is spread
@@ -297,9 +297,9 @@ impl Block {
     /// The position of the reference to `record`, found by address among the
     /// keys whose hints tie with its key's.
     fn position_of(&self, key: &[u8], record: &Record) -> Option<usize> {
-        if !key.starts_with(&self.prefix) {
-            return None;
-        }
+        // The key of a record in this block starts with the prefix, so the
+        // prefix's bytes need not be read (were it not here, the hint
+        // would find nothing).
         let (lo, hi) = self.tied(hint(key, self.prefix.len()));
         (lo..hi).find(|&i| self.refs[i].is(record))
     }
@@ -374,15 +374,6 @@ type Hint = [u8; 3];
 fn hint(key: &[u8], at: usize) -> Hint {
     let byte = |i: usize| key.get(at + i).copied().unwrap_or(0);
     [byte(0), byte(1), byte(2)]
-}
-
-/// The first 16 bytes of `key`, big-endian, zero where the key is shorter:
-/// a smaller lead means a smaller key; equal leads decide nothing.
-fn lead(key: &[u8]) -> u128 {
-    let mut bytes = [0u8; 16];
-    let n = key.len().min(16);
-    bytes[..n].copy_from_slice(&key[..n]);
-    u128::from_be_bytes(bytes)
 }
 
 /// How many leading bytes `a` and `b` share.
