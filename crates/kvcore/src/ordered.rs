@@ -129,8 +129,7 @@ impl Ordered {
         self.blocks[at].insert(new);
     }
 
-    /// Removes the reference to `record` (whose key is `key`); returns
-    /// whether there was one.
+    /// Removes the reference to `record`; returns whether there was one.
     pub(crate) fn remove(&mut self, record: &Record) -> bool {
         let key = record.key();
         let at = self.route(key);
