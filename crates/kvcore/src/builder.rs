@@ -248,7 +248,7 @@ impl StoreBuilder {
                     record.stamp(revision, deadline_ms);
                     let h = hash(key.as_bytes());
                     shards[shard_index(h, shards.len())]
-                        .write(|t| t.put(h, record, |r| hash(r.key())));
+                        .write(|t| t.put_unordered(h, record, |r| hash(r.key())));
                 }
                 Replayed::Remove {
                     key,
@@ -287,6 +287,10 @@ impl StoreBuilder {
                 &mut apply,
             )?
         };
+        // Every key is in; order each shard once (see `Table::put_unordered`).
+        for shard in shards.iter() {
+            shard.write(|t| t.rebuild_order());
+        }
         report.keys = shards.iter().map(|s| s.read(|t| t.len())).sum();
         let floor = durable.history_floor;
         events.retain(|e| e.revision() > floor);

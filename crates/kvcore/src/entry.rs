@@ -19,7 +19,7 @@ pub(crate) const NO_DEADLINE: u64 = 0;
 /// Records up to this many key and value bytes are assembled on the stack.
 const SMALL_RECORD: usize = 256;
 
-struct Header {
+pub(crate) struct Header {
     // Version and deadline are atomics only so that they can be filled in
     // under the shard lock after the record was allocated outside of it.
     // Once the record is in a table they change only through
@@ -36,7 +36,7 @@ struct Header {
 
 /// The stored form of an entry. Cloning bumps a reference count.
 #[derive(Clone)]
-pub(crate) struct Record(ThinArc<Header, u8>);
+pub(crate) struct Record(pub(crate) ThinArc<Header, u8>);
 
 impl Record {
     /// Allocates a record; version and deadline are set later with [`Record::stamp`].

@@ -35,8 +35,10 @@
 //! - A key whose deadline has passed is gone from the first millisecond after
 //!   it: nothing returns it, counts it, lists it, or lets it block a create.
 //!   A background pass ([`ActiveExpiry`]) gives its memory back.
-//! - Every operation is atomic and linearizable. No lock guard is ever handed
-//!   out.
+//! - Every point operation, and `len`, is atomic and linearizable. A listing
+//!   page reads the shards one at a time: it lists exactly once every key
+//!   left alone while it runs ([`Store::list`] says precisely what a page is).
+//!   No lock guard is ever handed out.
 //! - Every change is an [`Event`] that [`Store::watch`] delivers in revision
 //!   order. A watched store (one with a history, or that a watcher came to)
 //!   numbers each expiry it notices with a revision too, like a delete.
@@ -49,7 +51,10 @@
 //! - `shard`: one lock-guarded slice of the keys; [`Tuning`] lives here.
 //! - `entry`: the stored record and the [`Entry`] a read returns.
 //! - `expiry`: TTLs, [`TtlChange`], and the reclaim pass.
-//! - `listing`: prefix listing in pages.
+//! - `listing`: prefix listing in pages, merged from every shard.
+//! - `ordered`: each shard's keys in byte order, beside its hash table.
+//! - `record_ref`: the uncounted record references `ordered` holds (the one
+//!   module with `unsafe` code).
 //! - `memory`: the memory bound's accounting and [`Eviction`] policy;
 //!   `eviction`: how a write that does not fit makes room.
 //! - `clock`: [`Clock`], with [`SystemClock`] and [`ManualClock`].
@@ -74,6 +79,8 @@ mod eviction;
 mod expiry;
 mod listing;
 mod memory;
+mod ordered;
+mod record_ref;
 mod shard;
 mod store;
 mod watch;

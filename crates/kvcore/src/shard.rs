@@ -1,6 +1,7 @@
 //! One lock-guarded slice of the key space, and the tuning that decides how
 //! many there are.
 
+use std::ops::Bound;
 use std::sync::PoisonError;
 
 use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard, ShardedLockWriteGuard};
@@ -9,6 +10,8 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::entry::{NO_DEADLINE, Record};
 use crate::memory;
+use crate::ordered::Ordered;
+use crate::record_ref::RecordRef;
 
 /// How the store is laid out for its workload.
 ///
@@ -224,7 +227,8 @@ impl std::ops::Deref for ReadGuard<'_> {
 }
 
 /// Runs `f` with shared access to every shard at once, so that it sees the
-/// whole store at one instant (what makes `list` and `len` linearizable).
+/// whole store at one instant (what makes `len` linearizable; `f` should be
+/// short: writers wait while it runs).
 /// The shards are locked in order and all held until `f` returns; no other
 /// operation holds more than one shard, so this cannot deadlock. Writers
 /// wait while `f` runs.
@@ -234,9 +238,16 @@ pub(crate) fn read_all<R>(shards: &[Shard], f: impl FnOnce(&[&Table]) -> R) -> R
     f(&tables)
 }
 
-/// The records of one shard, found by hash and key bytes.
+/// The records of one shard, found by hash and key bytes, and in byte order
+/// of their keys.
+///
+/// The ordered index holds uncounted references to the records the hash
+/// table owns (see `record_ref`): every method that takes a record out of
+/// the table takes its reference out of the index in the same call, so a
+/// reference never outlives its record.
 pub(crate) struct Table {
     records: HashTable<Record>,
+    order: Ordered,
     /// No record here has a deadline before this (`u64::MAX` when none has
     /// one). A lower bound, not exact: it lets the reclaim pass skip shards
     /// with nothing to do, and is tightened whenever a pass visits.
@@ -276,12 +287,43 @@ impl Table {
     /// A replacement never grows the table (hashbrown's `entry` would make
     /// room for an insert first), so that only a new key needs the room
     /// `growth_bytes` counts.
+    #[allow(unsafe_code)]
     pub(crate) fn put(
         &mut self,
         hash: u64,
         record: Record,
         rehash: impl Fn(&Record) -> u64,
     ) -> Option<Record> {
+        self.note_deadline(record.deadline_ms());
+        // SAFETY (both cases): the record goes into the table here, and the
+        // table drops its reference from the index whenever it lets the
+        // record go (`put` replacing it, `remove`, `remove_exact`,
+        // `reclaim_expired`), so the reference is never read after.
+        if let Some(slot) = self.records.find_mut(hash, |r| r.key() == record.key()) {
+            self.order.replace(slot, unsafe { RecordRef::new(&record) });
+            return Some(std::mem::replace(slot, record));
+        }
+        self.order.insert(unsafe { RecordRef::new(&record) });
+        self.records.insert_unique(hash, record, rehash);
+        None
+    }
+
+    /// Like [`Table::put`], but leaves the ordered index to
+    /// [`Table::rebuild_order`]: for recovery, which loads every key before
+    /// anyone can list and then builds the order once (sorting is cheaper
+    /// than a search of the index per key). Once the index holds anything,
+    /// this is `put`.
+    pub(crate) fn put_unordered(
+        &mut self,
+        hash: u64,
+        record: Record,
+        rehash: impl Fn(&Record) -> u64,
+    ) -> Option<Record> {
+        if !self.order.is_empty() {
+            return self.put(hash, record, rehash);
+        }
+        // The index holds no reference, so replacing a record here leaves
+        // none dangling.
         self.note_deadline(record.deadline_ms());
         if let Some(slot) = self.records.find_mut(hash, |r| r.key() == record.key()) {
             return Some(std::mem::replace(slot, record));
@@ -290,16 +332,34 @@ impl Table {
         None
     }
 
+    /// Builds the ordered index afresh from the records the table holds.
+    #[allow(unsafe_code)]
+    pub(crate) fn rebuild_order(&mut self) {
+        // SAFETY: each reference is of a record the table holds; from here
+        // on the table drops a record's reference whenever it lets the
+        // record go (see `put`). The old index is dropped first; dropping
+        // references never drops records.
+        self.order = Ordered::new();
+        let refs = self
+            .records
+            .iter()
+            .map(|r| unsafe { RecordRef::new(r) })
+            .collect();
+        self.order = Ordered::from_unordered(refs);
+    }
+
     pub(crate) fn remove(&mut self, hash: u64, key: &[u8]) -> Option<Record> {
         let slot = self.records.find_entry(hash, |r| r.key() == key).ok()?;
-        Some(slot.remove().0)
+        let record = slot.remove().0;
+        self.order.remove(&record);
+        Some(record)
     }
 
     /// Removes `record` if it is still the one stored for its key.
     pub(crate) fn remove_exact(&mut self, hash: u64, record: &Record) -> bool {
         match self.records.find_entry(hash, |r| r.same_as(record)) {
             Ok(slot) => {
-                slot.remove();
+                self.order.remove(&slot.remove().0);
                 true
             }
             Err(_) => false,
@@ -323,9 +383,12 @@ impl Table {
         let table_before = self.table_bytes();
         let mut freed = 0;
         let mut earliest = u64::MAX;
+        let order = &mut self.order;
         self.records.retain(|r| {
             if r.is_expired(now_ms) {
                 freed += memory::record_bytes(r.payload_len());
+                // Out of the index first: `retain` drops the record.
+                order.remove(r);
                 return false;
             }
             if r.deadline_ms() != NO_DEADLINE {
@@ -407,9 +470,31 @@ impl Table {
         self.earliest_deadline = deadline_ms;
     }
 
-    /// Visits every record.
+    /// Visits every record, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Record> {
         self.records.iter()
+    }
+
+    /// Visits the records from `start` on, in byte order of their keys
+    /// (expired ones included). Costs a search of the index, then one step
+    /// a record.
+    pub(crate) fn range_from(&self, start: Bound<&[u8]>) -> impl Iterator<Item = &Record> {
+        self.order.range_from(start).map(RecordRef::record)
+    }
+
+    /// The ordered index, for its tests.
+    #[cfg(test)]
+    pub(crate) fn order(&self) -> &Ordered {
+        &self.order
+    }
+
+    /// Checks that the ordered index holds exactly this table's records, in
+    /// order; panics otherwise. For tests.
+    #[cfg(test)]
+    pub(crate) fn check(&self) {
+        let mut records: Vec<&Record> = self.records.iter().collect();
+        records.sort_by(|a, b| a.key().cmp(b.key()));
+        self.order.check(&records);
     }
 
     fn note_deadline(&mut self, deadline_ms: u64) {
@@ -423,6 +508,7 @@ impl Default for Table {
     fn default() -> Table {
         Table {
             records: HashTable::new(),
+            order: Ordered::new(),
             earliest_deadline: u64::MAX,
         }
     }

@@ -89,8 +89,9 @@ pub struct DurabilityStats {
 
 /// A concurrent key-value store. Cloning is cheap: clones share the data.
 ///
-/// Every operation is atomic and linearizable; none hands out a lock guard,
-/// so a caller cannot deadlock the store.
+/// Every point operation, and `len`, is atomic and linearizable; a listing
+/// page reads shard by shard (see [`Store::list`]). None hands out a lock
+/// guard, so a caller cannot deadlock the store.
 ///
 /// Dropping the last clone closes the store ([`Store::close`]).
 #[derive(Clone)]
@@ -354,22 +355,26 @@ impl Store {
     /// `after` (exclusive), at most `limit` of them (a `limit` of 0 counts as
     /// 1, so that a paging loop always moves on).
     ///
-    /// A page is the store at one instant: it holds every shard's read lock
-    /// while it scans, and writes wait for it. A page costs a scan of the
-    /// whole store (keys are hashed, not sorted).
+    /// A page costs a search in each shard's ordered index plus the keys it
+    /// reads: O(shards * log n + page), whatever the size of the store.
+    ///
+    /// What a page is: every shard is read on its own, under its own lock
+    /// (in batches, each at one instant of that shard), never all shards at
+    /// once, so writers wait for at most one batch of one shard. So a page is
+    /// not one instant of the whole store. It holds, in byte order, keys each
+    /// of which was live, with the value returned, at the instant its shard
+    /// was read; a key that exists unchanged for the whole page (or the whole
+    /// paging loop) is listed exactly once; a key created or removed while
+    /// the page is read may or may not be in it. Expired keys are never
+    /// listed.
     pub fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Page {
-        let mut collector = listing::Collector::new(prefix, after, limit.max(1));
-        let now = shard::read_all(&self.inner.shards, |tables| {
-            // Read with every shard held, as a write reads it under its own.
-            let now = self.inner.clock.now_ms();
-            for table in tables {
-                for record in table.iter().filter(|r| !r.is_expired(now)) {
-                    collector.offer(record);
-                }
-            }
-            now
-        });
-        collector.finish(now)
+        listing::page(
+            &self.inner.shards,
+            &*self.inner.clock,
+            prefix,
+            after,
+            limit.max(1),
+        )
     }
 
     /// Follows the changes to every key that starts with `prefix` (empty:

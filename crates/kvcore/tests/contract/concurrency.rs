@@ -3,7 +3,7 @@
 //! and reclaiming while others write.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 
@@ -461,21 +461,25 @@ fn expired_keys_are_counted_once_while_readers_writers_and_the_reclaimer_race() 
 
 /// A token moves from key to key: each step creates the next key, then
 /// removes the one before, so at every instant one or two consecutive keys
-/// exist. A listing or a count that saw the store at one instant finds one
-/// or two; one that took its shards at different instants can find none
-/// (the new key's shard scanned before the create, the old key's after the
-/// remove) or two that are not neighbours.
+/// exist. A count sees the store at one instant (every shard held at once
+/// for the moment it takes to add up their sizes), so it finds one or two.
+/// A listing reads each shard at an instant of its own (README, "Listing"):
+/// every key it returns was live at some instant during the call, so it lies
+/// between the token's position before the call and after it.
 #[test]
-fn a_listing_and_a_count_see_the_store_at_one_instant() {
+fn a_count_sees_one_instant_and_a_listing_only_keys_live_during_it() {
     const STEPS: usize = 20_000;
     let store = Store::builder().active_expiry(ActiveExpiry::Manual).build();
     let key = |i: usize| format!("token/{i:06}");
     store.create(&key(0), "x", None).unwrap();
     let done = AtomicBool::new(false);
+    // The last key created; the one before it may still exist.
+    let progress = AtomicUsize::new(0);
     thread::scope(|scope| {
         scope.spawn(|| {
             for i in 1..=STEPS {
                 store.create(&key(i), "x", None).unwrap();
+                progress.store(i, Ordering::Release);
                 store.remove(&key(i - 1)).unwrap();
             }
             done.store(true, Ordering::Release);
@@ -483,18 +487,25 @@ fn a_listing_and_a_count_see_the_store_at_one_instant() {
         let mut looks = 0;
         while !done.load(Ordering::Acquire) || looks < 100 {
             looks += 1;
+            // Every key below `before - 1` was removed before the listing
+            // began; none above `after + 1` was created before it ended.
+            let before = progress.load(Ordering::Acquire);
             let page = store.list("token/", None, 10);
+            let after = progress.load(Ordering::Acquire);
             let seen: Vec<usize> = page
                 .entries
                 .iter()
                 .map(|e| e.key()["token/".len()..].parse().unwrap())
                 .collect();
-            let consecutive = match seen[..] {
-                [_] => true,
-                [a, b] => b == a + 1,
-                _ => false,
-            };
-            assert!(consecutive, "listing {looks} saw {seen:?}");
+            assert!(
+                seen.windows(2).all(|w| w[0] < w[1]),
+                "listing {looks}: keys out of order: {seen:?}"
+            );
+            assert!(
+                seen.iter()
+                    .all(|&i| before.saturating_sub(1) <= i && i <= after + 1),
+                "listing {looks} saw {seen:?}, keys not live during it ({before}..={after})"
+            );
             let count = store.len();
             assert!((1..=2).contains(&count), "count {looks} was {count}");
         }

@@ -2,10 +2,12 @@
 //! cover every key exactly once while other writes go on.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
 
-use kvcore::{Page, Store, TtlChange};
+use kvcore::{Clock, Page, Store, TtlChange};
 
-use super::fixtures::manual_store;
+use super::fixtures::{manual_store, manual_store_with, ms};
 
 fn keys(page: &Page) -> Vec<&str> {
     page.entries.iter().map(|e| e.key()).collect()
@@ -193,4 +195,116 @@ fn a_listing_never_repeats_or_skips_a_key_left_alone_while_others_change() {
     let listed: BTreeSet<String> = listed.into_iter().collect();
     let missing: Vec<_> = stable.difference(&listed).collect();
     assert!(missing.is_empty(), "stable keys skipped: {missing:?}");
+}
+
+/// Pages are read shard by shard, each shard at its own instant (README,
+/// "Listing"): still, while writers create, overwrite, expire and remove keys
+/// between and beside them, every key left alone is listed exactly once, in
+/// order, and no key listed had expired before the page was asked for.
+#[test]
+fn paging_lists_each_unchanged_key_once_while_writers_create_expire_and_remove_others() {
+    const STABLE: usize = 2_000;
+    let (store, clock) = manual_store();
+    let stable: BTreeSet<String> = (0..STABLE).map(|i| format!("k/{i:05}/s")).collect();
+    for key in &stable {
+        store.create(key, "stable", None).unwrap();
+    }
+    let done = AtomicBool::new(false);
+    thread::scope(|scope| {
+        for t in 0..2u64 {
+            let (store, clock, done) = (&store, &clock, &done);
+            scope.spawn(move || {
+                let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ t;
+                let mut next = || {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x
+                };
+                while !done.load(Ordering::Acquire) {
+                    let i = next() % STABLE as u64;
+                    // Keys just before, just after and between stable keys.
+                    let churn = [
+                        format!("k/{i:05}"),
+                        format!("k/{i:05}/c{t}"),
+                        format!("k/{i:05}/s{t}"),
+                    ];
+                    let key = &churn[(next() % 3) as usize];
+                    match next() % 4 {
+                        0 => _ = store.remove(key),
+                        1 => _ = store.upsert(key, "ttl", TtlChange::Set(ms(1 + next() % 5))),
+                        2 => clock.advance(1),
+                        _ => _ = store.upsert(key, "new", TtlChange::Keep),
+                    }
+                }
+            });
+        }
+        for limit in [1, 7, 64, 1000] {
+            let mut listed = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let asked_at = clock.now_ms();
+                let page = store.list("k/", cursor.as_deref(), limit);
+                for entry in &page.entries {
+                    assert!(
+                        entry.deadline_ms().is_none_or(|d| d >= asked_at),
+                        "limit {limit}: {} had expired before the page was asked for",
+                        entry.key()
+                    );
+                }
+                listed.extend(page.entries.iter().map(|e| e.key().to_owned()));
+                match page.next {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            assert!(
+                listed.windows(2).all(|w| w[0] < w[1]),
+                "limit {limit}: keys come in strictly increasing order"
+            );
+            let stable_listed = listed.iter().filter(|k| stable.contains(*k)).count();
+            assert_eq!(
+                stable_listed, STABLE,
+                "limit {limit}: each stable key exactly once"
+            );
+        }
+        done.store(true, Ordering::Release);
+    });
+}
+
+/// prefix, after, limit; then the keys and the `next` expected.
+type ListCase<'a> = (
+    &'a str,
+    Option<&'a str>,
+    usize,
+    &'a [&'a str],
+    Option<&'a str>,
+);
+
+/// A page reads a shard a few keys at a time and goes through only so many
+/// expired keys (not yet reclaimed) under one lock; it reads on past them.
+#[test]
+fn a_long_run_of_expired_keys_not_yet_reclaimed_is_skipped() {
+    let (store, clock) = manual_store_with(Store::builder().shards(1));
+    for i in 0..5_000 {
+        store
+            .create(&format!("a/{i:05}"), "x", Some(ms(10)))
+            .unwrap();
+    }
+    for key in ["a/x1", "a/x2", "b"] {
+        store.create(key, key, None).unwrap();
+    }
+    clock.advance(11);
+    let cases: &[ListCase] = &[
+        ("", None, 10, &["a/x1", "a/x2", "b"], None),
+        ("a/", None, 1, &["a/x1"], Some("a/x1")),
+        ("a/", Some("a/x1"), 1, &["a/x2"], None),
+        ("a/", Some("a/00100"), 2, &["a/x1", "a/x2"], None),
+    ];
+    for &(prefix, after, limit, expected, next) in cases {
+        let page = store.list(prefix, after, limit);
+        let message = format!("list({prefix:?}, {after:?}, {limit})");
+        assert_eq!(keys(&page), expected, "{message}");
+        assert_eq!(page.next.as_deref(), next, "{message}");
+    }
 }

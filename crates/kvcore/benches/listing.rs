@@ -1,0 +1,227 @@
+//! Listing and what it costs the writes around it, on one store of N keys.
+//!
+//! The store holds N keys `key:` + 12 digits (even numbers only, inserted
+//! in a random order) with 16-byte values and a one-hour TTL, as the memory
+//! bench's. Then, one after another:
+//!
+//! - `create` / `remove`: 100k keys with odd numbers (so each lands between
+//!   existing keys, anywhere in the order) created, then removed; ns each;
+//! - `page100` / `page1000`: pages of 100 and 1000 keys from a random
+//!   cursor; the median µs of a page;
+//! - `get` / `upsert`: one thread on random existing keys, same-length
+//!   values; ns each;
+//! - `upsert2`: two threads upserting at once; ns per operation of the pair;
+//! - `write_idle` / `write_listing`: the p50/p99/max µs of one thread's
+//!   upserts, alone and while another thread pages through the whole store
+//!   (1000 keys a page) over and over.
+//!
+//! It prints one `name value` line per figure. `bench/listing.sh` builds
+//! this file against two commits and runs the two binaries in alternation,
+//! so that old and new are compared in the same run (see BENCHMARKS.md,
+//! "Ordered listing"). `KVCORE_LIST_KEYS` sets N (default 1,000,000 with
+//! `--bench`; under `cargo test` a 20,000-key smoke run).
+
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use kvcore::{ActiveExpiry, Store, TtlChange};
+
+const TTL: Duration = Duration::from_secs(3600);
+const EXTRA: usize = 100_000;
+
+/// xorshift64: cheap, and the same sequence in both builds.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+fn key(n: usize) -> String {
+    format!("key:{n:012}")
+}
+
+fn value(i: usize) -> [u8; 16] {
+    let mut value = [b'v'; 16];
+    value[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    value
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let keys: usize = std::env::var("KVCORE_LIST_KEYS")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(if bench { 1_000_000 } else { 20_000 });
+    let extra = EXTRA.min(keys);
+    let slice = if bench {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_millis(50)
+    };
+    let store = Store::builder().active_expiry(ActiveExpiry::Manual).build();
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let mut order: Vec<usize> = (0..keys).collect();
+    for i in (1..keys).rev() {
+        order.swap(i, rng.below(i + 1));
+    }
+    for &i in &order {
+        store.create(&key(2 * i), value(i), Some(TTL)).unwrap();
+    }
+    println!("keys {keys}");
+
+    // Creates and removes between existing keys.
+    let odd: Vec<String> = (0..extra).map(|_| key(2 * rng.below(keys) + 1)).collect();
+    // Timed by the wall clock and by this thread's time on a CPU (which
+    // leaves out the time other processes held the core).
+    let (started, cpu) = (Instant::now(), thread_cpu_time());
+    let mut created = 0;
+    for k in &odd {
+        created += usize::from(store.create(k, value(0), Some(TTL)).is_ok());
+    }
+    println!("create_ns {:.0}", per_op(started.elapsed(), odd.len()));
+    println!(
+        "create_cpu_ns {:.0}",
+        per_op(thread_cpu_time() - cpu, odd.len())
+    );
+    let (started, cpu) = (Instant::now(), thread_cpu_time());
+    let mut removed = 0;
+    for k in &odd {
+        removed += usize::from(store.remove(k).is_ok());
+    }
+    println!("remove_ns {:.0}", per_op(started.elapsed(), odd.len()));
+    println!(
+        "remove_cpu_ns {:.0}",
+        per_op(thread_cpu_time() - cpu, odd.len())
+    );
+    assert_eq!(created, removed, "every key created was removed");
+    assert_eq!(store.len(), keys);
+
+    for limit in [100, 1000] {
+        let mut times = Vec::new();
+        let started = Instant::now();
+        while times.len() < 5 || (started.elapsed() < slice && times.len() < 2000) {
+            let cursor = key(2 * rng.below(keys));
+            let t = Instant::now();
+            let page = store.list("key:", Some(&cursor), limit);
+            times.push(t.elapsed());
+            black_box(page);
+        }
+        times.sort();
+        println!(
+            "page{limit}_us {:.1}",
+            times[times.len() / 2].as_secs_f64() * 1e6
+        );
+    }
+
+    println!("get_ns {:.1}", point(&store, keys, 1, slice, false));
+    println!("upsert_ns {:.1}", point(&store, keys, 1, slice, true));
+    println!("upsert2_ns {:.1}", point(&store, keys, 2, slice, true));
+
+    for (name, listing) in [("write_idle", false), ("write_listing", true)] {
+        let (p50, p99, max) = writes_while(&store, keys, slice, listing);
+        println!("{name}_p50_us {p50:.2}");
+        println!("{name}_p99_us {p99:.2}");
+        println!("{name}_max_us {max:.1}");
+    }
+}
+
+/// This thread's time on a CPU so far, from `/proc/thread-self/schedstat`
+/// (zero where that file does not exist). A yield first: the kernel brings
+/// the figure up to date at a trip through the scheduler.
+fn thread_cpu_time() -> Duration {
+    thread::yield_now();
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|stat| stat.split_whitespace().next()?.parse().ok())
+        .map_or(Duration::ZERO, Duration::from_nanos)
+}
+
+fn per_op(elapsed: Duration, ops: usize) -> f64 {
+    elapsed.as_secs_f64() * 1e9 / ops as f64
+}
+
+/// ns per operation of `threads` threads doing gets or upserts for `slice`.
+fn point(store: &Store, keys: usize, threads: usize, slice: Duration, upsert: bool) -> f64 {
+    let barrier = Barrier::new(threads);
+    let ops: Vec<(usize, Duration)> = thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    let mut rng = Rng(0x9E37_79B9 + t as u64);
+                    let names: Vec<String> = (0..4096).map(|_| key(2 * rng.below(keys))).collect();
+                    barrier.wait();
+                    let started = Instant::now();
+                    let mut ops = 0;
+                    while started.elapsed() < slice {
+                        for _ in 0..256 {
+                            let k = &names[rng.below(names.len())];
+                            if upsert {
+                                black_box(store.upsert(k, value(ops), TtlChange::Keep).unwrap());
+                            } else {
+                                black_box(store.get(k).unwrap());
+                            }
+                            ops += 1;
+                        }
+                    }
+                    (ops, started.elapsed())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let total: usize = ops.iter().map(|(n, _)| n).sum();
+    let longest = ops.iter().map(|(_, d)| *d).max().unwrap_or_default();
+    longest.as_secs_f64() * 1e9 / total as f64
+}
+
+/// p50, p99 and max µs of one thread's upserts for `slice`, with or without
+/// another thread paging through the store meanwhile.
+fn writes_while(store: &Store, keys: usize, slice: Duration, listing: bool) -> (f64, f64, f64) {
+    let done = AtomicBool::new(false);
+    thread::scope(|scope| {
+        if listing {
+            scope.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    let mut cursor: Option<String> = None;
+                    while !done.load(Ordering::Relaxed) {
+                        let page = store.list("key:", cursor.as_deref(), 1000);
+                        match page.next {
+                            Some(next) => cursor = Some(next),
+                            None => break,
+                        }
+                    }
+                }
+            });
+        }
+        let mut rng = Rng(0xDEAD_BEEF);
+        let mut times = Vec::with_capacity(1 << 20);
+        let started = Instant::now();
+        while started.elapsed() < slice {
+            let k = key(2 * rng.below(keys));
+            let t = Instant::now();
+            black_box(
+                store
+                    .upsert(&k, value(times.len()), TtlChange::Keep)
+                    .unwrap(),
+            );
+            times.push(t.elapsed());
+        }
+        done.store(true, Ordering::Relaxed);
+        times.sort();
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        (
+            us(times[times.len() / 2]),
+            us(times[times.len() * 99 / 100]),
+            us(times[times.len() - 1]),
+        )
+    })
+}

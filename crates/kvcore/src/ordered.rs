@@ -1,0 +1,381 @@
+//! The keys of one shard in byte order, beside its hash table, so that a
+//! listing page reads only the keys it returns.
+//!
+//! The order is a sorted list of blocks of up to [`BLOCK`] record references
+//! ([`RecordRef`], 8 bytes each), found through a directory of each block's
+//! lower bound (an owned copy of a key). Reading a key through a reference
+//! costs a cache miss (the record lives elsewhere on the heap), so the
+//! searches avoid it:
+//!
+//! - the directory holds its bounds itself, back to back in one buffer
+//!   (`directory.rs`): finding the block reads no record;
+//! - every key of a block starts with the block's `prefix` (after a split,
+//!   the longest its first and last key share), and beside each reference
+//!   sits a 3-byte *hint*, the key's three bytes after that prefix. A search
+//!   compares hints first and reads records only among keys whose hints tie
+//!   with the key looked for (usually none or one: with two bytes, keys of
+//!   decimal digits tied six at a time);
+//! - removing or replacing a record finds it by its address among the
+//!   references with its hint: no record is read at all.
+//!
+//! Memory: 11 bytes a key in a full block, plus per block its header, its
+//! prefix and its bound (about 1.5 bytes a key in all).
+//! Keys inserted in order fill blocks completely (a block that is full when
+//! a key is appended after its last one starts a new block, instead of
+//! splitting in half).
+
+use std::cmp::Ordering;
+use std::ops::Bound;
+
+use crate::entry::Record;
+use crate::record_ref::RecordRef;
+
+mod directory;
+#[cfg(test)]
+mod tests;
+
+use directory::{Directory, lead};
+
+/// Most references a block holds. 128: what a block costs besides its
+/// entries (its header, two allocations, its prefix and its bound) is spread
+/// over many keys, and the directory a write searches first stays small,
+/// while an insert still shifts at most 1.4 KB.
+const BLOCK: usize = 128;
+
+/// A block this small after a removal is merged into a neighbour, if the two
+/// fit in three quarters of a block (so the result is not split right away).
+const MERGE_BELOW: usize = BLOCK / 4;
+
+/// The ordered references of one shard.
+pub(crate) struct Ordered {
+    /// Bound `i` is at most every key of `blocks[i]` and greater than every
+    /// key of the blocks before it. Bound 0 is empty (below every key).
+    bounds: Directory,
+    /// Never empty; only `blocks[0]` may hold no reference (an empty shard).
+    blocks: Vec<Block>,
+}
+
+struct Block {
+    /// Every key in the block starts with these bytes.
+    prefix: Box<[u8]>,
+    /// `hints[i]` is [`hint`] of `refs[i]`'s key after `prefix`.
+    hints: Vec<Hint>,
+    /// In byte order of their keys.
+    refs: Vec<RecordRef>,
+}
+
+impl Ordered {
+    pub(crate) fn new() -> Ordered {
+        Ordered {
+            bounds: Directory::new(),
+            blocks: vec![Block::empty()],
+        }
+    }
+
+    /// An index of `refs`, given in any order: sorts them, then fills whole
+    /// blocks. For a table loaded all at once (recovery), where inserting
+    /// one key at a time would search the index for each.
+    pub(crate) fn from_unordered(refs: Vec<RecordRef>) -> Ordered {
+        // Sorted by the keys' first 16 bytes first, held beside each
+        // reference, so that most comparisons read no record.
+        let mut keyed: Vec<(u128, RecordRef)> =
+            refs.into_iter().map(|r| (lead(r.key()), r)).collect();
+        keyed.sort_unstable_by(|(a, ra), (b, rb)| a.cmp(b).then_with(|| ra.key().cmp(rb.key())));
+        let mut ordered = Ordered::new();
+        let mut sorted = keyed.into_iter().map(|(_, r)| r).peekable();
+        while sorted.peek().is_some() {
+            let mut block = Block::empty();
+            block.refs = sorted.by_ref().take(BLOCK).collect();
+            let (first, last) = (&block.refs[0], &block.refs[block.refs.len() - 1]);
+            let shared = common_prefix(first.key(), last.key());
+            block.set_prefix(shared);
+            if ordered.is_empty() {
+                ordered.blocks[0] = block;
+            } else {
+                ordered
+                    .bounds
+                    .insert(ordered.bounds.len(), block.refs[0].key());
+                ordered.blocks.push(block);
+            }
+        }
+        ordered
+    }
+
+    /// Whether the index holds no reference.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.blocks.len() == 1 && self.blocks[0].refs.is_empty()
+    }
+
+    /// Adds a reference to a key not in the index.
+    pub(crate) fn insert(&mut self, new: RecordRef) {
+        let key = new.key();
+        let mut at = self.route(key);
+        let block = &self.blocks[at];
+        if block.refs.len() == BLOCK {
+            let last = block.refs.last().map(RecordRef::key);
+            if at + 1 == self.blocks.len() && last.is_some_and(|last| key > last) {
+                // Appending after the last key of the last block (keys written
+                // in order): start a new block and leave this one full.
+                self.bounds.insert(self.bounds.len(), key);
+                self.blocks.push(Block::empty());
+                at += 1;
+            } else {
+                self.split(at);
+                if key >= self.bounds.get(at + 1) {
+                    at += 1;
+                }
+            }
+        }
+        self.blocks[at].insert(new);
+    }
+
+    /// Removes the reference to `record`; returns whether there was one.
+    pub(crate) fn remove(&mut self, record: &Record) -> bool {
+        let key = record.key();
+        let at = self.route(key);
+        let Some(pos) = self.blocks[at].position_of(key, record) else {
+            return false;
+        };
+        let block = &mut self.blocks[at];
+        block.hints.remove(pos);
+        block.refs.remove(pos);
+        let left = block.refs.len();
+        if left == 0 && self.blocks.len() > 1 {
+            self.blocks.remove(at);
+            // The first block's bound stays the bottom of the key space: when
+            // the first block goes, the second takes its bound.
+            self.bounds.remove(at.max(1));
+        } else if left < MERGE_BELOW {
+            self.merge_around(at);
+        }
+        true
+    }
+
+    /// Replaces the reference to `old` by `new`, a record of the same key.
+    /// (Were `old` missing, which the table never lets happen, `new` would
+    /// be inserted: the index always ends up holding `new`.)
+    pub(crate) fn replace(&mut self, old: &Record, new: RecordRef) {
+        debug_assert_eq!(old.key(), new.key());
+        let at = self.route(old.key());
+        let block = &mut self.blocks[at];
+        match block.position_of(old.key(), old) {
+            Some(pos) => block.refs[pos] = new,
+            None => {
+                debug_assert!(false, "the replaced record was not in the index");
+                self.insert(new);
+            }
+        }
+    }
+
+    /// The references from `start` on, in byte order of their keys.
+    pub(crate) fn range_from(&self, start: Bound<&[u8]>) -> impl Iterator<Item = &RecordRef> {
+        let (at, pos) = match start {
+            Bound::Unbounded => (0, 0),
+            Bound::Included(key) | Bound::Excluded(key) => {
+                let at = self.route(key);
+                let pos = match (self.blocks[at].search(key), start) {
+                    (Ok(pos), Bound::Excluded(_)) => pos + 1,
+                    (Ok(pos) | Err(pos), _) => pos,
+                };
+                (at, pos)
+            }
+        };
+        self.blocks[at].refs[pos..]
+            .iter()
+            .chain(self.blocks[at + 1..].iter().flat_map(|b| b.refs.iter()))
+    }
+
+    /// The block whose key range holds `key`.
+    fn route(&self, key: &[u8]) -> usize {
+        self.bounds.route(key)
+    }
+
+    /// Splits the full block `at` in two halves.
+    fn split(&mut self, at: usize) {
+        let left = &mut self.blocks[at];
+        let half = left.refs.len() / 2;
+        let mut right = Block {
+            prefix: left.prefix.clone(),
+            hints: left.hints.split_off(half),
+            refs: left.refs.split_off(half),
+        };
+        left.sharpen();
+        right.sharpen();
+        self.bounds.insert(at + 1, right.refs[0].key());
+        self.blocks.insert(at + 1, right);
+    }
+
+    /// Merges the small block `at` with a neighbour if both fit in three
+    /// quarters of a block.
+    fn merge_around(&mut self, at: usize) {
+        let fits = |a: &Block, b: &Block| a.refs.len() + b.refs.len() <= BLOCK * 3 / 4;
+        let first = if at + 1 < self.blocks.len() && fits(&self.blocks[at], &self.blocks[at + 1]) {
+            at
+        } else if at > 0 && fits(&self.blocks[at - 1], &self.blocks[at]) {
+            at - 1
+        } else {
+            return;
+        };
+        let second = self.blocks.remove(first + 1);
+        self.bounds.remove(first + 1);
+        self.blocks[first].append(second);
+    }
+
+    /// Checks every invariant of the index against the keys it should hold,
+    /// in order; panics on the first one broken. For tests.
+    #[cfg(test)]
+    pub(crate) fn check(&self, expected: &[&Record]) {
+        assert_eq!(self.bounds.len(), self.blocks.len());
+        assert!(
+            self.bounds.get(0).is_empty(),
+            "the first bound is the bottom"
+        );
+        let mut seen = 0;
+        for (i, block) in self.blocks.iter().enumerate() {
+            assert!(block.refs.len() <= BLOCK);
+            assert!(!block.refs.is_empty() || self.blocks.len() == 1);
+            assert_eq!(block.hints.len(), block.refs.len());
+            for (r, &h) in block.refs.iter().zip(&block.hints) {
+                let key = r.key();
+                assert!(
+                    r.is(expected[seen]),
+                    "reference {seen} is not the table's record"
+                );
+                assert!(
+                    key.starts_with(&block.prefix),
+                    "key outside its block's prefix"
+                );
+                assert_eq!(h, hint(key, block.prefix.len()), "stale hint");
+                assert!(key >= self.bounds.get(i), "key below its block's bound");
+                if i + 1 < self.bounds.len() {
+                    let next = self.bounds.get(i + 1);
+                    assert!(key < next, "key at or above the next block's bound");
+                    assert!(self.bounds.get(i) < next, "bounds in order");
+                }
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, expected.len(), "every record is in the index once");
+    }
+}
+
+impl Block {
+    fn empty() -> Block {
+        Block {
+            prefix: Box::default(),
+            hints: Vec::new(),
+            refs: Vec::new(),
+        }
+    }
+
+    /// Where `key` is (`Ok`) or would go (`Err`).
+    fn search(&self, key: &[u8]) -> Result<usize, usize> {
+        if !key.starts_with(&self.prefix) {
+            // Every key here starts with the prefix, so one that does not is
+            // below them all or above them all, as it compares to the prefix.
+            return match key.cmp(&self.prefix) {
+                Ordering::Less => Err(0),
+                _ => Err(self.refs.len()),
+            };
+        }
+        let (lo, hi) = self.tied(hint(key, self.prefix.len()));
+        // Only keys whose hints tie are read.
+        match self.refs[lo..hi].binary_search_by(|r| r.key().cmp(key)) {
+            Ok(pos) => Ok(lo + pos),
+            Err(pos) => Err(lo + pos),
+        }
+    }
+
+    /// The positions whose hint is `h`.
+    fn tied(&self, h: Hint) -> (usize, usize) {
+        let lo = self.hints.partition_point(|&x| x < h);
+        let hi = lo + self.hints[lo..].partition_point(|&x| x == h);
+        (lo, hi)
+    }
+
+    /// The position of the reference to `record`, found by address among the
+    /// keys whose hints tie with its key's.
+    fn position_of(&self, key: &[u8], record: &Record) -> Option<usize> {
+        // The key of a record in this block starts with the prefix, so the
+        // prefix's bytes need not be read (were it not here, the hint
+        // would find nothing).
+        let (lo, hi) = self.tied(hint(key, self.prefix.len()));
+        (lo..hi).find(|&i| self.refs[i].is(record))
+    }
+
+    fn insert(&mut self, new: RecordRef) {
+        let key = new.key();
+        if self.refs.is_empty() {
+            self.prefix = key.into();
+        } else if !key.starts_with(&self.prefix) {
+            // The new key leaves the prefix: shorten it to what they share.
+            let shared = common_prefix(&self.prefix, key);
+            self.set_prefix(shared);
+        }
+        let pos = self.search(key).unwrap_or_else(|pos| pos);
+        debug_assert!(self.search(key).is_err(), "key already in the index");
+        self.hints.insert(pos, hint(key, self.prefix.len()));
+        self.refs.insert(pos, new);
+    }
+
+    /// Lengthens the prefix to what the first and last key share (after a
+    /// split, each half's keys usually share more), so that the hints tell
+    /// the keys apart. Reads two records, and every record when the prefix
+    /// grows.
+    fn sharpen(&mut self) {
+        let (Some(first), Some(last)) = (self.refs.first(), self.refs.last()) else {
+            return;
+        };
+        let shared = common_prefix(first.key(), last.key());
+        if shared > self.prefix.len() {
+            self.set_prefix(shared);
+        }
+    }
+
+    /// Appends `next`, whose keys all come after this block's.
+    fn append(&mut self, next: Block) {
+        if self.refs.is_empty() {
+            *self = next;
+            return;
+        }
+        let shared = common_prefix(&self.prefix, &next.prefix);
+        let same_prefix = shared == self.prefix.len() && shared == next.prefix.len();
+        self.refs.extend(next.refs);
+        if same_prefix {
+            self.hints.extend(next.hints);
+        } else {
+            self.set_prefix(shared);
+        }
+    }
+
+    /// Makes the prefix the first `len` bytes of the keys (which all share
+    /// them) and recomputes the hints: reads every record.
+    fn set_prefix(&mut self, len: usize) {
+        self.prefix = match self.refs.first() {
+            Some(first) => first.key()[..len].into(),
+            None => Box::default(),
+        };
+        // In place, so the vector keeps its capacity.
+        self.hints.resize(self.refs.len(), Hint::default());
+        for (h, r) in self.hints.iter_mut().zip(&self.refs) {
+            *h = hint(r.key(), len);
+        }
+    }
+}
+
+/// A key's three bytes after its block's prefix.
+type Hint = [u8; 3];
+
+/// The three bytes of `key` after its first `at`, zero where the key is
+/// shorter. For keys sharing their first `at` bytes, a smaller hint means a
+/// smaller key (arrays compare like the bytes they hold); equal hints decide
+/// nothing.
+fn hint(key: &[u8], at: usize) -> Hint {
+    let byte = |i: usize| key.get(at + i).copied().unwrap_or(0);
+    [byte(0), byte(1), byte(2)]
+}
+
+/// How many leading bytes `a` and `b` share.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
