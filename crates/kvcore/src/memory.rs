@@ -12,6 +12,9 @@
 //!   header, rounded up to 16 with a 32-byte minimum (16-byte key and value:
 //!   80 bytes). Allocations of 128 KiB and more are counted as whole pages,
 //!   as when malloc maps them.
+//! - each key's entry in its shard's ordered index (the listing order):
+//!   16 bytes a key, for an 8-byte record reference and a 3-byte hint in
+//!   blocks kept between half full and full (13 bytes measured at 1M keys).
 //! - each shard's hash table: its bucket array (8 bytes a bucket), one
 //!   control byte a bucket plus 16, rounded like any allocation. A table
 //!   keeps its buckets after keys are removed, so they stay counted until
@@ -275,8 +278,19 @@ pub(crate) fn allocation(bytes: u64) -> u64 {
 /// Refcount, header and slice length in front of a record's bytes.
 const RECORD_PREFIX: u64 = 40;
 
-/// The bytes a record of `payload` key and value bytes takes.
+/// A key's share of its shard's ordered index (`ordered.rs`): an 8-byte
+/// record reference and a 3-byte hint, in blocks kept between half full and
+/// full (11 to 22 bytes a key, 13 measured at 1M keys; BENCHMARKS.md).
+const ORDER_ENTRY: u64 = 16;
+
+/// The bytes a key of `payload` key and value bytes takes: its record and
+/// its entry in the ordered index.
 pub(crate) fn record_bytes(payload: usize) -> u64 {
+    record_allocation(payload) + ORDER_ENTRY
+}
+
+/// The bytes a record's own allocation takes.
+fn record_allocation(payload: usize) -> u64 {
     allocation((RECORD_PREFIX + payload as u64).div_ceil(8) * 8)
 }
 
@@ -296,10 +310,11 @@ mod tests {
     #[test]
     fn a_small_record_takes_the_glibc_chunk_the_memory_bench_measured() {
         // 16-byte key + 16-byte value: 72 bytes asked, an 80-byte chunk.
-        assert_eq!(record_bytes(32), 80);
-        assert_eq!(record_bytes(0), 48);
-        assert_eq!(record_bytes(33), 96);
-        assert_eq!(record_bytes(1 << 20), (1 << 20) + PAGE);
+        assert_eq!(record_allocation(32), 80);
+        assert_eq!(record_allocation(0), 48);
+        assert_eq!(record_allocation(33), 96);
+        assert_eq!(record_allocation(1 << 20), (1 << 20) + PAGE);
+        assert_eq!(record_bytes(32), 80 + ORDER_ENTRY);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use kvcore::{ActiveExpiry, Error, Eviction, ManualClock, Store, TtlChange};
+use kvcore::{ActiveExpiry, Error, EventKind, Eviction, ManualClock, Store, TtlChange};
 
 use super::fixtures::{T0, manual_store_with, ms};
 
@@ -358,4 +358,51 @@ fn an_eviction_policy_without_a_bound_evicts_nothing() {
         store.create(&format!("k{i}"), [0u8; 1000], None).unwrap();
     }
     assert_eq!(store.stats().memory.evicted, 0);
+}
+
+#[test]
+fn an_eviction_reaches_watchers_as_a_delete_with_a_revision_of_its_own() {
+    let (store, _) = manual_store_with(
+        Store::builder()
+            .max_memory(8 * KIB)
+            .eviction(Eviction::EvictLru)
+            .watch_history(10_000),
+    );
+    let mut watcher = store.watch("", None).expect("watch");
+    let mut written = Vec::new();
+    // Well past the bound: the later creates evict the earlier keys.
+    for i in 0..200 {
+        let key = format!("key-{i:04}");
+        let version = store
+            .create(&key, value(i, 100), None)
+            .expect("room is made");
+        written.push((version, key));
+    }
+    let evicted = store.stats().memory.evicted;
+    assert!(evicted > 0, "nothing was evicted");
+    let mut deletes = Vec::new();
+    let mut last = 0;
+    while last < written.last().expect("writes").0 {
+        let event = watcher
+            .recv_timeout(ms(2_000))
+            .expect("the watcher is not cut off")
+            .expect("every change arrives within 2 s");
+        assert!(event.revision() > last, "in revision order");
+        last = event.revision();
+        match event.kind() {
+            EventKind::Delete => deletes.push(event.key().to_owned()),
+            EventKind::Put => {
+                assert!(written.iter().any(|(v, k)| *v == last && k == event.key()));
+            }
+            EventKind::Expire => panic!("nothing expires here"),
+        }
+    }
+    assert_eq!(
+        deletes.len() as u64,
+        evicted,
+        "one delete event per eviction"
+    );
+    for key in &deletes {
+        assert!(store.get(key).expect("get").is_none(), "{key} is gone");
+    }
 }
