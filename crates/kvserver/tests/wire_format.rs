@@ -290,6 +290,7 @@ fn every_kvapi_body_is_one_its_schema_allows_and_every_documented_property_is_wr
     let info = |log| Info {
         name: "kvstore".into(),
         version: env!("CARGO_PKG_VERSION").into(),
+        backend: "embedded".into(),
         uptime_seconds: 1,
         keys: 2,
         revision: 3,
@@ -310,6 +311,13 @@ fn every_kvapi_body_is_one_its_schema_allows_and_every_documented_property_is_wr
         compactions: 4,
     };
     checker.check(&schema("Info"), &info(None), "info in memory");
+    let on_etcd = Info {
+        backend: "etcd".into(),
+        tuning: "none".into(),
+        durability: "raft".into(),
+        ..info(None)
+    };
+    checker.check(&schema("Info"), &on_etcd, "info on etcd");
     checker.check(
         &schema("Info"),
         &info(Some(figures)),

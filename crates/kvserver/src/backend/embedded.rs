@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kvcore::{Condition, Store, TtlChange};
 
-use super::{Backend, BackendInfo, ListPage, LogFigures, StoredEntry, WriteResult};
+use super::{Backend, BackendInfo, BackendResult, ListPage, LogFigures, StoredEntry, WriteResult};
 
 /// The embedded kvcore store as a backend.
 #[derive(Debug, Clone)]
@@ -31,7 +31,7 @@ fn stored(entry: kvcore::Entry) -> StoredEntry {
 
 #[async_trait]
 impl Backend for EmbeddedBackend {
-    async fn get(&self, key: &str) -> kvcore::Result<Option<StoredEntry>> {
+    async fn get(&self, key: &str) -> BackendResult<Option<StoredEntry>> {
         Ok(self.store.get(key)?.map(stored))
     }
 
@@ -41,7 +41,7 @@ impl Backend for EmbeddedBackend {
         value: Bytes,
         ttl: TtlChange,
         condition: Condition,
-    ) -> kvcore::Result<WriteResult> {
+    ) -> BackendResult<WriteResult> {
         // The write applies and is logged on this worker; with
         // `fsync=always` the worker then awaits the sync thread's group
         // commit instead of parking a thread per request.
@@ -54,7 +54,7 @@ impl Backend for EmbeddedBackend {
         })
     }
 
-    async fn remove(&self, key: &str, expected_version: Option<u64>) -> kvcore::Result<u64> {
+    async fn remove(&self, key: &str, expected_version: Option<u64>) -> BackendResult<u64> {
         let (version, ack) = self.store.remove_acked(key, expected_version)?;
         ack.await?;
         Ok(version)
@@ -65,7 +65,7 @@ impl Backend for EmbeddedBackend {
         prefix: &str,
         after: Option<&str>,
         limit: usize,
-    ) -> kvcore::Result<ListPage> {
+    ) -> BackendResult<ListPage> {
         let page = self.store.list(prefix, after, limit);
         Ok(ListPage {
             entries: page.entries.into_iter().map(stored).collect(),
@@ -73,10 +73,11 @@ impl Backend for EmbeddedBackend {
         })
     }
 
-    async fn info(&self) -> BackendInfo {
+    async fn info(&self) -> BackendResult<BackendInfo> {
         let stats = self.store.stats();
         let limits = self.store.limits();
-        BackendInfo {
+        Ok(BackendInfo {
+            backend: "embedded",
             keys: stats.keys,
             expired_reclaimed: stats.expired_reclaimed,
             revision: stats.revision,
@@ -93,7 +94,7 @@ impl Backend for EmbeddedBackend {
             }),
             max_key_bytes: limits.max_key_bytes,
             max_value_bytes: limits.max_value_bytes,
-        }
+        })
     }
 
     async fn flush(&self) -> anyhow::Result<()> {

@@ -1,0 +1,841 @@
+//! The etcd v3 backend: kvserver as a stateless tier over an etcd cluster,
+//! which does the replication and the failover (README, "Running on a
+//! cluster").
+//!
+//! How the contract maps onto etcd:
+//!
+//! - Key `K` is etcd key `PREFIX + K` (`--etcd-prefix`), so several kvstores
+//!   can share one cluster.
+//! - A key's version is its etcd `mod_revision`: store-wide, strictly
+//!   increasing, never reused, as the embedded store's revisions are.
+//! - Conditional writes and deletes are one etcd `Txn` each, comparing
+//!   `create_revision` (absent) or `mod_revision` (a version).
+//! - TTLs are kept to the millisecond: the exact deadline travels with the
+//!   value in an [`envelope`], every read drops a key past it, and an etcd
+//!   lease of the TTL rounded up to whole seconds reclaims the key some time
+//!   after. A conditional write on a key with a deadline first reads it, so
+//!   an expired key that etcd still holds is absent for it too.
+//! - Reads are linearizable (etcd's default), so a write through one
+//!   kvserver is read through any other right after.
+//! - Every call is bounded by the configured timeout: a cluster that is down
+//!   or without quorum is [`BackendError::Unavailable`] (503), never a hang.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use etcd_client::{
+    Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, KeyValue,
+    KvClient, PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, TxnResponse,
+};
+use kvcore::{Clock, Condition, TtlChange};
+
+use super::{
+    Backend, BackendError, BackendInfo, BackendResult, ListPage, StoredEntry, WriteResult,
+};
+
+/// etcd's default `--max-request-bytes`: the largest request it accepts.
+pub const ETCD_DEFAULT_MAX_REQUEST_BYTES: usize = 1536 * 1024;
+
+/// Room in a request for what is not the value: the key twice (the write
+/// and its comparison), the envelope's header, protobuf framing and etcd's
+/// own request header.
+const REQUEST_OVERHEAD_BYTES: usize = 1024;
+
+/// Largest gRPC message kvserver reads from etcd: one batch of a listing
+/// (see [`EtcdBackend::list`]) fits well under it.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Bytes of values a listing gathers before it ends its page early (with a
+/// cursor): the route's own page budget is 4 MiB of JSON by default.
+const LIST_PAGE_VALUE_BYTES: usize = 4 * 1024 * 1024;
+
+/// How to reach etcd and how long to wait for it.
+#[derive(Clone)]
+pub struct EtcdConfig {
+    /// Client URLs of the cluster's members (`http://host:2379`, or
+    /// `https://` with TLS).
+    pub endpoints: Vec<String>,
+    /// Prepended to every key: the kvstore's namespace in the cluster.
+    pub prefix: String,
+    /// Bound on every call, retries included. Default 3 s.
+    pub timeout: Duration,
+    /// TLS towards etcd; `None` with `http://` endpoints.
+    pub tls: Option<EtcdTls>,
+    /// etcd user name and password, when the cluster has auth enabled.
+    pub user: Option<(String, String)>,
+    /// The cluster's `--max-request-bytes`. Default etcd's, 1.5 MiB.
+    pub max_request_bytes: usize,
+}
+
+impl std::fmt::Debug for EtcdConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password is never printed.
+        f.debug_struct("EtcdConfig")
+            .field("endpoints", &self.endpoints)
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("tls", &self.tls.is_some())
+            .field("user", &self.user.as_ref().map(|(name, _)| name))
+            .field("max_request_bytes", &self.max_request_bytes)
+            .finish()
+    }
+}
+
+impl EtcdConfig {
+    /// The largest value that fits in one etcd request next to a key of
+    /// `max_key_bytes`.
+    pub fn max_value_bytes(&self, max_key_bytes: usize) -> usize {
+        self.max_request_bytes.saturating_sub(
+            2 * (self.prefix.len() + max_key_bytes) + envelope::HEADER + REQUEST_OVERHEAD_BYTES,
+        )
+    }
+}
+
+/// PEM files for TLS towards etcd, read at start-up.
+#[derive(Debug, Clone, Default)]
+pub struct EtcdTls {
+    /// CA certificates that sign the members' certificates; without it the
+    /// system's roots are not consulted, so give it for a private CA.
+    pub ca_pem: Option<Vec<u8>>,
+    /// A client certificate and its key, for clusters that check them.
+    pub identity_pem: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// An etcd v3 cluster as a backend.
+pub struct EtcdBackend {
+    /// Lease and maintenance calls.
+    client: Client,
+    /// KV calls, with a response limit large enough for a listing batch.
+    kv: KvClient,
+    prefix: Vec<u8>,
+    endpoints: String,
+    timeout: Duration,
+    clock: Arc<dyn Clock>,
+    max_key_bytes: usize,
+    max_value_bytes: usize,
+}
+
+impl EtcdBackend {
+    /// Connects to the cluster. Without auth this opens no connection yet
+    /// (the first call does, and every call reconnects as needed); with auth
+    /// it logs in, which fails when the cluster cannot be reached.
+    pub async fn connect(
+        config: &EtcdConfig,
+        clock: Arc<dyn Clock>,
+        max_key_bytes: usize,
+        max_value_bytes: usize,
+    ) -> BackendResult<EtcdBackend> {
+        let mut options = ConnectOptions::new()
+            .with_connect_timeout(config.timeout)
+            .with_timeout(config.timeout)
+            // A member cut off from the leader answers "no leader" at once
+            // rather than waiting out the timeout.
+            .with_require_leader(true)
+            // Dead connections are noticed within a couple of seconds, not
+            // when the OS gives up on them.
+            .with_keep_alive(Duration::from_secs(1), Duration::from_secs(2))
+            .with_keep_alive_while_idle(true);
+        if let Some(tls) = &config.tls {
+            let mut tls_options = TlsOptions::new();
+            if let Some(ca) = &tls.ca_pem {
+                tls_options = tls_options.ca_certificate(Certificate::from_pem(ca));
+            }
+            if let Some((cert, key)) = &tls.identity_pem {
+                tls_options = tls_options.identity(Identity::from_pem(cert, key));
+            }
+            options = options.with_tls(tls_options);
+        }
+        if let Some((name, password)) = &config.user {
+            options = options.with_user(name.clone(), password.clone());
+        }
+        let endpoints = config.endpoints.join(",");
+        let connecting = Client::connect(config.endpoints.clone(), Some(options));
+        let client = match tokio::time::timeout(config.timeout, connecting).await {
+            Ok(Ok(client)) => client,
+            Ok(Err(err)) => return Err(classify(err, &endpoints)),
+            Err(_) => return Err(timed_out(&endpoints, config.timeout)),
+        };
+        let kv = client
+            .kv_client()
+            .max_decoding_message_size(MAX_RESPONSE_BYTES);
+        Ok(EtcdBackend {
+            client,
+            kv,
+            prefix: config.prefix.clone().into_bytes(),
+            endpoints,
+            timeout: config.timeout,
+            clock,
+            max_key_bytes,
+            max_value_bytes: max_value_bytes.min(config.max_value_bytes(max_key_bytes)),
+        })
+    }
+
+    /// The etcd key of a kvstore key.
+    fn full_key(&self, key: &str) -> Vec<u8> {
+        let mut full = Vec::with_capacity(self.prefix.len() + key.len());
+        full.extend_from_slice(&self.prefix);
+        full.extend_from_slice(key.as_bytes());
+        full
+    }
+
+    fn check_key(&self, key: &str) -> Result<(), kvcore::Error> {
+        if key.is_empty() {
+            return Err(kvcore::Error::EmptyKey);
+        }
+        if key.len() > self.max_key_bytes {
+            return Err(kvcore::Error::KeyTooLarge {
+                size: key.len(),
+                limit: self.max_key_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs `call` until it succeeds, fails for good, or the timeout ends.
+    /// `retry_ambiguous`: whether a failure that may have been applied
+    /// (a timeout inside etcd, a connection lost mid-call) is retried too;
+    /// only for calls that change nothing.
+    async fn bounded<T, F, Fut>(&self, retry_ambiguous: bool, mut call: F) -> BackendResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let outcome = tokio::time::timeout_at(deadline, call()).await;
+            let err = match outcome {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(err)) => err,
+                Err(_) => return Err(timed_out(&self.endpoints, self.timeout)),
+            };
+            let retry = match failure(&err) {
+                Failure::NotApplied => true,
+                Failure::Ambiguous => retry_ambiguous,
+                Failure::Final => false,
+            };
+            if !retry || tokio::time::Instant::now() + pause >= deadline {
+                return Err(classify(err, &self.endpoints));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(250));
+        }
+    }
+
+    /// The key as etcd holds it, expired or not; a linearizable read.
+    async fn read_raw(&self, full: &[u8]) -> BackendResult<Option<Raw>> {
+        let mut response = self
+            .bounded(true, || {
+                let mut kv = self.kv.clone();
+                let full = full.to_vec();
+                async move { kv.get(full, None).await }
+            })
+            .await?;
+        response
+            .take_kvs()
+            .into_iter()
+            .next()
+            .map(Raw::of)
+            .transpose()
+    }
+
+    /// A new lease that outlives a deadline `ttl` from now: the TTL rounded
+    /// up to whole seconds (etcd may lengthen it to its minimum).
+    async fn grant(&self, ttl: Duration) -> BackendResult<i64> {
+        let seconds = ttl.as_millis().div_ceil(1000).max(1) as i64;
+        let response = self
+            .bounded(false, || {
+                let mut lease = self.client.lease_client();
+                async move { lease.grant(seconds, None).await }
+            })
+            .await?;
+        Ok(response.id())
+    }
+
+    /// Runs a transaction (not retried once it may have been applied).
+    async fn txn(&self, txn: Txn) -> BackendResult<TxnResponse> {
+        self.bounded(false, || {
+            let mut kv = self.kv.clone();
+            let txn = txn.clone();
+            async move { kv.txn(txn).await }
+        })
+        .await
+    }
+
+    fn entry(&self, key: String, raw: Raw, now_ms: u64) -> StoredEntry {
+        StoredEntry {
+            key,
+            version: raw.mod_revision,
+            ttl: raw
+                .deadline
+                .map(|deadline| Duration::from_millis(deadline.saturating_sub(now_ms))),
+            value: raw.value,
+        }
+    }
+}
+
+/// A key as etcd holds it.
+#[derive(Debug)]
+struct Raw {
+    mod_revision: u64,
+    lease: i64,
+    deadline: Option<u64>,
+    value: Bytes,
+}
+
+impl Raw {
+    fn of(kv: KeyValue) -> BackendResult<Raw> {
+        let (mod_revision, lease) = (kv.mod_revision() as u64, kv.lease());
+        let (key, value) = kv.into_key_value();
+        let (deadline, value) = envelope::open(value).ok_or_else(|| {
+            BackendError::Internal(anyhow::anyhow!(
+                "etcd key {:?} does not hold a kvserver value (written by another client under the same prefix?)",
+                String::from_utf8_lossy(&key)
+            ))
+        })?;
+        Ok(Raw {
+            mod_revision,
+            lease,
+            deadline,
+            value,
+        })
+    }
+
+    /// Whether the key is past its deadline at `now_ms`.
+    fn expired(&self, now_ms: u64) -> bool {
+        self.deadline.is_some_and(|deadline| deadline <= now_ms)
+    }
+}
+
+/// The live key among what etcd holds.
+fn live(raw: Option<Raw>, now_ms: u64) -> Option<Raw> {
+    raw.filter(|raw| !raw.expired(now_ms))
+}
+
+/// The value stored in etcd: a 10-byte header, then the value's bytes.
+///
+/// The header is the format byte `0x01`, a flags byte (bit 0: the key has a
+/// deadline) and the deadline in milliseconds since the Unix epoch as a
+/// big-endian u64 (0 without one).
+mod envelope {
+    use bytes::Bytes;
+
+    /// Bytes before the value.
+    pub const HEADER: usize = 10;
+    const FORMAT: u8 = 1;
+    const HAS_DEADLINE: u8 = 1;
+
+    /// The envelope of `value` with `deadline`.
+    pub fn seal(value: &[u8], deadline: Option<u64>) -> Vec<u8> {
+        let mut sealed = Vec::with_capacity(HEADER + value.len());
+        sealed.push(FORMAT);
+        sealed.push(if deadline.is_some() { HAS_DEADLINE } else { 0 });
+        sealed.extend_from_slice(&deadline.unwrap_or(0).to_be_bytes());
+        sealed.extend_from_slice(value);
+        sealed
+    }
+
+    /// The deadline and the value; `None` when `sealed` is not an envelope.
+    pub fn open(sealed: Vec<u8>) -> Option<(Option<u64>, Bytes)> {
+        if sealed.len() < HEADER || sealed[0] != FORMAT || sealed[1] & !HAS_DEADLINE != 0 {
+            return None;
+        }
+        let deadline = u64::from_be_bytes(sealed[2..HEADER].try_into().ok()?);
+        let deadline = (sealed[1] & HAS_DEADLINE != 0).then_some(deadline);
+        Some((deadline, Bytes::from(sealed).slice(HEADER..)))
+    }
+}
+
+/// How sure it is that a failed call changed nothing.
+enum Failure {
+    /// Refused before reaching a decision: safe to send again.
+    NotApplied,
+    /// The call may or may not have been applied.
+    Ambiguous,
+    /// An answer, not a failure to reach one: retrying will not help.
+    Final,
+}
+
+fn failure(err: &etcd_client::Error) -> Failure {
+    use etcd_client::Error as E;
+    match err {
+        E::TransportError(_) | E::IoError(_) => Failure::NotApplied,
+        E::GRpcStatus(status) => {
+            let message = status.message();
+            if message.contains("no leader")
+                || message.contains("too many requests")
+                || message.contains("not capable")
+                || message.contains("error trying to connect")
+                || message.contains("tcp connect error")
+                || message.contains("Connection refused")
+            {
+                Failure::NotApplied
+            } else if unavailable_status(status) {
+                Failure::Ambiguous
+            } else {
+                Failure::Final
+            }
+        }
+        _ => Failure::Final,
+    }
+}
+
+fn unavailable_status(status: &tonic::Status) -> bool {
+    use tonic::Code;
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted
+    ) || status
+        .message()
+        .starts_with("etcdserver: request timed out")
+        || status.message().contains("leader changed")
+}
+
+/// The error a failed call becomes.
+fn classify(err: etcd_client::Error, endpoints: &str) -> BackendError {
+    use etcd_client::Error as E;
+    match &err {
+        E::TransportError(_) | E::IoError(_) => BackendError::Unavailable(format!(
+            "cannot reach etcd at {endpoints}: {err}; retry once the cluster is back"
+        )),
+        E::GRpcStatus(status)
+            if unavailable_status(status) || status.message().contains("no leader") =>
+        {
+            BackendError::Unavailable(format!(
+                "etcd at {endpoints} cannot serve the request ({}); it may be down or without quorum, retry later",
+                status.message()
+            ))
+        }
+        E::GRpcStatus(status)
+            if matches!(
+                status.code(),
+                tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
+            ) || status.message().contains("auth") =>
+        {
+            BackendError::Unavailable(format!(
+                "etcd at {endpoints} refused kvserver's credentials ({}); the operator must check --etcd-user",
+                status.message()
+            ))
+        }
+        _ => BackendError::Internal(anyhow::Error::new(err).context("etcd call")),
+    }
+}
+
+fn timed_out(endpoints: &str, timeout: Duration) -> BackendError {
+    BackendError::Unavailable(format!(
+        "etcd at {endpoints} did not answer within {timeout:?}; it may be down or without quorum, retry later"
+    ))
+}
+
+/// Whether an etcd error says the request was over its size limit.
+fn too_large(err: &BackendError) -> bool {
+    matches!(err, BackendError::Internal(cause) if format!("{cause:#}").contains("request is too large"))
+}
+
+/// The smallest key greater than every key starting with `prefix`, or
+/// `[0]` (etcd's "to the end") when there is none.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+/// The revision a response's header carries.
+fn revision_of(header: Option<&etcd_client::ResponseHeader>) -> BackendResult<u64> {
+    header.map(|h| h.revision() as u64).ok_or_else(|| {
+        BackendError::Internal(anyhow::anyhow!("etcd answered without a response header"))
+    })
+}
+
+/// The key a transaction's else branch read (its one `get`).
+fn else_read(response: &TxnResponse) -> BackendResult<Option<Raw>> {
+    for op in response.op_responses() {
+        if let TxnOpResponse::Get(mut get) = op {
+            return get.take_kvs().into_iter().next().map(Raw::of).transpose();
+        }
+    }
+    Err(BackendError::Internal(anyhow::anyhow!(
+        "etcd's transaction answer lacks its read"
+    )))
+}
+
+/// The previous value a transaction's put replaced, if any.
+fn replaced(response: &TxnResponse) -> BackendResult<Option<Raw>> {
+    for op in response.op_responses() {
+        if let TxnOpResponse::Put(mut put) = op {
+            return put.take_prev_key().map(Raw::of).transpose();
+        }
+    }
+    Ok(None)
+}
+
+/// The condition checked against the live key, as the embedded store does.
+fn check(condition: Condition, current: Option<&Raw>) -> Result<(), kvcore::Error> {
+    match (condition, current) {
+        (Condition::Always, _) | (Condition::Absent, None) | (Condition::Present, Some(_)) => {
+            Ok(())
+        }
+        (Condition::Absent, Some(raw)) => Err(kvcore::Error::AlreadyExists {
+            current_version: raw.mod_revision,
+        }),
+        (Condition::Present, None) => Err(kvcore::Error::NotFound),
+        (Condition::Version(expected), current) => match current.map(|raw| raw.mod_revision) {
+            Some(version) if version == expected => Ok(()),
+            current => Err(kvcore::Error::VersionMismatch { expected, current }),
+        },
+    }
+}
+
+/// The comparison that a key is still as `observed` (or still absent).
+fn unchanged(full: &[u8], observed: Option<&Raw>) -> Compare {
+    match observed {
+        None => Compare::create_revision(full.to_vec(), CompareOp::Equal, 0),
+        Some(raw) => {
+            Compare::mod_revision(full.to_vec(), CompareOp::Equal, raw.mod_revision as i64)
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for EtcdBackend {
+    async fn get(&self, key: &str) -> BackendResult<Option<StoredEntry>> {
+        self.check_key(key)?;
+        let raw = self.read_raw(&self.full_key(key)).await?;
+        let now = self.clock.now_ms();
+        Ok(live(raw, now).map(|raw| self.entry(key.to_owned(), raw, now)))
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: TtlChange,
+        condition: Condition,
+    ) -> BackendResult<WriteResult> {
+        self.check_key(key)?;
+        if value.len() > self.max_value_bytes {
+            return Err(kvcore::Error::ValueTooLarge {
+                size: value.len(),
+                limit: self.max_value_bytes,
+            }
+            .into());
+        }
+        let full = self.full_key(key);
+        // The deadline is fixed before the lease is granted, so the lease
+        // (counted from the grant) never ends before it.
+        let now = self.clock.now_ms();
+        let (set_deadline, set_lease) = match ttl {
+            TtlChange::Set(ttl) => {
+                if !(kvcore::MIN_TTL..=kvcore::MAX_TTL).contains(&ttl) {
+                    return Err(kvcore::Error::InvalidTtl { ttl }.into());
+                }
+                let deadline = now.saturating_add(ttl.as_millis() as u64);
+                (Some(deadline), self.grant(ttl).await?)
+            }
+            TtlChange::Keep | TtlChange::Persist => (None, 0),
+        };
+        let put_op = |deadline: Option<u64>, lease: i64| {
+            let mut options = PutOptions::new().with_prev_key();
+            if lease != 0 {
+                options = options.with_lease(lease);
+            }
+            TxnOp::put(
+                full.clone(),
+                envelope::seal(&value, deadline),
+                Some(options),
+            )
+        };
+        let outcome = |response: &TxnResponse, created: bool| -> BackendResult<WriteResult> {
+            let version = revision_of(response.header())?;
+            let ttl = match ttl {
+                TtlChange::Set(ttl) => Some(Duration::from_millis(ttl.as_millis() as u64)),
+                _ => None,
+            };
+            Ok(WriteResult {
+                version,
+                created,
+                ttl,
+            })
+        };
+
+        // First attempt, one round trip, for the common case of a key
+        // without a deadline: compare what the condition needs, plus "no
+        // lease" (a key without a deadline cannot be expired), so Keep
+        // keeps nothing. Otherwise the else branch reads the key.
+        let no_lease = Compare::lease(full.clone(), CompareOp::Equal, 0);
+        let compares = match (condition, ttl) {
+            (Condition::Always, TtlChange::Set(_) | TtlChange::Persist) => vec![],
+            (Condition::Always, TtlChange::Keep) => vec![no_lease],
+            (Condition::Absent, _) => {
+                vec![Compare::create_revision(full.clone(), CompareOp::Equal, 0)]
+            }
+            (Condition::Present, _) => vec![
+                Compare::create_revision(full.clone(), CompareOp::Greater, 0),
+                no_lease,
+            ],
+            (Condition::Version(version), _) => vec![
+                Compare::mod_revision(full.clone(), CompareOp::Equal, version as i64),
+                no_lease,
+            ],
+        };
+        let first = Txn::new()
+            .when(compares)
+            .and_then([put_op(set_deadline, set_lease)])
+            .or_else([TxnOp::get(full.clone(), None)]);
+        let response = self.txn(first).await.map_err(|err| {
+            if too_large(&err) {
+                kvcore::Error::ValueTooLarge {
+                    size: value.len(),
+                    limit: self.max_value_bytes,
+                }
+                .into()
+            } else {
+                err
+            }
+        })?;
+        if response.succeeded() {
+            // The replaced key, if any, either had no lease (so was live) or,
+            // for an unconditional Set/Persist, may have been expired.
+            let created = match replaced(&response)? {
+                None => true,
+                Some(previous) => previous.expired(now),
+            };
+            return outcome(&response, created);
+        }
+        let mut observed = else_read(&response)?;
+
+        // The key has a deadline (or the condition failed): decide on the
+        // live key, and write only if etcd still holds what was decided on
+        // (an expired key etcd has not reclaimed yet is compared by its
+        // revision too, so it is replaced only if nothing wrote it since).
+        let give_up = tokio::time::Instant::now() + self.timeout;
+        loop {
+            let now = self.clock.now_ms();
+            let current = observed.as_ref().filter(|raw| !raw.expired(now));
+            check(condition, current)?;
+            let (deadline, lease) = match ttl {
+                TtlChange::Set(_) => (set_deadline, set_lease),
+                TtlChange::Persist => (None, 0),
+                TtlChange::Keep => current.map_or((None, 0), |raw| (raw.deadline, raw.lease)),
+            };
+            let created = current.is_none();
+            let txn = Txn::new()
+                .when([unchanged(&full, observed.as_ref())])
+                .and_then([put_op(deadline, lease)])
+                .or_else([TxnOp::get(full.clone(), None)]);
+            match self.txn(txn).await {
+                Ok(response) if response.succeeded() => return outcome(&response, created),
+                Ok(response) => observed = else_read(&response)?,
+                // The kept lease ran out between the read and the write: the
+                // key is gone (or going); read it again.
+                Err(BackendError::Internal(cause))
+                    if format!("{cause:#}").contains("requested lease not found") =>
+                {
+                    observed = self.read_raw(&full).await?;
+                }
+                Err(err) => return Err(err),
+            }
+            if tokio::time::Instant::now() >= give_up {
+                return Err(timed_out(&self.endpoints, self.timeout));
+            }
+        }
+    }
+
+    async fn remove(&self, key: &str, expected_version: Option<u64>) -> BackendResult<u64> {
+        self.check_key(key)?;
+        let full = self.full_key(key);
+        let no_lease = Compare::lease(full.clone(), CompareOp::Equal, 0);
+        let compares = match expected_version {
+            Some(version) => vec![
+                Compare::mod_revision(full.clone(), CompareOp::Equal, version as i64),
+                no_lease,
+            ],
+            None => vec![
+                Compare::create_revision(full.clone(), CompareOp::Greater, 0),
+                no_lease,
+            ],
+        };
+        let delete = || TxnOp::delete(full.clone(), None);
+        let read = || TxnOp::get(full.clone(), None);
+        // One round trip for a key without a deadline, as for writes.
+        let response = self
+            .txn(
+                Txn::new()
+                    .when(compares)
+                    .and_then([delete()])
+                    .or_else([read()]),
+            )
+            .await?;
+        if response.succeeded() {
+            return revision_of(response.header());
+        }
+        let mut observed = else_read(&response)?;
+        let condition = expected_version.map_or(Condition::Present, Condition::Version);
+        let give_up = tokio::time::Instant::now() + self.timeout;
+        loop {
+            let now = self.clock.now_ms();
+            check(condition, observed.as_ref().filter(|raw| !raw.expired(now)))?;
+            let txn = Txn::new()
+                .when([unchanged(&full, observed.as_ref())])
+                .and_then([delete()])
+                .or_else([read()]);
+            let response = self.txn(txn).await?;
+            if response.succeeded() {
+                return revision_of(response.header());
+            }
+            observed = else_read(&response)?;
+            if tokio::time::Instant::now() >= give_up {
+                return Err(timed_out(&self.endpoints, self.timeout));
+            }
+        }
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> BackendResult<ListPage> {
+        let full_prefix = self.full_key(prefix);
+        let end = prefix_end(&full_prefix);
+        let mut start = match after.map(|after| self.full_key(after)) {
+            Some(mut after) if after >= full_prefix => {
+                after.push(0);
+                after
+            }
+            _ if full_prefix.is_empty() => vec![0],
+            _ => full_prefix.clone(),
+        };
+        // One more than asked for tells whether another page follows.
+        let want = limit.saturating_add(1);
+        let mut entries: Vec<StoredEntry> = Vec::new();
+        let mut value_bytes = 0usize;
+        let mut batch = want.min(64);
+        loop {
+            let options = GetOptions::new()
+                .with_range(end.clone())
+                .with_limit(batch as i64);
+            let mut response = self
+                .bounded(true, || {
+                    let mut kv = self.kv.clone();
+                    let (start, options) = (start.clone(), options.clone());
+                    async move { kv.get(start, Some(options)).await }
+                })
+                .await?;
+            let more = response.more();
+            let kvs = response.take_kvs();
+            let Some(last) = kvs.last() else { break };
+            start = last.key().to_vec();
+            start.push(0);
+            let now = self.clock.now_ms();
+            for kv in kvs {
+                let Some(key) = kv
+                    .key()
+                    .strip_prefix(self.prefix.as_slice())
+                    .and_then(|key| std::str::from_utf8(key).ok())
+                    .map(str::to_owned)
+                else {
+                    continue;
+                };
+                let raw = Raw::of(kv)?;
+                if raw.expired(now) {
+                    continue;
+                }
+                value_bytes += raw.value.len();
+                entries.push(self.entry(key, raw, now));
+                if entries.len() == want {
+                    break;
+                }
+                // Values add up past what one page shows: stop here, with a
+                // cursor, as the route would at its byte budget.
+                if value_bytes >= LIST_PAGE_VALUE_BYTES {
+                    let next_after = entries.last().map(|entry| entry.key.clone());
+                    return Ok(ListPage {
+                        entries,
+                        next_after,
+                    });
+                }
+            }
+            if entries.len() == want || !more {
+                break;
+            }
+            // Size the next batch by the values seen so far, so that large
+            // values come a few at a time and small ones many at a time.
+            let average = (value_bytes / entries.len().max(1)).max(1);
+            let room = (LIST_PAGE_VALUE_BYTES - value_bytes) / average + 1;
+            batch = (want - entries.len()).min(room).clamp(1, 1000);
+        }
+        let next_after = if entries.len() > limit {
+            entries.truncate(limit);
+            entries.last().map(|entry| entry.key.clone())
+        } else {
+            None
+        };
+        Ok(ListPage {
+            entries,
+            next_after,
+        })
+    }
+
+    async fn info(&self) -> BackendResult<BackendInfo> {
+        let start = if self.prefix.is_empty() {
+            vec![0]
+        } else {
+            self.prefix.clone()
+        };
+        let options = GetOptions::new()
+            .with_range(prefix_end(&self.prefix))
+            .with_count_only();
+        let response = self
+            .bounded(true, || {
+                let mut kv = self.kv.clone();
+                let (start, options) = (start.clone(), options.clone());
+                async move { kv.get(start, Some(options)).await }
+            })
+            .await?;
+        Ok(BackendInfo {
+            backend: "etcd",
+            // Expired keys count until etcd's lease reclaims them, within a
+            // second or two of their deadline.
+            keys: response.count() as usize,
+            // etcd reclaims expired keys itself and does not say how many.
+            expired_reclaimed: 0,
+            revision: revision_of(response.header())?,
+            tuning: "none",
+            durability: "raft",
+            log: None,
+            max_key_bytes: self.max_key_bytes,
+            max_value_bytes: self.max_value_bytes,
+        })
+    }
+
+    async fn ready(&self) -> BackendResult<()> {
+        // A linearizable read needs the leader and a quorum: exactly what a
+        // write needs too.
+        let options = GetOptions::new().with_count_only();
+        let key = if self.prefix.is_empty() {
+            vec![0]
+        } else {
+            self.prefix.clone()
+        };
+        self.bounded(true, || {
+            let mut kv = self.kv.clone();
+            let (key, options) = (key.clone(), options.clone());
+            async move { kv.get(key, Some(options)).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn flush(&self) -> anyhow::Result<()> {
+        // Every acknowledged write is already on a majority of the cluster.
+        Ok(())
+    }
+}
