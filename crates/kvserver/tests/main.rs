@@ -4,6 +4,8 @@
 
 /// Bearer tokens: 401/403, prefix permissions against a model, no secrets in logs, secure defaults.
 mod auth;
+#[cfg(feature = "etcd")]
+mod etcd_harness;
 mod raw_http;
 mod server_process;
 mod test_app;
@@ -40,3 +42,7 @@ mod ttl;
 mod v1_kv;
 /// openapi.json against kvapi, the one definition of the wire format: bodies, names, limits.
 mod wire_format;
+
+/// The HTTP contract again, from the same files, each test's app on etcd.
+#[cfg(feature = "etcd")]
+mod on_etcd;

@@ -1,5 +1,10 @@
 //! The real app on port 0, a client for it, a clock the test moves, and the
 //! assertions most tests share. (zero-to-production's `spawn_app`.)
+//!
+//! The same tests run on both backends: a test whose name starts with
+//! `on_etcd::` (the contract modules included again under `on_etcd` in
+//! main.rs) gets an app on an etcd member of its own, the others an app on
+//! the embedded store.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -23,6 +28,17 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     /// A client that keeps connections open, as real clients do.
     pub client: reqwest::Client,
+    /// The etcd member the app stores in, for a test on etcd.
+    #[cfg(feature = "etcd")]
+    pub etcd: Option<crate::etcd_harness::EtcdCluster>,
+}
+
+/// Whether this test runs on etcd: it is one of the contract tests included
+/// again under `on_etcd` (libtest names each test's thread after its path).
+pub fn on_etcd() -> bool {
+    std::thread::current()
+        .name()
+        .is_some_and(|name| name.starts_with("on_etcd::"))
 }
 
 impl TestApp {
@@ -31,8 +47,19 @@ impl TestApp {
         TestApp::spawn_with(|_| {}).await
     }
 
+    /// Starts the app on the embedded store, whatever the test's name: for
+    /// the few tests of the HTTP layer that a remote backend's timing
+    /// changes (each says why).
+    pub async fn spawn_embedded() -> TestApp {
+        TestApp::spawn_on(false, |_| {}).await
+    }
+
     /// Starts the app after `adjust` changed the configuration.
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+        TestApp::spawn_on(on_etcd(), adjust).await
+    }
+
+    async fn spawn_on(etcd: bool, adjust: impl FnOnce(&mut Config)) -> TestApp {
         let clock = Arc::new(ManualClock::new(START_MS));
         let mut config = Config {
             clock: clock.clone(),
@@ -40,16 +67,52 @@ impl TestApp {
             ..Config::default()
         };
         adjust(&mut config);
+        #[cfg(feature = "etcd")]
+        let etcd = etcd.then(|| {
+            use crate::etcd_harness::{EtcdCluster, Timing};
+            assert!(
+                config.data_dir.is_none(),
+                "a contract test on etcd sets no data directory"
+            );
+            let cluster = EtcdCluster::start(1, Timing::Fast);
+            config.storage = kvserver::config::Storage::Etcd(kvserver::backend::EtcdConfig {
+                endpoints: cluster.endpoints(),
+                prefix: "kvstore/".into(),
+                timeout: std::time::Duration::from_secs(3),
+                tls: None,
+                user: None,
+                max_request_bytes: kvserver::backend::etcd::ETCD_DEFAULT_MAX_REQUEST_BYTES,
+            });
+            cluster
+        });
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding port 0");
         let app = Application::build(config, listener).expect("building the app");
         let (addr, base) = (app.local_addr(), app.url());
         actix_web::rt::spawn(app.run_until(std::future::pending()));
-        TestApp {
+        #[cfg(feature = "etcd")]
+        let on_etcd = etcd.is_some();
+        #[cfg(not(feature = "etcd"))]
+        let on_etcd = etcd;
+        let app = TestApp {
             addr,
             base,
             clock,
             client: reqwest::Client::new(),
+            #[cfg(feature = "etcd")]
+            etcd,
+        };
+        // etcd is connected in the background: wait until it serves.
+        if on_etcd {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while app.get("/readyz").await.status() != StatusCode::OK {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the app on etcd is not ready"
+                );
+                actix_web::rt::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
         }
+        app
     }
 
     /// Lets `ms` milliseconds pass for the store.

@@ -21,13 +21,14 @@
 //!   or without quorum is [`BackendError::Unavailable`] (503), never a hang.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, KeyValue,
-    KvClient, PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, TxnResponse,
+    KvClient, LeaseGrantOptions, PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, TxnResponse,
 };
 use kvcore::{Clock, Condition, TtlChange};
 
@@ -46,6 +47,9 @@ const REQUEST_OVERHEAD_BYTES: usize = 1024;
 /// Largest gRPC message kvserver reads from etcd: one batch of a listing
 /// (see [`EtcdBackend::list`]) fits well under it.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Keys per batch when `/v1/info` counts them.
+const INFO_BATCH: i64 = 10_000;
 
 /// Bytes of values a listing gathers before it ends its page early (with a
 /// cursor): the route's own page budget is 4 MiB of JSON by default.
@@ -105,6 +109,8 @@ pub struct EtcdTls {
 
 /// An etcd v3 cluster as a backend.
 pub struct EtcdBackend {
+    /// The runtime the client's connections live on.
+    runtime: ClientRuntime,
     /// Lease and maintenance calls.
     client: Client,
     /// KV calls, with a response limit large enough for a listing batch.
@@ -115,6 +121,39 @@ pub struct EtcdBackend {
     clock: Arc<dyn Clock>,
     max_key_bytes: usize,
     max_value_bytes: usize,
+    /// Expired keys this instance deleted on access.
+    reclaimed: Arc<AtomicU64>,
+}
+
+/// A thread of its own running the etcd client's connections, so that they
+/// neither compete with one HTTP worker's requests nor stall when a caller
+/// blocks its thread. Stops when the backend is dropped.
+struct ClientRuntime {
+    handle: tokio::runtime::Handle,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl ClientRuntime {
+    fn start() -> BackendResult<ClientRuntime> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|err| BackendError::Internal(anyhow::Error::new(err)))?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("etcd-client".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let _ = stopped.await;
+                });
+            })
+            .map_err(|err| BackendError::Internal(anyhow::Error::new(err)))?;
+        Ok(ClientRuntime {
+            handle,
+            _stop: stop,
+        })
+    }
 }
 
 impl EtcdBackend {
@@ -151,16 +190,22 @@ impl EtcdBackend {
             options = options.with_user(name.clone(), password.clone());
         }
         let endpoints = config.endpoints.join(",");
-        let connecting = Client::connect(config.endpoints.clone(), Some(options));
+        let runtime = ClientRuntime::start()?;
+        // Connected on the client's runtime: the connections' tasks stay there.
+        let connecting = runtime
+            .handle
+            .spawn(Client::connect(config.endpoints.clone(), Some(options)));
         let client = match tokio::time::timeout(config.timeout, connecting).await {
-            Ok(Ok(client)) => client,
-            Ok(Err(err)) => return Err(classify(err, &endpoints)),
+            Ok(Ok(Ok(client))) => client,
+            Ok(Ok(Err(err))) => return Err(classify(err, &endpoints)),
+            Ok(Err(err)) => return Err(BackendError::Internal(anyhow::Error::new(err))),
             Err(_) => return Err(timed_out(&endpoints, config.timeout)),
         };
         let kv = client
             .kv_client()
             .max_decoding_message_size(MAX_RESPONSE_BYTES);
         Ok(EtcdBackend {
+            runtime,
             client,
             kv,
             prefix: config.prefix.clone().into_bytes(),
@@ -169,7 +214,30 @@ impl EtcdBackend {
             clock,
             max_key_bytes,
             max_value_bytes: max_value_bytes.min(config.max_value_bytes(max_key_bytes)),
+            reclaimed: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// Deletes an expired key etcd still holds, if nothing wrote it since
+    /// it was read (its lease would reclaim it a little later), and counts
+    /// it. In the background: the caller already treats it as absent.
+    fn reclaim(&self, full: Vec<u8>, mod_revision: u64) {
+        let mut kv = self.kv.clone();
+        let (reclaimed, timeout) = (self.reclaimed.clone(), self.timeout);
+        self.runtime.handle.spawn(async move {
+            let txn = Txn::new()
+                .when([Compare::mod_revision(
+                    full.clone(),
+                    CompareOp::Equal,
+                    mod_revision as i64,
+                )])
+                .and_then([TxnOp::delete(full, None)]);
+            if let Ok(Ok(response)) = tokio::time::timeout(timeout, kv.txn(txn)).await
+                && response.succeeded()
+            {
+                reclaimed.fetch_add(1, Ordering::Relaxed);
+            }
+        });
     }
 
     /// The etcd key of a kvstore key.
@@ -241,17 +309,45 @@ impl EtcdBackend {
             .transpose()
     }
 
-    /// A new lease that outlives a deadline `ttl` from now: the TTL rounded
-    /// up to whole seconds (etcd may lengthen it to its minimum).
-    async fn grant(&self, ttl: Duration) -> BackendResult<i64> {
+    /// A lease that outlives `deadline`, `ttl` from now: the TTL rounded up
+    /// to whole seconds (etcd may lengthen it to its minimum). Its id is the
+    /// deadline itself, so a listing of keys alone (`/v1/info`'s count) can
+    /// tell expired keys from live ones; writes with the same deadline share
+    /// the lease. If that id is taken by a lease that ends too early (only
+    /// when kvservers' clocks disagree), the next free id is used.
+    async fn lease_for(&self, deadline: u64, ttl: Duration) -> BackendResult<i64> {
         let seconds = ttl.as_millis().div_ceil(1000).max(1) as i64;
-        let response = self
-            .bounded(false, || {
-                let mut lease = self.client.lease_client();
-                async move { lease.grant(seconds, None).await }
-            })
-            .await?;
-        Ok(response.id())
+        let mut id = deadline.min(i64::MAX as u64) as i64;
+        for _ in 0..16 {
+            let granted = self
+                .bounded(false, || {
+                    let mut lease = self.client.lease_client();
+                    let options = LeaseGrantOptions::new().with_id(id);
+                    async move { lease.grant(seconds, Some(options)).await }
+                })
+                .await;
+            match granted {
+                Ok(response) => return Ok(response.id()),
+                Err(BackendError::Internal(cause))
+                    if format!("{cause:#}").contains("lease already exists") => {}
+                Err(err) => return Err(err),
+            }
+            let left = self
+                .bounded(true, || {
+                    let mut lease = self.client.lease_client();
+                    async move { lease.time_to_live(id, None).await }
+                })
+                .await?
+                .ttl();
+            // Whole seconds left, rounded down: enough if they cover the TTL.
+            if left >= 0 && (left as u128) * 1000 >= ttl.as_millis() {
+                return Ok(id);
+            }
+            id = id.saturating_add(1);
+        }
+        Err(BackendError::Internal(anyhow::anyhow!(
+            "no free etcd lease id near deadline {deadline}"
+        )))
     }
 
     /// Runs a transaction (not retried once it may have been applied).
@@ -307,11 +403,6 @@ impl Raw {
     fn expired(&self, now_ms: u64) -> bool {
         self.deadline.is_some_and(|deadline| deadline <= now_ms)
     }
-}
-
-/// The live key among what etcd holds.
-fn live(raw: Option<Raw>, now_ms: u64) -> Option<Raw> {
-    raw.filter(|raw| !raw.expired(now_ms))
 }
 
 /// The value stored in etcd: a 10-byte header, then the value's bytes.
@@ -507,9 +598,16 @@ fn unchanged(full: &[u8], observed: Option<&Raw>) -> Compare {
 impl Backend for EtcdBackend {
     async fn get(&self, key: &str) -> BackendResult<Option<StoredEntry>> {
         self.check_key(key)?;
-        let raw = self.read_raw(&self.full_key(key)).await?;
+        let full = self.full_key(key);
+        let raw = self.read_raw(&full).await?;
         let now = self.clock.now_ms();
-        Ok(live(raw, now).map(|raw| self.entry(key.to_owned(), raw, now)))
+        match raw {
+            Some(raw) if raw.expired(now) => {
+                self.reclaim(full, raw.mod_revision);
+                Ok(None)
+            }
+            raw => Ok(raw.map(|raw| self.entry(key.to_owned(), raw, now))),
+        }
     }
 
     async fn put(
@@ -537,7 +635,7 @@ impl Backend for EtcdBackend {
                     return Err(kvcore::Error::InvalidTtl { ttl }.into());
                 }
                 let deadline = now.saturating_add(ttl.as_millis() as u64);
-                (Some(deadline), self.grant(ttl).await?)
+                (Some(deadline), self.lease_for(deadline, ttl).await?)
             }
             TtlChange::Keep | TtlChange::Persist => (None, 0),
         };
@@ -552,12 +650,13 @@ impl Backend for EtcdBackend {
                 Some(options),
             )
         };
-        let outcome = |response: &TxnResponse, created: bool| -> BackendResult<WriteResult> {
+        let outcome = |response: &TxnResponse,
+                       created: bool,
+                       deadline: Option<u64>,
+                       now: u64|
+         -> BackendResult<WriteResult> {
             let version = revision_of(response.header())?;
-            let ttl = match ttl {
-                TtlChange::Set(ttl) => Some(Duration::from_millis(ttl.as_millis() as u64)),
-                _ => None,
-            };
+            let ttl = deadline.map(|deadline| Duration::from_millis(deadline.saturating_sub(now)));
             Ok(WriteResult {
                 version,
                 created,
@@ -607,7 +706,7 @@ impl Backend for EtcdBackend {
                 None => true,
                 Some(previous) => previous.expired(now),
             };
-            return outcome(&response, created);
+            return outcome(&response, created, set_deadline, now);
         }
         let mut observed = else_read(&response)?;
 
@@ -631,7 +730,9 @@ impl Backend for EtcdBackend {
                 .and_then([put_op(deadline, lease)])
                 .or_else([TxnOp::get(full.clone(), None)]);
             match self.txn(txn).await {
-                Ok(response) if response.succeeded() => return outcome(&response, created),
+                Ok(response) if response.succeeded() => {
+                    return outcome(&response, created, deadline, now);
+                }
                 Ok(response) => observed = else_read(&response)?,
                 // The kept lease ran out between the read and the write: the
                 // key is gone (or going); read it again.
@@ -744,8 +845,10 @@ impl Backend for EtcdBackend {
                 else {
                     continue;
                 };
+                let full = kv.key().to_vec();
                 let raw = Raw::of(kv)?;
                 if raw.expired(now) {
+                    self.reclaim(full, raw.mod_revision);
                     continue;
                 }
                 value_bytes += raw.value.len();
@@ -785,29 +888,59 @@ impl Backend for EtcdBackend {
     }
 
     async fn info(&self) -> BackendResult<BackendInfo> {
-        let start = if self.prefix.is_empty() {
+        // Live keys are counted from a listing of keys alone: a key's lease
+        // id is its deadline (see `lease_for`). The cost is proportional to
+        // the number of keys, as etcd's own count would be.
+        let end = prefix_end(&self.prefix);
+        let mut start = if self.prefix.is_empty() {
             vec![0]
         } else {
             self.prefix.clone()
         };
-        let options = GetOptions::new()
-            .with_range(prefix_end(&self.prefix))
-            .with_count_only();
-        let response = self
-            .bounded(true, || {
-                let mut kv = self.kv.clone();
-                let (start, options) = (start.clone(), options.clone());
-                async move { kv.get(start, Some(options)).await }
-            })
-            .await?;
+        let (mut keys, mut revision) = (0usize, None);
+        loop {
+            let options = GetOptions::new()
+                .with_range(end.clone())
+                .with_keys_only()
+                .with_limit(INFO_BATCH);
+            // One consistent count, however many batches.
+            let options = match revision {
+                Some(revision) => options.with_revision(revision),
+                None => options,
+            };
+            let mut response = self
+                .bounded(true, || {
+                    let mut kv = self.kv.clone();
+                    let (start, options) = (start.clone(), options.clone());
+                    async move { kv.get(start, Some(options)).await }
+                })
+                .await?;
+            if revision.is_none() {
+                revision = Some(revision_of(response.header())? as i64);
+            }
+            let more = response.more();
+            let kvs = response.take_kvs();
+            let now = self.clock.now_ms();
+            for kv in &kvs {
+                if kv.lease() == 0 || kv.lease() as u64 > now {
+                    keys += 1;
+                } else {
+                    self.reclaim(kv.key().to_vec(), kv.mod_revision() as u64);
+                }
+            }
+            match kvs.last() {
+                Some(last) if more => {
+                    start = last.key().to_vec();
+                    start.push(0);
+                }
+                _ => break,
+            }
+        }
         Ok(BackendInfo {
             backend: "etcd",
-            // Expired keys count until etcd's lease reclaims them, within a
-            // second or two of their deadline.
-            keys: response.count() as usize,
-            // etcd reclaims expired keys itself and does not say how many.
-            expired_reclaimed: 0,
-            revision: revision_of(response.header())?,
+            keys,
+            expired_reclaimed: self.reclaimed.load(Ordering::Relaxed),
+            revision: revision.unwrap_or(0) as u64,
             tuning: "none",
             durability: "raft",
             log: None,
