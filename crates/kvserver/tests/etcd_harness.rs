@@ -124,11 +124,6 @@ impl EtcdCluster {
         format!("http://127.0.0.1:{}", self.members[i].client_port)
     }
 
-    /// The member's client port.
-    pub fn client_port(&self, i: usize) -> u16 {
-        self.members[i].client_port
-    }
-
     /// Kills member `i` with SIGKILL: no goodbye to its peers.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut child) = self.members[i].child.take() {

@@ -28,9 +28,10 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     /// A client that keeps connections open, as real clients do.
     pub client: reqwest::Client,
-    /// The etcd member the app stores in, for a test on etcd.
+    /// The etcd member the app stores in, for a test on etcd: kept running
+    /// as long as the app, stopped with it.
     #[cfg(feature = "etcd")]
-    pub etcd: Option<crate::etcd_harness::EtcdCluster>,
+    _etcd: Option<crate::etcd_harness::EtcdCluster>,
 }
 
 /// Whether this test runs on etcd: it is one of the contract tests included
@@ -99,7 +100,7 @@ impl TestApp {
             clock,
             client: reqwest::Client::new(),
             #[cfg(feature = "etcd")]
-            etcd,
+            _etcd: etcd,
         };
         // etcd is connected in the background: wait until it serves.
         if on_etcd {

@@ -21,7 +21,7 @@
 //!   or without quorum is [`BackendError::Unavailable`] (503), never a hang.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -111,10 +111,10 @@ pub struct EtcdTls {
 pub struct EtcdBackend {
     /// The runtime the client's connections live on.
     runtime: ClientRuntime,
-    /// Lease and maintenance calls.
-    client: Client,
-    /// KV calls, with a response limit large enough for a listing batch.
-    kv: KvClient,
+    /// One client per member, in the order of `--etcd-endpoints`.
+    members: Vec<Member>,
+    /// The member calls go to, until one fails to reach it.
+    preferred: AtomicUsize,
     prefix: Vec<u8>,
     endpoints: String,
     timeout: Duration,
@@ -123,6 +123,17 @@ pub struct EtcdBackend {
     max_value_bytes: usize,
     /// Expired keys this instance deleted on access.
     reclaimed: Arc<AtomicU64>,
+}
+
+/// A client of one member. etcd forwards what needs the leader, so any
+/// member serves; a member that cannot be reached is left for the next one
+/// (etcd-client's own balancing across endpoints keeps sending a share of
+/// the calls to a dead member, as measured in the failover test).
+struct Member {
+    /// Lease calls.
+    client: Client,
+    /// KV calls, with a response limit large enough for a listing batch.
+    kv: KvClient,
 }
 
 /// A thread of its own running the etcd client's connections, so that they
@@ -191,23 +202,28 @@ impl EtcdBackend {
         }
         let endpoints = config.endpoints.join(",");
         let runtime = ClientRuntime::start()?;
-        // Connected on the client's runtime: the connections' tasks stay there.
-        let connecting = runtime
-            .handle
-            .spawn(Client::connect(config.endpoints.clone(), Some(options)));
-        let client = match tokio::time::timeout(config.timeout, connecting).await {
-            Ok(Ok(Ok(client))) => client,
-            Ok(Ok(Err(err))) => return Err(classify(err, &endpoints)),
-            Ok(Err(err)) => return Err(BackendError::Internal(anyhow::Error::new(err))),
-            Err(_) => return Err(timed_out(&endpoints, config.timeout)),
-        };
-        let kv = client
-            .kv_client()
-            .max_decoding_message_size(MAX_RESPONSE_BYTES);
+        let mut members = Vec::with_capacity(config.endpoints.len());
+        for endpoint in &config.endpoints {
+            // Connected on the client's runtime: the connections' tasks stay
+            // there. Without auth nothing is sent yet.
+            let connecting = runtime
+                .handle
+                .spawn(Client::connect([endpoint.clone()], Some(options.clone())));
+            let client = match tokio::time::timeout(config.timeout, connecting).await {
+                Ok(Ok(Ok(client))) => client,
+                Ok(Ok(Err(err))) => return Err(classify(err, endpoint)),
+                Ok(Err(err)) => return Err(BackendError::Internal(anyhow::Error::new(err))),
+                Err(_) => return Err(timed_out(endpoint, config.timeout)),
+            };
+            let kv = client
+                .kv_client()
+                .max_decoding_message_size(MAX_RESPONSE_BYTES);
+            members.push(Member { client, kv });
+        }
         Ok(EtcdBackend {
             runtime,
-            client,
-            kv,
+            members,
+            preferred: AtomicUsize::new(0),
             prefix: config.prefix.clone().into_bytes(),
             endpoints,
             timeout: config.timeout,
@@ -222,7 +238,7 @@ impl EtcdBackend {
     /// it was read (its lease would reclaim it a little later), and counts
     /// it. In the background: the caller already treats it as absent.
     fn reclaim(&self, full: Vec<u8>, mod_revision: u64) {
-        let mut kv = self.kv.clone();
+        let mut kv = self.member().kv.clone();
         let (reclaimed, timeout) = (self.reclaimed.clone(), self.timeout);
         self.runtime.handle.spawn(async move {
             let txn = Txn::new()
@@ -261,19 +277,27 @@ impl EtcdBackend {
         Ok(())
     }
 
-    /// Runs `call` until it succeeds, fails for good, or the timeout ends.
-    /// `retry_ambiguous`: whether a failure that may have been applied
-    /// (a timeout inside etcd, a connection lost mid-call) is retried too;
-    /// only for calls that change nothing.
+    /// The member calls go to now.
+    fn member(&self) -> &Member {
+        &self.members[self.preferred.load(Ordering::Relaxed) % self.members.len()]
+    }
+
+    /// Runs `call` on the preferred member until it succeeds, fails for
+    /// good, or the timeout ends. A member that cannot be reached, or has
+    /// no leader, hands over to the next one. `retry_ambiguous`: whether a
+    /// failure that may have been applied (a timeout inside etcd, a
+    /// connection lost mid-call) is retried too; only for calls that change
+    /// nothing.
     async fn bounded<T, F, Fut>(&self, retry_ambiguous: bool, mut call: F) -> BackendResult<T>
     where
-        F: FnMut() -> Fut,
+        F: FnMut(&Member) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,
     {
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let mut pause = Duration::from_millis(20);
+        let mut pause = Duration::from_millis(10);
         loop {
-            let outcome = tokio::time::timeout_at(deadline, call()).await;
+            let chosen = self.preferred.load(Ordering::Relaxed) % self.members.len();
+            let outcome = tokio::time::timeout_at(deadline, call(&self.members[chosen])).await;
             let err = match outcome {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(err)) => err,
@@ -284,19 +308,32 @@ impl EtcdBackend {
                 Failure::Ambiguous => retry_ambiguous,
                 Failure::Final => false,
             };
+            if !matches!(failure(&err), Failure::Final) {
+                // The next member, unless another call moved on already.
+                let _ = self.preferred.compare_exchange(
+                    chosen,
+                    (chosen + 1) % self.members.len(),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
             if !retry || tokio::time::Instant::now() + pause >= deadline {
                 return Err(classify(err, &self.endpoints));
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(250));
+            // Straight to another member the first time round; then wait
+            // a little, for an election to finish.
+            if self.members.len() == 1 || pause > Duration::from_millis(10) {
+                tokio::time::sleep(pause).await;
+            }
+            pause = (pause * 2).min(Duration::from_millis(100));
         }
     }
 
     /// The key as etcd holds it, expired or not; a linearizable read.
     async fn read_raw(&self, full: &[u8]) -> BackendResult<Option<Raw>> {
         let mut response = self
-            .bounded(true, || {
-                let mut kv = self.kv.clone();
+            .bounded(true, |member| {
+                let mut kv = member.kv.clone();
                 let full = full.to_vec();
                 async move { kv.get(full, None).await }
             })
@@ -320,8 +357,8 @@ impl EtcdBackend {
         let mut id = deadline.min(i64::MAX as u64) as i64;
         for _ in 0..16 {
             let granted = self
-                .bounded(false, || {
-                    let mut lease = self.client.lease_client();
+                .bounded(false, |member| {
+                    let mut lease = member.client.lease_client();
                     let options = LeaseGrantOptions::new().with_id(id);
                     async move { lease.grant(seconds, Some(options)).await }
                 })
@@ -333,8 +370,8 @@ impl EtcdBackend {
                 Err(err) => return Err(err),
             }
             let left = self
-                .bounded(true, || {
-                    let mut lease = self.client.lease_client();
+                .bounded(true, |member| {
+                    let mut lease = member.client.lease_client();
                     async move { lease.time_to_live(id, None).await }
                 })
                 .await?
@@ -352,8 +389,8 @@ impl EtcdBackend {
 
     /// Runs a transaction (not retried once it may have been applied).
     async fn txn(&self, txn: Txn) -> BackendResult<TxnResponse> {
-        self.bounded(false, || {
-            let mut kv = self.kv.clone();
+        self.bounded(false, |member| {
+            let mut kv = member.kv.clone();
             let txn = txn.clone();
             async move { kv.txn(txn).await }
         })
@@ -475,12 +512,17 @@ fn failure(err: &etcd_client::Error) -> Failure {
 
 fn unavailable_status(status: &tonic::Status) -> bool {
     use tonic::Code;
-    matches!(
-        status.code(),
-        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted
-    ) || status
-        .message()
-        .starts_with("etcdserver: request timed out")
+    // A connection that broke mid-call (the member was killed, say).
+    let transport = std::error::Error::source(status)
+        .is_some_and(|source| source.downcast_ref::<tonic::transport::Error>().is_some());
+    transport
+        || matches!(
+            status.code(),
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted
+        )
+        || status
+            .message()
+            .starts_with("etcdserver: request timed out")
         || status.message().contains("leader changed")
 }
 
@@ -824,8 +866,8 @@ impl Backend for EtcdBackend {
                 .with_range(end.clone())
                 .with_limit(batch as i64);
             let mut response = self
-                .bounded(true, || {
-                    let mut kv = self.kv.clone();
+                .bounded(true, |member| {
+                    let mut kv = member.kv.clone();
                     let (start, options) = (start.clone(), options.clone());
                     async move { kv.get(start, Some(options)).await }
                 })
@@ -909,8 +951,8 @@ impl Backend for EtcdBackend {
                 None => options,
             };
             let mut response = self
-                .bounded(true, || {
-                    let mut kv = self.kv.clone();
+                .bounded(true, |member| {
+                    let mut kv = member.kv.clone();
                     let (start, options) = (start.clone(), options.clone());
                     async move { kv.get(start, Some(options)).await }
                 })
@@ -958,8 +1000,8 @@ impl Backend for EtcdBackend {
         } else {
             self.prefix.clone()
         };
-        self.bounded(true, || {
-            let mut kv = self.kv.clone();
+        self.bounded(true, |member| {
+            let mut kv = member.kv.clone();
             let (key, options) = (key.clone(), options.clone());
             async move { kv.get(key, Some(options)).await }
         })
