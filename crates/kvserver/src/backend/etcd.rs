@@ -541,6 +541,12 @@ fn classify(err: etcd_client::Error, endpoints: &str) -> BackendError {
                 status.message()
             ))
         }
+        E::GRpcStatus(status) if status.message().contains("database space exceeded") => {
+            BackendError::Unavailable(format!(
+                "etcd at {endpoints} is full and refuses writes (NOSPACE alarm); \
+                 the operator must compact and defragment etcd and disarm the alarm"
+            ))
+        }
         E::GRpcStatus(status)
             if matches!(
                 status.code(),
