@@ -245,6 +245,8 @@ impl Cli {
             Some(n) => n,
             None => allowed.min(defaults.max_connections).max(workers),
         };
+        // The backend first: a flag of the other one is named as such.
+        let storage = self.storage()?;
         if self.data_dir.is_none() {
             if self.fsync.is_some() {
                 return Err(
@@ -259,7 +261,6 @@ impl Cli {
                 );
             }
         }
-        let storage = self.storage()?;
         if self.max_body_bytes < self.max_value_bytes {
             return Err(format!(
                 "--max-body-bytes {} is below --max-value-bytes {}: a value that large could never arrive; \

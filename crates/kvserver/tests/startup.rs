@@ -68,7 +68,113 @@ fn flag_mistakes_stop_the_server_with_one_sentence_naming_the_flag() {
         (vec![], vec![("KV_FSYNC", "never")], "--fsync has no effect without --data-dir", "KV_FSYNC in memory"),
         (vec!["--truncate-corrupt-log"], vec![], "--truncate-corrupt-log has no effect without --data-dir", "no log to cut"),
         (vec!["--allow-insecure-tokens"], vec![], "--allow-insecure-tokens has no effect here", "no tokens, loopback"),
+        (vec!["--etcd-endpoints", "http://127.0.0.1:2379"], vec![], "--etcd-endpoints has no effect with the embedded backend", "etcd flags need --backend etcd"),
+        (vec![], vec![("KV_ETCD_PREFIX", "app/")], "--etcd-prefix has no effect with the embedded backend", "the env twin is checked alike"),
+        (vec!["--backend", "etcd", "--data-dir", "d"], vec![], "--data-dir has no effect with --backend etcd", "etcd keeps the data"),
+        (vec!["--backend", "etcd", "--tuning", "balanced"], vec![], "--tuning has no effect with --backend etcd", "the embedded store's layout"),
+        (vec![], vec![("KV_BACKEND", "etcd"), ("KV_FSYNC", "always")], "--fsync has no effect with --backend etcd", "env twins"),
+        (vec!["--backend", "zookeeper"], vec![], "invalid value 'zookeeper' for '--backend", "an unknown backend"),
     ];
+    #[cfg(not(feature = "etcd"))]
+    let cases = [
+        cases,
+        vec![(
+            vec![
+                "--backend",
+                "etcd",
+                "--etcd-endpoints",
+                "http://127.0.0.1:2379",
+            ],
+            vec![],
+            "--backend etcd needs a kvserver built with the etcd backend",
+            "built without the feature",
+        )],
+    ]
+    .concat();
+    #[cfg(feature = "etcd")]
+    let cases = [
+        cases,
+        vec![
+            (
+                vec!["--backend", "etcd"],
+                vec![],
+                "--backend etcd needs --etcd-endpoints",
+                "no cluster given",
+            ),
+            (
+                vec!["--backend", "etcd", "--etcd-endpoints", "127.0.0.1:2379"],
+                vec![],
+                "--etcd-endpoints \"127.0.0.1:2379\" is not a URL",
+                "a URL, not an address",
+            ),
+            (
+                vec![
+                    "--backend",
+                    "etcd",
+                    "--etcd-endpoints",
+                    "http://a:1,https://b:2",
+                ],
+                vec![],
+                "--etcd-endpoints mixes http:// and https://",
+                "one scheme",
+            ),
+            (
+                vec![
+                    "--backend",
+                    "etcd",
+                    "--etcd-endpoints",
+                    "http://a:1",
+                    "--etcd-ca-cert",
+                    "ca.pem",
+                ],
+                vec![],
+                "have no effect with http:// endpoints",
+                "TLS flags need https",
+            ),
+            (
+                vec![
+                    "--backend",
+                    "etcd",
+                    "--etcd-endpoints",
+                    "http://a:1",
+                    "--etcd-user",
+                    "kv",
+                ],
+                vec![],
+                "--etcd-user and --etcd-password-file go together",
+                "a user needs a password",
+            ),
+            (
+                vec![
+                    "--backend",
+                    "etcd",
+                    "--etcd-endpoints",
+                    "http://a:1",
+                    "--max-value-bytes",
+                    "1600000",
+                    "--max-body-bytes",
+                    "4000000",
+                ],
+                vec![],
+                "--max-value-bytes 1600000 is over what etcd accepts in one request",
+                "etcd's request limit",
+            ),
+            (
+                vec![
+                    "--backend",
+                    "etcd",
+                    "--etcd-endpoints",
+                    "http://a:1",
+                    "--etcd-timeout",
+                    "10ms",
+                ],
+                vec![],
+                "--etcd-timeout 10ms is too short",
+                "a timeout no cluster meets",
+            ),
+        ],
+    ]
+    .concat();
     for (flags, env, says, why) in cases {
         let mut command = kvserver(&local, &env);
         command.args(&flags);
