@@ -303,6 +303,18 @@ impl EtcdBackend {
                 Ok(Err(err)) => err,
                 Err(_) => return Err(timed_out(&self.endpoints, self.timeout)),
             };
+            // etcd's simple auth tokens expire when unused for a while (its
+            // --auth-token-ttl): log in again and resend (etcd refused the
+            // call before doing anything).
+            if let etcd_client::Error::GRpcStatus(status) = &err
+                && status.message().contains("invalid auth token")
+                && tokio::time::Instant::now() < deadline
+            {
+                let _ =
+                    tokio::time::timeout_at(deadline, self.members[chosen].client.refresh_token())
+                        .await;
+                continue;
+            }
             let retry = match failure(&err) {
                 Failure::NotApplied => true,
                 Failure::Ambiguous => retry_ambiguous,
