@@ -27,8 +27,8 @@
 #   KV_WORKERS (2)         kvserver --workers
 #   KEYS (10000)           keys preloaded through each kvserver
 #   VALUE_BYTES (100)      bytes per value
-#   RUST_LOG (warn)        kvserver log level (warn: no line per request, as
-#                          etcd logs none)
+#   RUST_LOG (info,kvserver::request=warn)  kvserver log levels: no line
+#                          per request, as etcd logs none
 #   CARGO_TARGET_DIR, SKIP_BUILD, KEEP_TMP: as bench/http.sh
 # Needs etcd (Debian: etcd-server), wrk and curl; installs missing ones.
 
@@ -42,7 +42,7 @@ wrk_threads=${WRK_THREADS:-2}
 kv_workers=${KV_WORKERS:-2}
 keys=${KEYS:-10000}
 value_bytes=${VALUE_BYTES:-100}
-export RUST_LOG=${RUST_LOG:-warn}
+export RUST_LOG=${RUST_LOG:-info,kvserver::request=warn}
 
 install_missing etcd:etcd-server wrk curl
 echo "machine: $(nproc) cores; $(uptime)"
@@ -78,7 +78,7 @@ done
 etcd_pids="${pids[*]}"
 gateway="http://127.0.0.1:${client_ports[0]}"
 wait_until 200 curl -fsS "$gateway/health" || fail "etcd did not start"
-wait_until 200 curl -fsS -X POST -d '{}' "$gateway/v3/kv/range" || fail "etcd has no leader"
+wait_until 200 curl -fsS -X POST -d '{"key":"AA=="}' "$gateway/v3/kv/range" || fail "etcd has no leader"
 echo "etcd: 3 members, client URLs $endpoints; the gateway and kvserver use member 0 ($gateway)"
 
 # --- the two kvservers -------------------------------------------------------
@@ -149,7 +149,7 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 echo
 echo "=== summary: medians over $rounds rounds; wrk -t$wrk_threads -c$connections -d$duration"
 echo "load average (1/5/15 min) before: $load_before, after: $load_after"
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 field() { awk -F'|' -v t="$1" -v o="$2" -v c="$3" '$1 == t && $2 == o { print $c }' "$tmp/results" | median; }
 printf '| %-5s | %-11s | %8s | %8s | %8s | %7s |\n' op target "req/s" "p50 ms" "p99 ms" "non-2xx"
 printf '| %-5s | %-11s | %8s | %8s | %8s | %7s |\n' ----- ----------- -------- -------- -------- -------

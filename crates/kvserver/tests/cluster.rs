@@ -291,16 +291,16 @@ async fn killing_the_leader_under_writes_loses_no_acknowledged_write() {
             "writes resume after the leader is killed ({} before)",
             writes.timeline.len()
         );
-        // The longest a writer waited across the kill: a write in flight
-        // then waits out the etcd timeout (its outcome unknown: 503).
-        let before = writes
+        // The longest a writer went without an acknowledgement, from the
+        // last one before the kill on: a write in flight at the kill may
+        // wait out the etcd timeout (its outcome unknown: 503).
+        let from = writes
             .timeline
             .iter()
-            .rev()
-            .find(|(_, done)| *done <= killed_at);
-        let after = writes.timeline.iter().find(|(_, done)| *done > killed_at);
-        if let (Some((_, before)), Some((_, after))) = (before, after) {
-            stalled = stalled.max(*after - *before);
+            .rposition(|(_, done)| *done <= killed_at)
+            .unwrap_or(0);
+        for pair in writes.timeline[from..].windows(2) {
+            stalled = stalled.max(pair[1].1 - pair[0].1);
         }
         failed += writes.failed;
         all.extend(writes.acknowledged);
@@ -317,7 +317,7 @@ async fn killing_the_leader_under_writes_loses_no_acknowledged_write() {
     eprintln!(
         "failover: {} writes acknowledged, {failed} answered 503; leader killed at {killed_at:?}, \
          a new one seen at {:?}; first new write acknowledged {window:?} after the kill \
-         ({probes_failed} of {} probes failed); longest writer stall across the kill {stalled:?}",
+         ({probes_failed} of {} probes failed); longest writer stall from the kill on {stalled:?}",
         all.len(),
         elected.1,
         probes.len()
