@@ -183,10 +183,12 @@ impl EtcdBackend {
             // A member cut off from the leader answers "no leader" at once
             // rather than waiting out the timeout.
             .with_require_leader(true)
-            // Dead connections are noticed within a couple of seconds, not
-            // when the OS gives up on them.
-            .with_keep_alive(Duration::from_secs(1), Duration::from_secs(2))
-            .with_keep_alive_while_idle(true);
+            // A connection that stops answering (a member cut off without
+            // a reset) is dropped within seconds, not when the OS gives up.
+            // etcd sends GOAWAY to clients that ping more often than its
+            // --grpc-keepalive-min-time (5 s) or while no call is open.
+            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
+            .with_keep_alive_while_idle(false);
         if let Some(tls) = &config.tls {
             let mut tls_options = TlsOptions::new();
             if let Some(ca) = &tls.ca_pem {
@@ -277,6 +279,17 @@ impl EtcdBackend {
         Ok(())
     }
 
+    /// Makes the member after `chosen` the preferred one, unless another
+    /// call moved on already.
+    fn move_on(&self, chosen: usize) {
+        let _ = self.preferred.compare_exchange(
+            chosen,
+            (chosen + 1) % self.members.len(),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
     /// The member calls go to now.
     fn member(&self) -> &Member {
         &self.members[self.preferred.load(Ordering::Relaxed) % self.members.len()]
@@ -301,7 +314,12 @@ impl EtcdBackend {
             let err = match outcome {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(err)) => err,
-                Err(_) => return Err(timed_out(&self.endpoints, self.timeout)),
+                Err(_) => {
+                    // The member did not answer in time: the next call tries
+                    // another one.
+                    self.move_on(chosen);
+                    return Err(timed_out(&self.endpoints, self.timeout));
+                }
             };
             // etcd's simple auth tokens expire when unused for a while (its
             // --auth-token-ttl): log in again and resend (etcd refused the
@@ -321,13 +339,7 @@ impl EtcdBackend {
                 Failure::Final => false,
             };
             if !matches!(failure(&err), Failure::Final) {
-                // The next member, unless another call moved on already.
-                let _ = self.preferred.compare_exchange(
-                    chosen,
-                    (chosen + 1) % self.members.len(),
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                );
+                self.move_on(chosen);
             }
             if !retry || tokio::time::Instant::now() + pause >= deadline {
                 return Err(classify(err, &self.endpoints));
