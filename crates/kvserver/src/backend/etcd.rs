@@ -11,9 +11,9 @@
 //! - Conditional writes and deletes are one etcd `Txn` each, comparing
 //!   `create_revision` (absent) or `mod_revision` (a version).
 //! - TTLs are kept to the millisecond: the exact deadline travels with the
-//!   value in an [`envelope`], every read drops a key past it, and an etcd
-//!   lease of the TTL rounded up to whole seconds reclaims the key some time
-//!   after. A conditional write on a key with a deadline first reads it, so
+//!   value in an envelope (a 10-byte header, module `envelope`), every read
+//!   drops a key past it, and an etcd lease of the TTL rounded up to whole
+//!   seconds, named after the deadline, reclaims the key some time after. A conditional write on a key with a deadline first reads it, so
 //!   an expired key that etcd still holds is absent for it too.
 //! - Reads are linearizable (etcd's default), so a write through one
 //!   kvserver is read through any other right after.
