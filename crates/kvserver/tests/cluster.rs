@@ -40,13 +40,26 @@ impl Instance {
         prefix: &str,
         timeout: Duration,
     ) -> Instance {
+        let instance = Instance::spawn(endpoints, prefix, timeout, None);
+        instance.wait_until_ready().await;
+        instance
+    }
+
+    /// Starts a kvserver without waiting for it to be ready; `user` is
+    /// `--etcd-user` and its password.
+    fn spawn(
+        endpoints: Vec<String>,
+        prefix: &str,
+        timeout: Duration,
+        user: Option<(&str, &str)>,
+    ) -> Instance {
         let config = Config {
             storage: Storage::Etcd(EtcdConfig {
                 endpoints,
                 prefix: prefix.into(),
                 timeout,
                 tls: None,
-                user: None,
+                user: user.map(|(name, password)| (name.into(), password.into())),
                 max_request_bytes: ETCD_DEFAULT_MAX_REQUEST_BYTES,
             }),
             workers: 1,
@@ -56,19 +69,21 @@ impl Instance {
         let app = Application::build(config, listener).expect("building the app");
         let base = app.url();
         actix_web::rt::spawn(app.run_until(std::future::pending()));
-        let instance = Instance {
+        Instance {
             base,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(20))
                 .build()
                 .expect("a client"),
-        };
+        }
+    }
+
+    async fn wait_until_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while instance.status("/readyz").await != Some(StatusCode::OK) {
+        while self.status("/readyz").await != Some(StatusCode::OK) {
             assert!(Instant::now() < deadline, "kvserver on etcd is not ready");
             actix_web::rt::time::sleep(Duration::from_millis(20)).await;
         }
-        instance
     }
 
     async fn status(&self, path: &str) -> Option<StatusCode> {
@@ -180,6 +195,91 @@ async fn a_write_through_one_instance_is_read_through_the_other_at_once() {
     );
     assert!(other.remove("k0").await);
     assert_eq!(one.get("k0").await, None, "a delete is seen at once too");
+}
+
+/// `etcdctl` against `endpoint`, which must succeed.
+fn etcdctl(endpoint: &str, args: &[&str]) {
+    let output = std::process::Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoint}"))
+        .args(args)
+        .output()
+        .expect("running etcdctl (Debian: etcd-client)");
+    assert!(
+        output.status.success(),
+        "etcdctl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[actix_web::test]
+async fn with_etcd_auth_a_kvserver_logs_in_and_wrong_credentials_are_a_503() {
+    let cluster = EtcdCluster::start(1, Timing::Fast);
+    let endpoint = cluster.endpoint(0);
+    // A user that may only touch its kvstore's prefix, as an operator would
+    // set it up.
+    for args in [
+        &["user", "add", "root:root-pw"][..],
+        &["user", "add", "kv:kv-pw"],
+        &["role", "add", "kvstore"],
+        &[
+            "role",
+            "grant-permission",
+            "kvstore",
+            "--prefix=true",
+            "readwrite",
+            "app/",
+        ],
+        &["user", "grant-role", "kv", "kvstore"],
+        &["auth", "enable"],
+    ] {
+        etcdctl(&endpoint, args);
+    }
+    let instance = Instance::spawn(
+        vec![endpoint.clone()],
+        "app/",
+        ETCD_TIMEOUT,
+        Some(("kv", "kv-pw")),
+    );
+    instance.wait_until_ready().await;
+    let (status, body) = instance.put("k", "v", None).await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = instance.put("t", "v", None).await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        instance.get("k").await.map(|(v, _)| v).as_deref(),
+        Some("v")
+    );
+    let response = instance
+        .client
+        .put(format!("{}/v1/kv/lease?ttl=5s", instance.base))
+        .body("v")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "a TTL needs a lease: the user may grant one"
+    );
+
+    // The wrong password: the server runs, is not ready, and says why.
+    let refused = Instance::spawn(vec![endpoint], "app/", ETCD_TIMEOUT, Some(("kv", "wrong")));
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(refused.status("/healthz").await, Some(StatusCode::OK));
+    assert_eq!(
+        refused.status("/readyz").await,
+        Some(StatusCode::SERVICE_UNAVAILABLE),
+        "not ready without a login"
+    );
+    let (status, body) = refused.put("k", "w", None).await.unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["code"], "unavailable", "{body}");
+    assert_eq!(
+        instance.get("k").await.map(|(v, _)| v).as_deref(),
+        Some("v"),
+        "nothing written"
+    );
 }
 
 /// What the writers of the failover test saw.
