@@ -156,7 +156,7 @@ fn version_of(response: &reqwest::Response) -> u64 {
 
 #[actix_web::test]
 async fn a_write_through_one_instance_is_read_through_the_other_at_once() {
-    let cluster = EtcdCluster::start(3, Timing::Fast);
+    let cluster = EtcdCluster::start(3, Timing::Default);
     let one = Instance::start(cluster.endpoints(), "shared/").await;
     let other = Instance::start(cluster.endpoints(), "shared/").await;
     let elsewhere = Instance::start(cluster.endpoints(), "another-kvstore/").await;
@@ -650,7 +650,7 @@ async fn a_cas_heavy_history_through_two_instances_is_linearizable() {
     const ROUNDS: u64 = 15;
     const CLIENTS: usize = 4;
     const OPS_PER_CLIENT: usize = 10;
-    let cluster = EtcdCluster::start(3, Timing::Fast);
+    let cluster = EtcdCluster::start(3, Timing::Default);
     // A generous timeout: a 503 (an outcome unknown) has no place in the
     // model, and this test may share a loaded machine with etcd members of
     // other tests.

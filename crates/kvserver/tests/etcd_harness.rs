@@ -20,7 +20,8 @@ pub enum Timing {
     /// operator runs, for failover figures.
     Default,
     /// Heartbeat 10 ms, election timeout 50 ms: a single member that is
-    /// ready in a tenth of a second, for the contract tests.
+    /// ready in a tenth of a second, for the contract tests. (Not for
+    /// several members: on a loaded machine they hold needless elections.)
     Fast,
 }
 
