@@ -12,6 +12,9 @@ pub struct Info<'a> {
     pub name: Cow<'a, str>,
     /// The server's release version.
     pub version: Cow<'a, str>,
+    /// The storage backend: `embedded` (kvcore in the server's process) or
+    /// `etcd` (an etcd v3 cluster).
+    pub backend: Cow<'a, str>,
     /// Whole seconds since the server started.
     pub uptime_seconds: u64,
     /// Live keys.
@@ -99,6 +102,7 @@ mod tests {
         let info = Info {
             name: "kvstore".into(),
             version: "0.1.0".into(),
+            backend: "embedded".into(),
             uptime_seconds: 1,
             keys: 2,
             revision: 3,
@@ -122,7 +126,8 @@ mod tests {
         assert_eq!(
             json,
             concat!(
-                r#"{"name":"kvstore","version":"0.1.0","uptime_seconds":1,"keys":2,"revision":3,"#,
+                r#"{"name":"kvstore","version":"0.1.0","backend":"embedded","uptime_seconds":1,"#,
+                r#""keys":2,"revision":3,"#,
                 r#""expired_keys_reclaimed":4,"tuning":"balanced","durability":"memory","#,
                 r#""limits":{"max_key_bytes":5,"max_value_bytes":6,"max_body_bytes":7},"log":null,"#,
                 r#""memory":{"used_bytes":8,"bound_bytes":null,"eviction":"reject","evicted_keys":0}}"#

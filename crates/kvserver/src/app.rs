@@ -102,6 +102,13 @@ impl Application {
     /// background while the server already listens. Must be called inside an
     /// actix (tokio) runtime.
     pub fn build(config: Config, listener: TcpListener) -> anyhow::Result<Application> {
+        #[cfg(feature = "etcd")]
+        if let crate::config::Storage::Etcd(etcd) = &config.storage {
+            let recovery = connect_etcd(etcd.clone(), &config);
+            let mut app = Application::serve(config, listener)?;
+            app.recovery = Some(recovery);
+            return Ok(app);
+        }
         let mut builder = Store::builder()
             .tuning(config.tuning)
             .max_key_bytes(config.max_key_bytes)
@@ -316,7 +323,7 @@ impl Application {
                     match recovered.context("recovery task").and_then(|r| r) {
                         Ok(backend) => {
                             self.state.set_backend(backend);
-                            log::info!("ready: storage recovered; /readyz now answers 200");
+                            log::info!("ready: storage recovered or connected; /readyz answers 200 while it serves");
                         }
                         Err(err) => {
                             handle.stop(false).await;
@@ -504,6 +511,39 @@ fn log_recovery(store: &Store, fsync: kvcore::Fsync) {
         report.duration,
         report.revision
     );
+}
+
+/// Connects to etcd in the background, retrying until it answers (only a
+/// cluster with auth is contacted at once: the login needs it), while the
+/// server already answers `/healthz` and 503 on `/readyz`.
+#[cfg(feature = "etcd")]
+fn connect_etcd(etcd: crate::backend::EtcdConfig, config: &Config) -> Recovery {
+    use crate::backend::EtcdBackend;
+    let (clock, max_key_bytes, max_value_bytes) = (
+        config.clock.clone(),
+        config.max_key_bytes,
+        config.max_value_bytes,
+    );
+    log::info!(
+        "storage: etcd at {} under prefix {:?} (timeout {:?})",
+        etcd.endpoints.join(","),
+        etcd.prefix,
+        etcd.timeout
+    );
+    actix_web::rt::spawn(async move {
+        loop {
+            match EtcdBackend::connect(&etcd, clock.clone(), max_key_bytes, max_value_bytes).await {
+                Ok(backend) => {
+                    let backend: Arc<dyn Backend> = Arc::new(backend);
+                    return Ok(backend);
+                }
+                Err(err) => {
+                    log::warn!("storage: {err}; trying again in 1s");
+                    actix_web::rt::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    })
 }
 
 /// Counts a finished request in the metrics.

@@ -9,12 +9,12 @@ use clap::{Parser, Subcommand};
 use kvcore::{Eviction, Fsync, OnCorruption, Tuning};
 
 use crate::auth::{Grant, Tokens};
-use crate::config::Config;
+use crate::config::{Config, Storage};
 use crate::tls::Tls;
 use kvapi::parse_duration;
 
 /// kvstore's HTTP server: the seed `/store` API and the `/v1` REST API over an
-/// embedded kvcore store.
+/// embedded kvcore store, or over an etcd v3 cluster (--backend etcd).
 ///
 /// Every flag can also be set through the environment variable shown with it;
 /// a flag on the command line wins.
@@ -28,6 +28,63 @@ pub struct Cli {
     /// Address to listen on. Binding anything but loopback needs auth.
     #[arg(long, env = "KV_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: String,
+
+    /// Where data lives: embedded (a kvcore store in this process, the
+    /// default) or etcd (an etcd v3 cluster given by --etcd-endpoints, shared
+    /// by any number of kvservers; needs a kvserver built with the cargo
+    /// feature `etcd`).
+    #[arg(long, env = "KV_BACKEND", default_value = "embedded", value_parser = ["embedded", "etcd"])]
+    pub backend: String,
+
+    /// With --backend etcd: the client URLs of the cluster's members,
+    /// comma-separated (http://host:2379, or https:// with TLS).
+    #[arg(
+        long,
+        env = "KV_ETCD_ENDPOINTS",
+        value_delimiter = ',',
+        value_name = "URLS"
+    )]
+    pub etcd_endpoints: Vec<String>,
+
+    /// With --backend etcd: prepended to every key in etcd, so several
+    /// kvstores can share a cluster [default: kvstore/].
+    #[arg(long, env = "KV_ETCD_PREFIX")]
+    pub etcd_prefix: Option<String>,
+
+    /// With --backend etcd: how long one request may wait for the cluster
+    /// (retries included) before it is answered 503 [default: 3s].
+    #[arg(long, env = "KV_ETCD_TIMEOUT", value_parser = parse_duration)]
+    pub etcd_timeout: Option<Duration>,
+
+    /// With --backend etcd: the cluster's --max-request-bytes, which bounds
+    /// the largest value [default: 1572864, etcd's own].
+    #[arg(long, env = "KV_ETCD_MAX_REQUEST_BYTES")]
+    pub etcd_max_request_bytes: Option<usize>,
+
+    /// With --backend etcd and https:// endpoints: PEM file of the CA that
+    /// signed the members' certificates.
+    #[arg(long, env = "KV_ETCD_CA_CERT", value_name = "PEM")]
+    pub etcd_ca_cert: Option<PathBuf>,
+
+    /// With --backend etcd and https:// endpoints: a client certificate (PEM)
+    /// for clusters that check them (--client-cert-auth). Needs --etcd-key.
+    #[arg(long, env = "KV_ETCD_CERT", value_name = "PEM")]
+    pub etcd_cert: Option<PathBuf>,
+
+    /// The PEM private key of --etcd-cert.
+    #[arg(long, env = "KV_ETCD_KEY", value_name = "PEM")]
+    pub etcd_key: Option<PathBuf>,
+
+    /// With --backend etcd: the etcd user kvserver logs in as, when the
+    /// cluster has auth enabled. Needs --etcd-password-file.
+    #[arg(long, env = "KV_ETCD_USER")]
+    pub etcd_user: Option<String>,
+
+    /// The file holding --etcd-user's password (its first line), so that the
+    /// password is not on the command line. Must not be readable by group or
+    /// others.
+    #[arg(long, env = "KV_ETCD_PASSWORD_FILE")]
+    pub etcd_password_file: Option<PathBuf>,
 
     /// Directory for the log and snapshots. Without it, data lives in memory
     /// only and does not survive a restart.
@@ -81,9 +138,10 @@ pub struct Cli {
 
     /// Store layout preset: balanced, read-heavy (reads share nothing,
     /// writes cost more) or write-heavy (256 shards). See the README's
-    /// "Tuning" for what each changes and measured.
-    #[arg(long, env = "KV_TUNING", default_value = "balanced", value_parser = parse_tuning)]
-    pub tuning: Tuning,
+    /// "Tuning" for what each changes and measured. Only with the embedded
+    /// backend [default: balanced].
+    #[arg(long, env = "KV_TUNING", value_parser = parse_tuning)]
+    pub tuning: Option<Tuning>,
 
     /// Bound the memory the store holds (records and hash tables, as the
     /// allocator rounds them), e.g. 512MiB, 2GiB, 1000000 (bytes). Units:
@@ -118,9 +176,10 @@ pub struct Cli {
     pub shutdown_timeout: Duration,
 
     /// Changes kept so that a watch can start in the past or resume after a
-    /// dropped connection (0: watches start from now only).
-    #[arg(long, env = "KV_WATCH_HISTORY", default_value_t = 10_000)]
-    pub watch_history: usize,
+    /// dropped connection (0: watches start from now only). Only with the
+    /// embedded backend (on etcd, etcd's own history serves) [default: 10000].
+    #[arg(long, env = "KV_WATCH_HISTORY")]
+    pub watch_history: Option<usize>,
 
     /// How long a client may take to send a request body before it is cut off.
     #[arg(long, env = "KV_BODY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
@@ -243,6 +302,8 @@ impl Cli {
             Some(n) => n,
             None => allowed.min(defaults.max_connections).max(workers),
         };
+        // The backend first: a flag of the other one is named as such.
+        let storage = self.storage()?;
         if self.data_dir.is_none() {
             if self.fsync.is_some() {
                 return Err(
@@ -326,20 +387,200 @@ impl Cli {
             } else {
                 OnCorruption::Refuse
             },
-            tuning: self.tuning,
+            tuning: self.tuning.unwrap_or_default(),
             max_memory: self.max_memory,
             eviction: self.eviction.unwrap_or_default(),
+            storage,
             max_key_bytes: self.max_key_bytes,
             max_value_bytes: self.max_value_bytes,
             max_body_bytes: self.max_body_bytes,
             shutdown_timeout: self.shutdown_timeout,
             body_timeout: self.body_timeout,
-            watch_history: self.watch_history,
+            watch_history: self.watch_history.unwrap_or(10_000),
             workers,
             max_connections,
             ..defaults
         })
     }
+}
+
+impl Cli {
+    /// The storage backend the flags choose, with the flags that only make
+    /// sense for the other one refused.
+    fn storage(&self) -> Result<Storage, String> {
+        let etcd_flags = [
+            ("--etcd-endpoints", !self.etcd_endpoints.is_empty()),
+            ("--etcd-prefix", self.etcd_prefix.is_some()),
+            ("--etcd-timeout", self.etcd_timeout.is_some()),
+            (
+                "--etcd-max-request-bytes",
+                self.etcd_max_request_bytes.is_some(),
+            ),
+            ("--etcd-ca-cert", self.etcd_ca_cert.is_some()),
+            ("--etcd-cert", self.etcd_cert.is_some()),
+            ("--etcd-key", self.etcd_key.is_some()),
+            ("--etcd-user", self.etcd_user.is_some()),
+            ("--etcd-password-file", self.etcd_password_file.is_some()),
+        ];
+        if self.backend == "embedded" {
+            if let Some((flag, _)) = etcd_flags.iter().find(|(_, given)| *given) {
+                return Err(format!(
+                    "{flag} has no effect with the embedded backend: pass --backend etcd to use an etcd cluster"
+                ));
+            }
+            return Ok(Storage::Embedded);
+        }
+        let embedded_flags = [
+            ("--data-dir", self.data_dir.is_some()),
+            ("--fsync", self.fsync.is_some()),
+            ("--truncate-corrupt-log", self.truncate_corrupt_log),
+            ("--tuning", self.tuning.is_some()),
+            ("--max-memory", self.max_memory.is_some()),
+            ("--watch-history", self.watch_history.is_some()),
+        ];
+        if let Some((flag, _)) = embedded_flags.iter().find(|(_, given)| *given) {
+            return Err(format!(
+                "{flag} has no effect with --backend etcd: etcd keeps the data (see its own --data-dir and flags)"
+            ));
+        }
+        self.etcd_storage()
+    }
+
+    #[cfg(not(feature = "etcd"))]
+    fn etcd_storage(&self) -> Result<Storage, String> {
+        Err(
+            "--backend etcd needs a kvserver built with the etcd backend: \
+             cargo build --release -p kvserver --features etcd (which needs protoc, Debian package protobuf-compiler)"
+                .into(),
+        )
+    }
+
+    #[cfg(feature = "etcd")]
+    fn etcd_storage(&self) -> Result<Storage, String> {
+        use crate::backend::etcd::{ETCD_DEFAULT_MAX_REQUEST_BYTES, EtcdConfig, EtcdTls};
+
+        if self.etcd_endpoints.is_empty() {
+            return Err(
+                "--backend etcd needs --etcd-endpoints: the client URLs of the cluster's members, comma-separated"
+                    .into(),
+            );
+        }
+        for endpoint in &self.etcd_endpoints {
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                return Err(format!(
+                    "--etcd-endpoints {endpoint:?} is not a URL: write http://HOST:PORT (or https:// with TLS)"
+                ));
+            }
+        }
+        let https = self
+            .etcd_endpoints
+            .iter()
+            .filter(|e| e.starts_with("https://"))
+            .count();
+        let tls_flags =
+            self.etcd_ca_cert.is_some() || self.etcd_cert.is_some() || self.etcd_key.is_some();
+        if https != 0 && https != self.etcd_endpoints.len() {
+            return Err(
+                "--etcd-endpoints mixes http:// and https://: use one scheme for every member"
+                    .into(),
+            );
+        }
+        if tls_flags && https == 0 {
+            return Err(
+                "--etcd-ca-cert, --etcd-cert and --etcd-key have no effect with http:// endpoints: use https:// URLs in --etcd-endpoints"
+                    .into(),
+            );
+        }
+        let read = |flag: &str, path: &PathBuf| {
+            std::fs::read(path)
+                .map_err(|err| format!("cannot read {flag} {}: {err}", path.display()))
+        };
+        let tls = if https == 0 {
+            None
+        } else {
+            let identity_pem = match (&self.etcd_cert, &self.etcd_key) {
+                (Some(cert), Some(key)) => {
+                    Some((read("--etcd-cert", cert)?, read("--etcd-key", key)?))
+                }
+                (None, None) => None,
+                _ => {
+                    return Err(
+                        "--etcd-cert and --etcd-key go together: give both, or neither".into(),
+                    );
+                }
+            };
+            let ca_pem = self
+                .etcd_ca_cert
+                .as_ref()
+                .map(|ca| read("--etcd-ca-cert", ca))
+                .transpose()?;
+            Some(EtcdTls {
+                ca_pem,
+                identity_pem,
+            })
+        };
+        let user = match (&self.etcd_user, &self.etcd_password_file) {
+            (Some(name), Some(file)) => Some((name.clone(), read_password(file)?)),
+            (None, None) => None,
+            _ => {
+                return Err(
+                    "--etcd-user and --etcd-password-file go together: give both, or neither"
+                        .into(),
+                );
+            }
+        };
+        let timeout = self.etcd_timeout.unwrap_or(Duration::from_secs(3));
+        if timeout < Duration::from_millis(100) {
+            return Err(format!(
+                "--etcd-timeout {timeout:?} is too short for any cluster to answer: give at least 100ms"
+            ));
+        }
+        let config = EtcdConfig {
+            endpoints: self.etcd_endpoints.clone(),
+            prefix: self
+                .etcd_prefix
+                .clone()
+                .unwrap_or_else(|| "kvstore/".into()),
+            timeout,
+            tls,
+            user,
+            max_request_bytes: self
+                .etcd_max_request_bytes
+                .unwrap_or(ETCD_DEFAULT_MAX_REQUEST_BYTES),
+        };
+        let fits = config.max_value_bytes(self.max_key_bytes);
+        if self.max_value_bytes > fits {
+            return Err(format!(
+                "--max-value-bytes {} is over what etcd accepts in one request: at most {fits} with --max-key-bytes {} \
+                 and --etcd-max-request-bytes {} (raise etcd's --max-request-bytes and this flag together, or lower --max-value-bytes)",
+                self.max_value_bytes, self.max_key_bytes, config.max_request_bytes
+            ));
+        }
+        Ok(Storage::Etcd(config))
+    }
+}
+
+/// The first line of a password file that only its owner can read.
+#[cfg(feature = "etcd")]
+fn read_password(path: &std::path::Path) -> Result<String, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = path.display();
+    let metadata = std::fs::metadata(path)
+        .map_err(|err| format!("cannot read --etcd-password-file {shown}: {err}"))?;
+    if metadata.permissions().mode() & 0o077 != 0 {
+        return Err(format!(
+            "--etcd-password-file {shown} is readable by group or others: chmod 600 it"
+        ));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| format!("cannot read --etcd-password-file {shown}: {err}"))?;
+    let password = text.lines().next().unwrap_or_default();
+    if password.is_empty() {
+        return Err(format!(
+            "--etcd-password-file {shown} is empty: put the password on its first line"
+        ));
+    }
+    Ok(password.to_owned())
 }
 
 /// Whether every address `addr` resolves to is a loopback address.

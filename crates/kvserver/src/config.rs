@@ -10,9 +10,22 @@ use kvcore::{Clock, Eviction, Fsync, OnCorruption, SystemClock, Tuning};
 use crate::auth::Tokens;
 use crate::tls::Tls;
 
+/// Where the data lives.
+#[derive(Debug, Clone, Default)]
+pub enum Storage {
+    /// A kvcore store in this process: in memory, or in `data_dir`. The default.
+    #[default]
+    Embedded,
+    /// An etcd v3 cluster (cargo feature `etcd`).
+    #[cfg(feature = "etcd")]
+    Etcd(crate::backend::EtcdConfig),
+}
+
 /// Everything the server needs to know to run.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Where the data lives. Default: the embedded store.
+    pub storage: Storage,
     /// Where data is kept; `None` keeps it in memory only. Default `None`.
     pub data_dir: Option<PathBuf>,
     /// When the log is synced (with a data directory). Default everysec.
@@ -69,6 +82,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
+            storage: Storage::Embedded,
             data_dir: None,
             fsync: Fsync::default(),
             on_corruption: OnCorruption::default(),

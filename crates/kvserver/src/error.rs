@@ -9,6 +9,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use kvapi::{ErrorBody, ErrorCode};
 
+use crate::backend::BackendError;
+
 /// An error that becomes an HTTP response.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -118,6 +120,10 @@ pub enum ApiError {
     /// Not ready to serve yet.
     #[error("the server is not ready yet")]
     Unavailable,
+    /// Storage cannot be reached or cannot decide (an etcd cluster down or
+    /// without quorum); the sentence says which. Retrying later may succeed.
+    #[error("{0}")]
+    StorageUnavailable(String),
     /// The disk failed under the store, which now refuses writes. The cause
     /// goes to the log only.
     #[error(
@@ -176,6 +182,16 @@ impl ApiError {
         }
     }
 
+    /// Translates a backend error about `key`: the store's own answers as
+    /// [`ApiError::from_store`] does, an unreachable cluster as 503.
+    pub fn from_backend(err: BackendError, key: &str, exists_status: StatusCode) -> ApiError {
+        match err {
+            BackendError::Store(err) => ApiError::from_store(err, key, exists_status),
+            BackendError::Unavailable(message) => ApiError::StorageUnavailable(message),
+            BackendError::Internal(cause) => ApiError::Internal(cause),
+        }
+    }
+
     /// The machine-readable code of the JSON body.
     pub fn code(&self) -> ErrorCode {
         match self {
@@ -187,7 +203,9 @@ impl ApiError {
             | ApiError::MethodNotAllowed { .. }
             | ApiError::BodyTimeout { .. } => ErrorCode::InvalidRequest,
             ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
-            ApiError::Unavailable | ApiError::StorageFailing(_) => ErrorCode::Unavailable,
+            ApiError::Unavailable
+            | ApiError::StorageUnavailable(_)
+            | ApiError::StorageFailing(_) => ErrorCode::Unavailable,
             ApiError::Unauthorized { .. } => ErrorCode::Unauthorized,
             ApiError::Forbidden { .. } => ErrorCode::Forbidden,
             ApiError::InsufficientStorage { .. } => ErrorCode::InsufficientStorage,
@@ -253,7 +271,9 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable | ApiError::StorageFailing(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable
+            | ApiError::StorageUnavailable(_)
+            | ApiError::StorageFailing(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::InsufficientStorage { .. } => StatusCode::INSUFFICIENT_STORAGE,

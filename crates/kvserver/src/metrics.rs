@@ -165,10 +165,12 @@ impl Metrics {
     }
 
     /// The text exposition, with store figures refreshed (when storage is
-    /// serving: during recovery only the request metrics are shown).
+    /// serving: during recovery, or while a cluster does not answer, the
+    /// request metrics are shown with the last store figures).
     pub async fn render(&self, backend: Option<&Arc<dyn Backend>>) -> Result<String, ApiError> {
-        if let Some(backend) = backend {
-            let info = backend.info().await;
+        if let Some(backend) = backend
+            && let Ok(info) = backend.info().await
+        {
             self.keys.set(info.keys as i64);
             self.revision.set(info.revision as i64);
             self.expired.follow(info.expired_reclaimed);

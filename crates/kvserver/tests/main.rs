@@ -4,10 +4,15 @@
 
 /// Bearer tokens: 401/403, prefix permissions against a model, no secrets in logs, secure defaults.
 mod auth;
+#[cfg(feature = "etcd")]
+mod etcd_harness;
 mod raw_http;
 mod server_process;
 mod test_app;
 
+/// kvserver on a 3-member etcd cluster: two instances, leader killed under writes, quorum lost and back, linearizability.
+#[cfg(feature = "etcd")]
+mod cluster;
 /// Many clients at once: compare-and-swap loops and racing creates.
 mod concurrency;
 /// Idle connections over the fd limit: absorbed, then served again.
@@ -44,3 +49,9 @@ mod v1_kv;
 mod watch;
 /// openapi.json against kvapi, the one definition of the wire format: bodies, names, limits.
 mod wire_format;
+
+/// The HTTP contract again, from the same files, each test's app on etcd.
+/// (Loading the files twice is the point: one source, two backends.)
+#[cfg(feature = "etcd")]
+#[allow(clippy::duplicate_mod)]
+mod on_etcd;

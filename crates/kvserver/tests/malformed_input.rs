@@ -319,7 +319,13 @@ async fn what_actix_answers_before_routing_is_json_too() {
 
 #[actix_web::test]
 async fn a_value_that_looks_like_an_early_error_comes_back_unchanged() {
-    let app = TestApp::spawn().await;
+    // Always on the embedded store: this checks how the connection wrapper
+    // follows pipelined responses. On etcd the HEAD's answer is produced
+    // after actix-http has parsed the next pipelined request, and actix-http
+    // then writes that answer as if it were for the later GET (with its body
+    // and its `Connection: close`): an actix-http bug, not the wrapper's,
+    // reported with the etcd backend (README, Running on a cluster).
+    let app = TestApp::spawn_embedded().await;
     let value = "HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n";
     app.v1_put("look-alike", "", value).await;
     // HEAD (a head with a length but no body), then GETs, on one connection.

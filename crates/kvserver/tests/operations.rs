@@ -6,7 +6,7 @@ use kvcore::Tuning;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::test_app::{TestApp, header, json_of};
+use crate::test_app::{TestApp, header, json_of, on_etcd};
 
 #[actix_web::test]
 async fn healthz_and_readyz_answer_200_once_serving() {
@@ -114,8 +114,15 @@ async fn info_shows_version_uptime_keys_limits_tuning_and_durability() {
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
     assert!(info["uptime_seconds"].is_u64(), "{info}");
     assert_eq!(info["keys"], 2);
-    assert_eq!(info["tuning"], "read-heavy", "the configured tuning");
-    assert_eq!(info["durability"], "memory", "no --data-dir");
+    if on_etcd() {
+        assert_eq!(info["backend"], "etcd");
+        assert_eq!(info["tuning"], "none", "etcd's layout is its own");
+        assert_eq!(info["durability"], "raft", "etcd replicates every write");
+    } else {
+        assert_eq!(info["backend"], "embedded");
+        assert_eq!(info["tuning"], "read-heavy", "the configured tuning");
+        assert_eq!(info["durability"], "memory", "no --data-dir");
+    }
     assert_eq!(
         info["limits"],
         json!({"max_key_bytes": 100, "max_value_bytes": 1024 * 1024, "max_body_bytes": 2 * 1024 * 1024})

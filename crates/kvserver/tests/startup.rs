@@ -74,7 +74,115 @@ fn flag_mistakes_stop_the_server_with_one_sentence_naming_the_flag() {
         (vec!["--max-memory", "12 parsecs"], vec![], "unknown size unit", "a size in made-up units"),
         (vec![], vec![("KV_MAX_MEMORY", "lots")], "is not a size", "KV_MAX_MEMORY is parsed alike"),
         (vec!["--max-memory", "1GiB", "--eviction", "lru"], vec![], "unknown eviction policy", "a made-up policy"),
+        (vec!["--etcd-endpoints", "http://127.0.0.1:2379"], vec![], "--etcd-endpoints has no effect with the embedded backend", "etcd flags need --backend etcd"),
+        (vec![], vec![("KV_ETCD_PREFIX", "app/")], "--etcd-prefix has no effect with the embedded backend", "the env twin is checked alike"),
+        (vec!["--backend", "etcd", "--data-dir", "d"], vec![], "--data-dir has no effect with --backend etcd", "etcd keeps the data"),
+        (vec!["--backend", "etcd", "--tuning", "balanced"], vec![], "--tuning has no effect with --backend etcd", "the embedded store's layout"),
+        (vec!["--backend", "etcd", "--max-memory", "1GiB"], vec![], "--max-memory has no effect with --backend etcd", "the embedded store's bound"),
+        (vec!["--backend", "etcd"], vec![("KV_WATCH_HISTORY", "5")], "--watch-history has no effect with --backend etcd", "etcd keeps its own history"),
+        (vec![], vec![("KV_BACKEND", "etcd"), ("KV_FSYNC", "always")], "--fsync has no effect with --backend etcd", "env twins"),
+        (vec!["--backend", "zookeeper"], vec![], "invalid value 'zookeeper' for '--backend", "an unknown backend"),
     ];
+    #[cfg(not(feature = "etcd"))]
+    let cases = [
+        cases,
+        vec![(
+            vec![
+                "--backend",
+                "etcd",
+                "--etcd-endpoints",
+                "http://127.0.0.1:2379",
+            ],
+            vec![],
+            "--backend etcd needs a kvserver built with the etcd backend",
+            "built without the feature",
+        )],
+    ]
+    .concat();
+    #[cfg(feature = "etcd")]
+    let cases = [
+        cases,
+        vec![
+            (
+                vec!["--backend", "etcd"],
+                vec![],
+                "--backend etcd needs --etcd-endpoints",
+                "no cluster given",
+            ),
+            (
+                vec!["--backend", "etcd", "--etcd-endpoints", "127.0.0.1:2379"],
+                vec![],
+                "--etcd-endpoints \"127.0.0.1:2379\" is not a URL",
+                "a URL, not an address",
+            ),
+            (
+                vec![
+                    "--backend",
+                    "etcd",
+                    "--etcd-endpoints",
+                    "http://a:1,https://b:2",
+                ],
+                vec![],
+                "--etcd-endpoints mixes http:// and https://",
+                "one scheme",
+            ),
+            (
+                vec![
+                    "--backend",
+                    "etcd",
+                    "--etcd-endpoints",
+                    "http://a:1",
+                    "--etcd-ca-cert",
+                    "ca.pem",
+                ],
+                vec![],
+                "have no effect with http:// endpoints",
+                "TLS flags need https",
+            ),
+            (
+                vec![
+                    "--backend",
+                    "etcd",
+                    "--etcd-endpoints",
+                    "http://a:1",
+                    "--etcd-user",
+                    "kv",
+                ],
+                vec![],
+                "--etcd-user and --etcd-password-file go together",
+                "a user needs a password",
+            ),
+            (
+                vec![
+                    "--backend",
+                    "etcd",
+                    "--etcd-endpoints",
+                    "http://a:1",
+                    "--max-value-bytes",
+                    "1600000",
+                    "--max-body-bytes",
+                    "4000000",
+                ],
+                vec![],
+                "--max-value-bytes 1600000 is over what etcd accepts in one request",
+                "etcd's request limit",
+            ),
+            (
+                vec![
+                    "--backend",
+                    "etcd",
+                    "--etcd-endpoints",
+                    "http://a:1",
+                    "--etcd-timeout",
+                    "10ms",
+                ],
+                vec![],
+                "--etcd-timeout 10ms is too short",
+                "a timeout no cluster meets",
+            ),
+        ],
+    ]
+    .concat();
     for (flags, env, says, why) in cases {
         let mut command = kvserver(&local, &env);
         command.args(&flags);

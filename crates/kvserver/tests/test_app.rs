@@ -1,5 +1,10 @@
 //! The real app on port 0, a client for it, a clock the test moves, and the
 //! assertions most tests share. (zero-to-production's `spawn_app`.)
+//!
+//! The same tests run on both backends: a test whose name starts with
+//! `on_etcd::` (the contract modules included again under `on_etcd` in
+//! main.rs) gets an app on an etcd member of its own, the others an app on
+//! the embedded store.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -23,6 +28,18 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     /// A client that keeps connections open, as real clients do.
     pub client: reqwest::Client,
+    /// The etcd member the app stores in, for a test on etcd: kept running
+    /// as long as the app, stopped with it.
+    #[cfg(feature = "etcd")]
+    _etcd: Option<crate::etcd_harness::EtcdCluster>,
+}
+
+/// Whether this test runs on etcd: it is one of the contract tests included
+/// again under `on_etcd` (libtest names each test's thread after its path).
+pub fn on_etcd() -> bool {
+    std::thread::current()
+        .name()
+        .is_some_and(|name| name.starts_with("on_etcd::"))
 }
 
 impl TestApp {
@@ -31,8 +48,35 @@ impl TestApp {
         TestApp::spawn_with(|_| {}).await
     }
 
+    /// Starts the app on the embedded store, whatever the test's name: for
+    /// the few tests of the HTTP layer that a remote backend's timing
+    /// changes (each says why).
+    pub async fn spawn_embedded() -> TestApp {
+        TestApp::spawn_on(false, |_| {}).await
+    }
+
     /// Starts the app after `adjust` changed the configuration.
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+        TestApp::spawn_on(on_etcd(), adjust).await
+    }
+
+    /// Compacts the etcd member's history up to `revision` (a test on
+    /// etcd only): a watch from before it gets etcd's "compacted".
+    #[cfg(feature = "etcd")]
+    pub fn compact_etcd(&self, revision: u64) {
+        let cluster = self._etcd.as_ref().expect("a test on etcd");
+        let endpoint = cluster.endpoint(0);
+        let port: u16 = endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|port| port.parse().ok())
+            .expect("a port");
+        let body = format!("{{\"revision\": \"{revision}\", \"physical\": true}}");
+        crate::etcd_harness::http(port, "POST", "/v3/kv/compaction", &body)
+            .expect("etcd compacts its history");
+    }
+
+    async fn spawn_on(etcd: bool, adjust: impl FnOnce(&mut Config)) -> TestApp {
         let clock = Arc::new(ManualClock::new(START_MS));
         let mut config = Config {
             clock: clock.clone(),
@@ -40,16 +84,52 @@ impl TestApp {
             ..Config::default()
         };
         adjust(&mut config);
+        #[cfg(feature = "etcd")]
+        let etcd = etcd.then(|| {
+            use crate::etcd_harness::{EtcdCluster, Timing};
+            assert!(
+                config.data_dir.is_none(),
+                "a contract test on etcd sets no data directory"
+            );
+            let cluster = EtcdCluster::start(1, Timing::Fast);
+            config.storage = kvserver::config::Storage::Etcd(kvserver::backend::EtcdConfig {
+                endpoints: cluster.endpoints(),
+                prefix: "kvstore/".into(),
+                timeout: std::time::Duration::from_secs(3),
+                tls: None,
+                user: None,
+                max_request_bytes: kvserver::backend::etcd::ETCD_DEFAULT_MAX_REQUEST_BYTES,
+            });
+            cluster
+        });
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding port 0");
         let app = Application::build(config, listener).expect("building the app");
         let (addr, base) = (app.local_addr(), app.url());
         actix_web::rt::spawn(app.run_until(std::future::pending()));
-        TestApp {
+        #[cfg(feature = "etcd")]
+        let on_etcd = etcd.is_some();
+        #[cfg(not(feature = "etcd"))]
+        let on_etcd = etcd;
+        let app = TestApp {
             addr,
             base,
             clock,
             client: reqwest::Client::new(),
+            #[cfg(feature = "etcd")]
+            _etcd: etcd,
+        };
+        // etcd is connected in the background: wait until it serves.
+        if on_etcd {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while app.get("/readyz").await.status() != StatusCode::OK {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the app on etcd is not ready"
+                );
+                actix_web::rt::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
         }
+        app
     }
 
     /// Lets `ms` milliseconds pass for the store.

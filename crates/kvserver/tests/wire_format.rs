@@ -290,6 +290,7 @@ fn every_kvapi_body_is_one_its_schema_allows_and_every_documented_property_is_wr
     let info = |log, memory| Info {
         name: "kvstore".into(),
         version: env!("CARGO_PKG_VERSION").into(),
+        backend: "embedded".into(),
         uptime_seconds: 1,
         keys: 2,
         revision: 3,
@@ -322,7 +323,18 @@ fn every_kvapi_body_is_one_its_schema_allows_and_every_documented_property_is_wr
         fsyncs: 3,
         compactions: 4,
     };
-    checker.check(&schema("Info"), &info(None, unbounded), "info in memory");
+    checker.check(
+        &schema("Info"),
+        &info(None, unbounded.clone()),
+        "info in memory",
+    );
+    let on_etcd = Info {
+        backend: "etcd".into(),
+        tuning: "none".into(),
+        durability: "raft".into(),
+        ..info(None, unbounded)
+    };
+    checker.check(&schema("Info"), &on_etcd, "info on etcd");
     checker.check(
         &schema("Info"),
         &info(Some(figures), bounded),

@@ -10,8 +10,8 @@ use futures_util::Stream;
 use kvcore::{Condition, Store, TtlChange, Watcher};
 
 use super::{
-    Backend, BackendInfo, Change, ChangeStream, ListPage, LogFigures, MemoryFigures, StoredEntry,
-    WriteResult,
+    Backend, BackendInfo, BackendResult, Change, ChangeStream, ListPage, LogFigures, MemoryFigures,
+    StoredEntry, WriteResult,
 };
 
 /// The embedded kvcore store as a backend.
@@ -39,7 +39,7 @@ fn stored(entry: kvcore::Entry) -> StoredEntry {
 
 #[async_trait]
 impl Backend for EmbeddedBackend {
-    async fn get(&self, key: &str) -> kvcore::Result<Option<StoredEntry>> {
+    async fn get(&self, key: &str) -> BackendResult<Option<StoredEntry>> {
         Ok(self.store.get(key)?.map(stored))
     }
 
@@ -49,7 +49,7 @@ impl Backend for EmbeddedBackend {
         value: Bytes,
         ttl: TtlChange,
         condition: Condition,
-    ) -> kvcore::Result<WriteResult> {
+    ) -> BackendResult<WriteResult> {
         // The write applies and is logged on this worker; with
         // `fsync=always` the worker then awaits the sync thread's group
         // commit instead of parking a thread per request. A write that would
@@ -64,7 +64,7 @@ impl Backend for EmbeddedBackend {
                 Ok(applied) => applied?,
                 Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
                 // Cancelled before it ran: the runtime is shutting down.
-                Err(_) => return Err(kvcore::Error::Closed),
+                Err(_) => return Err(kvcore::Error::Closed.into()),
             }
         } else {
             self.store.put_acked(key, &value, ttl, condition)?
@@ -77,7 +77,7 @@ impl Backend for EmbeddedBackend {
         })
     }
 
-    async fn remove(&self, key: &str, expected_version: Option<u64>) -> kvcore::Result<u64> {
+    async fn remove(&self, key: &str, expected_version: Option<u64>) -> BackendResult<u64> {
         let (version, ack) = self.store.remove_acked(key, expected_version)?;
         ack.await?;
         Ok(version)
@@ -88,7 +88,7 @@ impl Backend for EmbeddedBackend {
         prefix: &str,
         after: Option<&str>,
         limit: usize,
-    ) -> kvcore::Result<ListPage> {
+    ) -> BackendResult<ListPage> {
         let page = self.store.list(prefix, after, limit);
         Ok(ListPage {
             entries: page.entries.into_iter().map(stored).collect(),
@@ -96,7 +96,7 @@ impl Backend for EmbeddedBackend {
         })
     }
 
-    async fn watch(&self, prefix: &str, from: Option<u64>) -> kvcore::Result<ChangeStream> {
+    async fn watch(&self, prefix: &str, from: Option<u64>) -> BackendResult<ChangeStream> {
         let watcher = self.store.watch(prefix, from)?;
         let waker: Arc<Mutex<Option<Waker>>> = Arc::default();
         let theirs = waker.clone();
@@ -114,10 +114,11 @@ impl Backend for EmbeddedBackend {
         }))
     }
 
-    async fn info(&self) -> BackendInfo {
+    async fn info(&self) -> BackendResult<BackendInfo> {
         let stats = self.store.stats();
         let limits = self.store.limits();
-        BackendInfo {
+        Ok(BackendInfo {
+            backend: "embedded",
             keys: stats.keys,
             expired_reclaimed: stats.expired_reclaimed,
             revision: stats.revision,
@@ -140,7 +141,7 @@ impl Backend for EmbeddedBackend {
                 eviction: stats.memory.eviction.name(),
                 evicted: stats.memory.evicted,
             },
-        }
+        })
     }
 
     async fn flush(&self) -> anyhow::Result<()> {

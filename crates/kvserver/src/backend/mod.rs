@@ -1,13 +1,17 @@
 //! The one door from HTTP routes to storage.
 //!
-//! Routes only see [`Backend`]; the embedded kvcore store is the first
-//! implementation ([`EmbeddedBackend`]). Another one (a cluster of a
-//! distributed store, say) implements the same trait and slots in through
+//! Routes only see [`Backend`]; the embedded kvcore store is the default
+//! implementation ([`EmbeddedBackend`]), an etcd v3 cluster the other
+//! (`EtcdBackend`, with the cargo feature `etcd`). Either slots in through
 //! [`crate::Application::build_with_backend`] without touching a route.
 
 mod embedded;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 
 pub use embedded::EmbeddedBackend;
+#[cfg(feature = "etcd")]
+pub use etcd::{EtcdBackend, EtcdConfig, EtcdTls};
 
 use std::time::Duration;
 
@@ -70,9 +74,31 @@ pub struct Change {
 /// when storage shuts down.
 pub type ChangeStream = BoxStream<'static, kvcore::Result<Change>>;
 
+/// What can go wrong in a backend operation.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The store's own answer: a missing key, a failed condition, a limit,
+    /// a failing disk.
+    #[error(transparent)]
+    Store(#[from] kvcore::Error),
+    /// Storage cannot be reached or cannot decide right now (an etcd
+    /// cluster down or without quorum); the sentence says which and is
+    /// shown to the client. Retrying later may succeed.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A failure that is the server's fault. The cause goes to the log only.
+    #[error(transparent)]
+    Internal(anyhow::Error),
+}
+
+/// `Result` with [`BackendError`].
+pub type BackendResult<T> = std::result::Result<T, BackendError>;
+
 /// Figures for `/v1/info` and `/metrics`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendInfo {
+    /// Which backend serves: `embedded` or `etcd`.
+    pub backend: &'static str,
     /// Live keys.
     pub keys: usize,
     /// Expired keys reclaimed so far.
@@ -120,12 +146,13 @@ pub struct LogFigures {
     pub compactions: u64,
 }
 
-/// Storage as the routes see it. Errors are kvcore's, which every backend
-/// maps its own failures onto.
+/// Storage as the routes see it. Errors are kvcore's where the store
+/// decided (every backend maps its answers onto them), or
+/// [`BackendError::Unavailable`] when storage could not be reached.
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
     /// Reads a key; `None` when absent or expired.
-    async fn get(&self, key: &str) -> kvcore::Result<Option<StoredEntry>>;
+    async fn get(&self, key: &str) -> BackendResult<Option<StoredEntry>>;
     /// Writes a key if `condition` holds.
     async fn put(
         &self,
@@ -133,24 +160,30 @@ pub trait Backend: Send + Sync + 'static {
         value: Bytes,
         ttl: TtlChange,
         condition: Condition,
-    ) -> kvcore::Result<WriteResult>;
+    ) -> BackendResult<WriteResult>;
     /// Removes a key, optionally only at a given version. Returns the revision
     /// of the removal.
-    async fn remove(&self, key: &str, expected_version: Option<u64>) -> kvcore::Result<u64>;
+    async fn remove(&self, key: &str, expected_version: Option<u64>) -> BackendResult<u64>;
     /// Lists keys with a prefix after a key, at most `limit`.
     async fn list(
         &self,
         prefix: &str,
         after: Option<&str>,
         limit: usize,
-    ) -> kvcore::Result<ListPage>;
+    ) -> BackendResult<ListPage>;
     /// Follows the changes to keys under `prefix` after revision `from`
     /// (`None`: from now). Fails with [`kvcore::Error::Compacted`] when the
     /// backend no longer holds the changes after `from`. A consumer that
     /// falls behind is cut off rather than slowing writers.
-    async fn watch(&self, prefix: &str, from: Option<u64>) -> kvcore::Result<ChangeStream>;
+    async fn watch(&self, prefix: &str, from: Option<u64>) -> BackendResult<ChangeStream>;
     /// Current figures and limits.
-    async fn info(&self) -> BackendInfo;
+    async fn info(&self) -> BackendResult<BackendInfo>;
+    /// Whether storage can serve right now, for `/readyz`: always for the
+    /// embedded store once recovered; for a cluster, whether it answers a
+    /// linearizable read within the timeout.
+    async fn ready(&self) -> BackendResult<()> {
+        Ok(())
+    }
     /// Makes every acknowledged write durable as far as the backend promises;
     /// called once at shutdown.
     async fn flush(&self) -> anyhow::Result<()>;

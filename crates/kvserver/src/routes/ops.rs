@@ -1,6 +1,7 @@
 //! Health and readiness (never behind auth) and metrics (an admin token
 //! unless --open-metrics).
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use kvapi::{Health, HealthStatus};
 
@@ -39,19 +40,21 @@ async fn healthz(request: HttpRequest) -> Result<HttpResponse, ApiError> {
     }))
 }
 
-/// Ready: storage is recovered and serving.
+/// Ready: storage is recovered and serving (for a cluster: it answers a
+/// linearizable read within the timeout right now).
 async fn readyz(
     request: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     Params::of(&request, &[])?;
-    if state.is_ready() {
-        Ok(HttpResponse::Ok().json(Health {
-            status: HealthStatus::Ready,
-        }))
-    } else {
-        Err(ApiError::Unavailable)
-    }
+    state
+        .backend()?
+        .ready()
+        .await
+        .map_err(|err| ApiError::from_backend(err, "", StatusCode::CONFLICT))?;
+    Ok(HttpResponse::Ok().json(Health {
+        status: HealthStatus::Ready,
+    }))
 }
 
 /// Prometheus text format.

@@ -78,7 +78,7 @@ async fn respond(
         .backend()?
         .put(&write.key, value.clone(), ttl, condition)
         .await
-        .map_err(|err| ApiError::from_store(err, &write.key, StatusCode::CONFLICT))?;
+        .map_err(|err| ApiError::from_backend(err, &write.key, StatusCode::CONFLICT))?;
     let entry = Entry::new(&write.key, &value, written.version, written.ttl);
     Ok(HttpResponse::build(status).json(entry))
 }
@@ -98,7 +98,7 @@ async fn get(
             entry.ttl,
         ))),
         Ok(None) => Err(ApiError::NotFound { key }),
-        Err(err) => Err(ApiError::from_store(err, &key, StatusCode::CONFLICT)),
+        Err(err) => Err(ApiError::from_backend(err, &key, StatusCode::CONFLICT)),
     }
 }
 
@@ -113,7 +113,7 @@ async fn remove(
         .backend()?
         .remove(&key, None)
         .await
-        .map_err(|err| ApiError::from_store(err, &key, StatusCode::CONFLICT))?;
+        .map_err(|err| ApiError::from_backend(err, &key, StatusCode::CONFLICT))?;
     Ok(HttpResponse::Ok().json(Deleted::new(&key)))
 }
 

@@ -15,6 +15,7 @@ use percent_encoding::percent_decode_str;
 use super::only;
 use crate::app::AppState;
 use crate::auth::{Caller, Level};
+use crate::backend::BackendError;
 use crate::body;
 use crate::error::{ApiError, invalid};
 use crate::query::Params;
@@ -85,8 +86,10 @@ async fn put(
         .put(&key, value, ttl, condition)
         .await
         .map_err(|err| match err {
-            kvcore::Error::NotFound => ApiError::PreconditionAbsent { key: key.clone() },
-            err => ApiError::from_store(err, &key, StatusCode::PRECONDITION_FAILED),
+            BackendError::Store(kvcore::Error::NotFound) => {
+                ApiError::PreconditionAbsent { key: key.clone() }
+            }
+            err => ApiError::from_backend(err, &key, StatusCode::PRECONDITION_FAILED),
         })?;
     let body = Written::new(&key, written.version, written.created, written.ttl);
     let status = if written.created {
@@ -111,7 +114,7 @@ async fn get(
         .backend()?
         .get(&key)
         .await
-        .map_err(|err| ApiError::from_store(err, &key, StatusCode::CONFLICT))?
+        .map_err(|err| ApiError::from_backend(err, &key, StatusCode::CONFLICT))?
         .ok_or_else(|| ApiError::NotFound { key: key.clone() })?;
     let tag = format_etag(entry.version);
     // RFC 9110 §13.2.2: If-Match first (strong comparison), then
@@ -178,10 +181,10 @@ async fn remove(
         .map_err(|err| match err {
             // With If-Match, an absent key fails the precondition (412), as
             // on PUT; without it, it is simply not found (404).
-            kvcore::Error::NotFound if must_exist => {
+            BackendError::Store(kvcore::Error::NotFound) if must_exist => {
                 ApiError::PreconditionAbsent { key: key.clone() }
             }
-            err => ApiError::from_store(err, &key, StatusCode::PRECONDITION_FAILED),
+            err => ApiError::from_backend(err, &key, StatusCode::PRECONDITION_FAILED),
         })?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -227,7 +230,7 @@ async fn list(
         .backend()?
         .list(&prefix, after.as_deref(), limit)
         .await
-        .map_err(|err| ApiError::from_store(err, &prefix, StatusCode::CONFLICT))?;
+        .map_err(|err| ApiError::from_backend(err, &prefix, StatusCode::CONFLICT))?;
     // The page is written item by item and stops at the byte budget, so a
     // listing of large values never holds more than about one budget (plus
     // one item) of JSON; the entries themselves share the store's memory.
@@ -269,9 +272,14 @@ async fn info(request: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
         Caller::of(&request)?.require_admin()?;
     }
     Params::of(&request, &[])?;
-    let info = state.backend()?.info().await;
+    let info = state
+        .backend()?
+        .info()
+        .await
+        .map_err(|err| ApiError::from_backend(err, "", StatusCode::CONFLICT))?;
     Ok(HttpResponse::Ok().json(Info {
         name: "kvstore".into(),
+        backend: info.backend.into(),
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_seconds: state.started.elapsed().as_secs(),
         keys: info.keys as u64,

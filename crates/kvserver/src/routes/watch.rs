@@ -62,7 +62,7 @@ async fn watch(
         .backend()?
         .watch(&prefix, from)
         .await
-        .map_err(|err| ApiError::from_store(err, &prefix, StatusCode::CONFLICT))?;
+        .map_err(|err| ApiError::from_backend(err, &prefix, StatusCode::CONFLICT))?;
     let stream = Feed::new(changes, &state, from);
     Ok(HttpResponse::Ok()
         .content_type(kvapi::EVENT_STREAM)
