@@ -20,6 +20,8 @@ trace) and `memory` (bytes per key with and without a bound).
 
 Environment: BOUND_MIB (256), POLICIES ("evict-lru reject"), WRITERS (4),
 SECONDS (60), WRITES (300000), MAX_VALUE_KIB (64), KVCORE_BENCHES (1).
+The server inherits the environment: a bounded kvserver limits glibc malloc
+to one arena itself, unless MALLOC_ARENA_MAX (or GLIBC_TUNABLES) chooses.
 Standard library only.
 """
 

@@ -9,12 +9,17 @@ use kvserver::cli::{Cli, Command, TokenCommand};
 use kvserver::{Application, shutdown_signal};
 use kvserver::{auth, logging};
 
+mod malloc_arenas;
+
 fn main() -> ExitCode {
     let mut cli = Cli::parse();
     if let Some(Command::Token(TokenCommand::Create { name, grants })) = cli.command.take() {
         return create_token(&name, &grants);
     }
+    // Before the runtime starts any thread: see malloc_arenas.rs.
+    let arenas = malloc_arenas::limit_for_bound(cli.max_memory.is_some());
     logging::init();
+    log::info!("malloc arenas: {}", arenas.describe());
     let outcome = actix_web::rt::System::new().block_on(run(cli));
     logging::flush();
     match outcome {

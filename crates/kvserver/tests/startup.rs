@@ -263,3 +263,63 @@ fn max_memory_and_eviction_reach_the_store_from_flags_and_the_environment() {
         assert!(status.success());
     }
 }
+
+/// README, "Memory bound": a bounded server limits glibc malloc to one arena
+/// before it starts a thread (its RSS under evict-lru churn), unless the
+/// operator's environment chose; an unbounded one keeps glibc's default.
+/// Either way it serves writes from many connections at once.
+#[test]
+fn a_bounded_server_limits_malloc_arenas_and_serves_concurrent_writes() {
+    let limited = if cfg!(all(target_os = "linux", target_env = "gnu")) {
+        "malloc arenas: 1 (memory bound set)"
+    } else {
+        "malloc arenas: not limited (not glibc)"
+    };
+    for (flags, env, says) in [
+        (
+            vec!["--max-memory", "8MiB", "--eviction", "evict-lru"],
+            vec![],
+            limited,
+        ),
+        (vec![], vec![("KV_MAX_MEMORY", "8MiB")], limited),
+        (
+            vec!["--max-memory", "8MiB"],
+            vec![("MALLOC_ARENA_MAX", "2")],
+            "malloc arenas: set by MALLOC_ARENA_MAX or GLIBC_TUNABLES",
+        ),
+        (
+            vec![],
+            vec![],
+            "malloc arenas: glibc default (no memory bound)",
+        ),
+    ] {
+        let mut command = kvserver(&["--addr", "127.0.0.1:0"], &env);
+        command.args(&flags);
+        let mut server = ServerProcess::spawn(command, "info");
+        server.wait_for_log(says);
+        let base = format!("{}://{}", server.scheme, server.addr);
+        let writers: Vec<_> = (0..8)
+            .map(|writer| {
+                let base = base.clone();
+                std::thread::spawn(move || {
+                    let client = reqwest::blocking::Client::new();
+                    for round in 0..20usize {
+                        let value = vec![b'v'; 16 << (round % 12)];
+                        let key = format!("{base}/v1/kv/w{writer}/{round}");
+                        let put = client.put(&key).body(value.clone()).send().expect("PUT");
+                        assert!(put.status().is_success(), "PUT {key}: {}", put.status());
+                        let got = client.get(&key).send().expect("GET");
+                        assert!(got.status().is_success(), "GET {key}: {}", got.status());
+                        assert_eq!(got.bytes().expect("a body").len(), value.len(), "{key}");
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().expect("a writer thread");
+        }
+        server.signal("TERM");
+        let (status, _) = server.wait_for_exit();
+        assert!(status.success(), "{flags:?} {env:?}");
+    }
+}
