@@ -328,27 +328,38 @@ fn the_log_worker_reserves_revisions_before_writers_need_them() {
     assert_eq!(syncs(&store), before + 1);
 }
 
+/// An `everysec` store with its log worker, compacting once the log passes
+/// 100 bytes; writers wait for a compaction once it passes 150.
+fn small_log_store(disk: &SimDisk) -> crate::Store {
+    let clock = Arc::new(ManualClock::new(1_000));
+    let mut b = builder(disk, Fsync::EverySec, &clock);
+    b.log_worker = true;
+    b.thresholds.compaction_floor = 100;
+    b.open(DIR).expect("open")
+}
+
+/// Waits, polling, until `done` holds; fails naming `what` after `within`.
+fn wait_until(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn with_everysec_a_long_compaction_does_not_hold_back_the_background_sync() {
     let disk = SimDisk::default();
-    let clock = Arc::new(ManualClock::new(1_000));
-    let mut b = builder(&disk, Fsync::EverySec, &clock);
-    b.log_worker = true;
     // The log worker wants to compact once the log holds both writes below
     // (a header, a reservation and a frame each: 111 bytes), which is still
     // below the size at which writers wait for a compaction (150).
-    b.thresholds.compaction_floor = 100;
-    let store = b.open(DIR).expect("open");
+    let store = small_log_store(&disk);
     let durable = store.inner().durable.as_ref().expect("durable");
     let synced_within = |what: &str| {
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while durable.log.has_unsynced() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{what} was not synced within 5 s"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_until(Duration::from_secs(5), what, || !durable.log.has_unsynced());
     };
     // A compaction that takes as long as this test: the log worker's next
     // turn waits on it.
@@ -363,13 +374,9 @@ fn with_everysec_a_long_compaction_does_not_hold_back_the_background_sync() {
 #[test]
 fn writes_may_wait_tells_while_the_log_is_at_its_cap_and_clears_once_compacted() {
     let disk = SimDisk::default();
-    let clock = Arc::new(ManualClock::new(1_000));
-    let mut b = builder(&disk, Fsync::EverySec, &clock);
-    b.log_worker = true;
     // Writers wait once the segment is over 150 bytes; each write below adds
     // about 40.
-    b.thresholds.compaction_floor = 100;
-    let store = b.open(DIR).expect("open");
+    let store = small_log_store(&disk);
     let durable = store.inner().durable.as_ref().expect("durable");
     assert!(!store.writes_may_wait(), "an empty log has room");
     let compaction = durable.hold_compaction();
@@ -387,14 +394,9 @@ fn writes_may_wait_tells_while_the_log_is_at_its_cap_and_clears_once_compacted()
         durable.log.segment_bytes()
     );
     drop(compaction);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while store.writes_may_wait() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no compaction made room within 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(Duration::from_secs(10), "a compaction making room", || {
+        !store.writes_may_wait()
+    });
     // And the write that would have waited goes through.
     store.upsert("f", "1", TtlChange::Keep).expect("upsert");
 }
