@@ -9,6 +9,7 @@ package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua
 local common = require("common")
 
 local requests = {}
+common.callbacks(requests)
 
 local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
@@ -34,8 +35,6 @@ end
 local function prefix_end(prefix)
    return prefix:sub(1, -2) .. string.char(prefix:byte(-1) + 1)
 end
-
-function setup(thread) common.setup(thread) end
 
 function init(args)
    local options = common.options(args)
@@ -75,11 +74,3 @@ function init(args)
       end
    end
 end
-
-function request()
-   return requests[math.random(#requests)]
-end
-
-function response(status) common.count(status) end
-
-function done(summary, latency) common.done(summary, latency) end

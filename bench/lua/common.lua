@@ -84,4 +84,17 @@ function common.done(summary, latency)
       errors.connect + errors.read + errors.write + errors.timeout))
 end
 
+-- Installs the wrk callbacks every script here shares: setup() numbers the
+-- threads, response() counts answers outside 2xx, done() prints the RESULT
+-- line. Given the table of requests a script's init() fills, request()
+-- sends one of them at random; without it the script defines request().
+function common.callbacks(requests)
+   setup = common.setup
+   response = common.count
+   done = common.done
+   if requests then
+      request = function() return requests[math.random(#requests)] end
+   end
+end
+
 return common

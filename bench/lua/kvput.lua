@@ -6,8 +6,7 @@ package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua
 local common = require("common")
 
 local requests = {}
-
-function setup(thread) common.setup(thread) end
+common.callbacks(requests)
 
 function init(args)
    local options = common.options(args)
@@ -19,11 +18,3 @@ function init(args)
       requests[i + 1] = wrk.format("PUT", string.format("/v1/kv/key:%012d", i), headers, value)
    end
 end
-
-function request()
-   return requests[math.random(#requests)]
-end
-
-function response(status) common.count(status) end
-
-function done(summary, latency) common.done(summary, latency) end

@@ -2,10 +2,9 @@
 --   wrk ... -s mix.lua URL -- keys=100000 value_bytes=100 put_percent=5
 package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
 local common = require("common")
+common.callbacks()
 
 local gets, puts, put_share = {}, {}, 0.05
-
-function setup(thread) common.setup(thread) end
 
 function init(args)
    local options = common.options(args)
@@ -26,7 +25,3 @@ function request()
    end
    return gets[math.random(#gets)]
 end
-
-function response(status) common.count(status) end
-
-function done(summary, latency) common.done(summary, latency) end

@@ -3,11 +3,10 @@
 --   wrk ... -s post.lua URL -- value_bytes=100
 package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
 local common = require("common")
+common.callbacks()
 
 local prefix, value, sent = "", "", 0
 local headers = { ["Content-Type"] = "application/json" }
-
-function setup(thread) common.setup(thread) end
 
 function init(args)
    local options = common.options(args)
@@ -19,7 +18,3 @@ function request()
    sent = sent + 1
    return common.keep(sent, wrk.format("POST", "/store", headers, common.write_body(prefix .. sent, value)))
 end
-
-function response(status) common.count(status) end
-
-function done(summary, latency) common.done(summary, latency) end

@@ -5,12 +5,11 @@
 -- Run it with one wrk thread: the thread walks the keys in order.
 package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
 local common = require("common")
+common.callbacks()
 
 local keys, value, next_key, idle = 0, "", 0, ""
 local headers = { ["Content-Type"] = "application/json" }
 local verified = false
-
-function setup(thread) common.setup(thread) end
 
 function init(args)
    local options = common.options(args)
@@ -43,6 +42,3 @@ end
 -- A create answers 201, /healthz 200. A 409 (exists) can only come from a
 -- wrk that does not make the check call above; the driver script checks the
 -- server's key count in any case.
-function response(status) common.count(status) end
-
-function done(summary, latency) common.done(summary, latency) end
