@@ -139,7 +139,7 @@ impl TtlChange {
     pub fn from_query(ttl: Option<&str>, persist: Option<&str>) -> Result<TtlChange, String> {
         match (ttl, persist) {
             (Some(_), Some("true")) => Err("use either ttl= or persist=true, not both".into()),
-            (Some(text), _) => crate::ttl::from_query(text).map(TtlChange::Set),
+            (Some(text), _) => crate::ttl::parse_ttl(text).map(TtlChange::Set),
             (None, Some("true")) => Ok(TtlChange::Persist),
             (None, None | Some("false")) => Ok(TtlChange::Keep),
             (None, Some(other)) => Err(format!("persist must be true or false, got {other:?}")),

@@ -38,8 +38,9 @@
 //! - `etag`: ETags and `If-Match` / `If-None-Match` ([`Tags`]) as RFC 9110
 //!   reads them.
 //! - [`url`]: the paths and query parameter names, and [`url::ListQuery`].
-//! - `ttl`: [`parse_duration`], the TTL syntax of queries and flags, and the
-//!   TTL bounds [`MIN_TTL`] and [`MAX_TTL`].
+//! - `ttl`: [`parse_duration`], the duration syntax of queries and flags,
+//!   and [`parse_ttl`], a duration within the TTL bounds [`MIN_TTL`] and
+//!   [`MAX_TTL`].
 //!
 //! Dependencies: serde, serde_json and base64 only; no HTTP stack and no
 //! storage engine.
@@ -66,7 +67,7 @@ pub use header::{ETAG, IF_MATCH, IF_NONE_MATCH, JSON, LAST_EVENT_ID, OCTET_STREA
 pub use info::{Health, HealthStatus, Info, InfoLimits, InfoMemory, LogFigures};
 pub use kv::{DEFAULT_LIST_LIMIT, ListItem, ListPage, MAX_LIST_LIMIT, PageWriter, Written};
 pub use seed::{Deleted, Entry, StoreTtl, StoreWrite};
-pub use ttl::{DurationError, MAX_TTL, MIN_TTL, parse_duration};
+pub use ttl::{DurationError, MAX_TTL, MIN_TTL, parse_duration, parse_ttl};
 pub use value::{Encoding, decode_value, encode_value};
 pub use watch::{EVENT_STREAM, WatchEvent, WatchKind};
 

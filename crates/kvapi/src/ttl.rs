@@ -197,9 +197,11 @@ pub fn from_seconds(number: &str) -> Result<Duration, String> {
     within_range(ttl, number)
 }
 
-/// Reads a TTL from a query parameter: a plain number is seconds; `ms`, `s`,
-/// `m`, `h` and `d` are units.
-pub fn from_query(text: &str) -> Result<Duration, String> {
+/// Reads a TTL, as a `/v1` write's `?ttl=` or kvctl's `--ttl`: a duration
+/// ([`parse_duration`]) from one millisecond, the store's resolution, to 10
+/// years. The reading is exact (no float), so `<milliseconds>ms` sent on is
+/// what was typed.
+pub fn parse_ttl(text: &str) -> Result<Duration, String> {
     let ttl = parse_duration(text).map_err(|err| format!("ttl {err}"))?;
     within_range(ttl, text.trim())
 }
@@ -296,7 +298,7 @@ mod tests {
     }
 
     #[test]
-    fn query_ttls_read_their_units() {
+    fn ttls_read_their_units() {
         let cases = [
             ("1500ms", Duration::from_millis(1500), "milliseconds"),
             ("30s", Duration::from_secs(30), "seconds with unit"),
@@ -313,12 +315,12 @@ mod tests {
             ("315576000000ms", MAX_TTL, "the maximum, exactly"),
         ];
         for (text, expected, why) in cases {
-            assert_eq!(from_query(text), Ok(expected), "{why}: {text}");
+            assert_eq!(parse_ttl(text), Ok(expected), "{why}: {text}");
         }
     }
 
     #[test]
-    fn bad_query_ttls_are_refused_with_a_reason() {
+    fn bad_ttls_are_refused_with_a_reason() {
         let cases = [
             ("0", "positive", "zero"),
             ("-1", "positive", "negative"),
@@ -333,7 +335,7 @@ mod tests {
             ("", "not a number", "empty"),
         ];
         for (text, needle, why) in cases {
-            let err = from_query(text).expect_err(why);
+            let err = parse_ttl(text).expect_err(why);
             assert!(err.contains(needle), "{why}: {text} gave {err:?}");
         }
     }

@@ -27,7 +27,7 @@ pub const READYZ: &str = "/readyz";
 /// `?key=` of `GET` and `DELETE /store`.
 pub const KEY: &str = "key";
 
-/// `?ttl=` of a `/v1` write: a duration (see [`crate::ttl::from_query`]).
+/// `?ttl=` of a `/v1` write: a duration (see [`crate::ttl::parse_ttl`]).
 pub const TTL: &str = "ttl";
 
 /// `?persist=true` of a `/v1` write: remove the deadline.

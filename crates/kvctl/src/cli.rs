@@ -11,7 +11,6 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::client::MAX_PAGE;
 use crate::config::{ClientConfig, Endpoint, Token, TokenOverHttp};
-use crate::duration;
 use crate::error::Error;
 use crate::output::Format;
 use crate::value::ValueSource;
@@ -338,7 +337,7 @@ pub struct SetArgs {
     pub value: Option<ValueSource>,
 
     /// Expire the key this long after the write (e.g. 1500ms, 30s, 5m, 2h, 7d).
-    #[arg(long, value_name = "DURATION", value_parser = duration::parse_ttl)]
+    #[arg(long, value_name = "DURATION", value_parser = kvapi::parse_ttl)]
     pub ttl: Option<Duration>,
 
     /// Only create: fail with exit 3 if the key exists.
@@ -386,7 +385,7 @@ pub struct UpdateArgs {
     pub value: ValueSource,
 
     /// Set a new TTL (e.g. 30s, 5m); without it the current deadline stays.
-    #[arg(long, value_name = "DURATION", value_parser = duration::parse_ttl)]
+    #[arg(long, value_name = "DURATION", value_parser = kvapi::parse_ttl)]
     pub ttl: Option<Duration>,
 
     /// Remove the key's TTL: it will never expire.

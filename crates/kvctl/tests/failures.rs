@@ -188,12 +188,12 @@ fn usage_errors_exit_2_with_one_line_pointing_at_help() {
         ),
         (
             vec!["set", "k", "v", "--ttl", "0.5ms"],
-            "minimum TTL of 1ms",
+            "minimum of 1 ms",
             "a TTL under a millisecond",
         ),
         (
             vec!["set", "k", "v", "--ttl", "315576000001ms"],
-            "maximum TTL of 10 years",
+            "maximum of 10 years",
             "ten years and a millisecond, refused before anything is sent",
         ),
         (
