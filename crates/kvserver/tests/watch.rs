@@ -155,6 +155,36 @@ async fn an_expiry_is_an_event_once_the_server_notices_it() {
 }
 
 #[actix_web::test]
+async fn keys_that_expire_together_are_events_with_ids_of_their_own() {
+    let app = TestApp::spawn().await;
+    let mut stream = Sse::open(app.get("/v1/watch?prefix=batch/").await).await;
+    // Written at one instant of the store's clock: the same deadline to
+    // the millisecond.
+    let keys: Vec<String> = (0..5).map(|i| format!("batch/{i}")).collect();
+    for key in &keys {
+        let written = app.v1_put(key, "?ttl=1s", "x").await;
+        assert_eq!(written.status(), StatusCode::CREATED);
+        assert_eq!(stream.event().await.1, "put");
+    }
+    app.advance(1001);
+    // Nobody reads them: the background pass (embedded) or the keys' etcd
+    // leases (on etcd) remove them. Each removal is a revision and an id of
+    // its own, so Last-Event-ID can resume between any two of them.
+    let mut expired = Vec::new();
+    let mut last_id = 0;
+    for _ in &keys {
+        let (id, kind, data) = stream.event().await;
+        assert_eq!(kind, "expire", "{data}");
+        assert!(id > last_id, "ids grow strictly: {id} after {last_id}");
+        assert_eq!(data["revision"], id, "the id is the event's revision");
+        last_id = id;
+        expired.push(data["key"].as_str().expect("a key").to_owned());
+    }
+    expired.sort();
+    assert_eq!(expired, keys);
+}
+
+#[actix_web::test]
 async fn last_event_id_resumes_exactly_after_that_revision() {
     let app = TestApp::spawn().await;
     let mut revisions = Vec::new();

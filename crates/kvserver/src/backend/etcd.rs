@@ -20,6 +20,8 @@
 //! - Every call is bounded by the configured timeout: a cluster that is down
 //!   or without quorum is [`BackendError::Unavailable`] (503), never a hang.
 
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -124,6 +126,8 @@ pub struct EtcdBackend {
     max_value_bytes: usize,
     /// Expired keys this instance deleted on access.
     reclaimed: Arc<AtomicU64>,
+    /// The low bits of the next lease id (see `lease_for`).
+    next_lease: AtomicU64,
 }
 
 /// A client of one member. etcd forwards what needs the leader, so any
@@ -234,6 +238,9 @@ impl EtcdBackend {
             max_key_bytes,
             max_value_bytes: max_value_bytes.min(config.max_value_bytes(max_key_bytes)),
             reclaimed: Arc::new(AtomicU64::new(0)),
+            // Instances start at different points, so that their leases for
+            // the same deadline rarely try the same ids.
+            next_lease: AtomicU64::new(RandomState::new().hash_one(std::process::id())),
         })
     }
 
@@ -371,16 +378,21 @@ impl EtcdBackend {
             .transpose()
     }
 
-    /// A lease that outlives `deadline`, `ttl` from now: the TTL rounded up
-    /// to whole seconds (etcd may lengthen it to its minimum). Its id is the
-    /// deadline itself, so a listing of keys alone (`/v1/info`'s count) can
-    /// tell expired keys from live ones; writes with the same deadline share
-    /// the lease. If that id is taken by a lease that ends too early (only
-    /// when kvservers' clocks disagree), the next free id is used.
+    /// A lease of its own for a key that expires at `deadline`, `ttl` from
+    /// now: the TTL rounded up to whole seconds (etcd may lengthen it to its
+    /// minimum). Its id carries the deadline (see [`lease_deadline`]), so a
+    /// listing of keys alone (`/v1/info`'s count) can tell expired keys
+    /// from live ones. No two keys share a lease: etcd deletes a lease's
+    /// keys in one revision, and each expiry must be a watch event with a
+    /// revision, and so an SSE `id:`, of its own.
     async fn lease_for(&self, deadline: u64, ttl: Duration) -> BackendResult<i64> {
         let seconds = ttl.as_millis().div_ceil(1000).max(1) as i64;
-        let mut id = deadline.min(i64::MAX as u64) as i64;
+        let high = deadline.min(MAX_LEASE_DEADLINE) << LEASE_SPREAD_BITS;
+        // An id another write took (the same deadline to the millisecond,
+        // through this instance or another) is refused; the next is tried.
         for _ in 0..16 {
+            let low = self.next_lease.fetch_add(1, Ordering::Relaxed) & LEASE_SPREAD_MASK;
+            let id = (high | low) as i64;
             let granted = self
                 .bounded(false, |member| {
                     let mut lease = member.client.lease_client();
@@ -394,18 +406,6 @@ impl EtcdBackend {
                     if format!("{cause:#}").contains("lease already exists") => {}
                 Err(err) => return Err(err),
             }
-            let left = self
-                .bounded(true, |member| {
-                    let mut lease = member.client.lease_client();
-                    async move { lease.time_to_live(id, None).await }
-                })
-                .await?
-                .ttl();
-            // Whole seconds left, rounded down: enough if they cover the TTL.
-            if left >= 0 && (left as u128) * 1000 >= ttl.as_millis() {
-                return Ok(id);
-            }
-            id = id.saturating_add(1);
         }
         Err(BackendError::Internal(anyhow::anyhow!(
             "no free etcd lease id near deadline {deadline}"
@@ -602,6 +602,19 @@ fn too_large(err: &BackendError) -> bool {
 
 /// The smallest key greater than every key starting with `prefix`, or
 /// `[0]` (etcd's "to the end") when there is none.
+/// A lease id is its key's deadline (ms since the epoch) shifted left by
+/// these bits; the low bits tell apart the leases of keys with the same
+/// deadline.
+const LEASE_SPREAD_BITS: u32 = 20;
+const LEASE_SPREAD_MASK: u64 = (1 << LEASE_SPREAD_BITS) - 1;
+/// The latest deadline an id holds (the year 2248); later ones are cut to it.
+const MAX_LEASE_DEADLINE: u64 = (i64::MAX as u64) >> LEASE_SPREAD_BITS;
+
+/// The deadline a lease id carries (see `lease_for`).
+fn lease_deadline(id: i64) -> u64 {
+    (id as u64) >> LEASE_SPREAD_BITS
+}
+
 fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
@@ -968,7 +981,7 @@ impl Backend for EtcdBackend {
 
     async fn info(&self) -> BackendResult<BackendInfo> {
         // Live keys are counted from a listing of keys alone: a key's lease
-        // id is its deadline (see `lease_for`). The cost is proportional to
+        // id carries its deadline (see `lease_for`). The cost is proportional to
         // the number of keys, as etcd's own count would be.
         let end = prefix_end(&self.prefix);
         let mut start = if self.prefix.is_empty() {
@@ -1001,7 +1014,7 @@ impl Backend for EtcdBackend {
             let kvs = response.take_kvs();
             let now = self.clock.now_ms();
             for kv in &kvs {
-                if kv.lease() == 0 || kv.lease() as u64 > now {
+                if kv.lease() == 0 || lease_deadline(kv.lease()) > now {
                     keys += 1;
                 } else {
                     self.reclaim(kv.key().to_vec(), kv.mod_revision() as u64);
