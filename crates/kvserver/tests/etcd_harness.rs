@@ -125,6 +125,19 @@ impl EtcdCluster {
         format!("http://127.0.0.1:{}", self.members[i].client_port)
     }
 
+    /// kvserver's storage on this cluster as the contract tests use it:
+    /// prefix `kvstore/`, a 3 s timeout, etcd's default request size.
+    pub fn storage(&self) -> kvserver::config::Storage {
+        kvserver::config::Storage::Etcd(kvserver::backend::EtcdConfig {
+            endpoints: self.endpoints(),
+            prefix: "kvstore/".into(),
+            timeout: Duration::from_secs(3),
+            tls: None,
+            user: None,
+            max_request_bytes: kvserver::backend::etcd::ETCD_DEFAULT_MAX_REQUEST_BYTES,
+        })
+    }
+
     /// Kills member `i` with SIGKILL: no goodbye to its peers.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut child) = self.members[i].child.take() {

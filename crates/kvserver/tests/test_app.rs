@@ -92,14 +92,7 @@ impl TestApp {
                 "a contract test on etcd sets no data directory"
             );
             let cluster = EtcdCluster::start(1, Timing::Fast);
-            config.storage = kvserver::config::Storage::Etcd(kvserver::backend::EtcdConfig {
-                endpoints: cluster.endpoints(),
-                prefix: "kvstore/".into(),
-                timeout: std::time::Duration::from_secs(3),
-                tls: None,
-                user: None,
-                max_request_bytes: kvserver::backend::etcd::ETCD_DEFAULT_MAX_REQUEST_BYTES,
-            });
+            config.storage = cluster.storage();
             cluster
         });
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding port 0");
