@@ -23,9 +23,9 @@ use crate::test_app::v1_path;
 const ETCD_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A kvserver in this process, on etcd.
-struct Instance {
-    base: String,
-    client: reqwest::Client,
+pub struct Instance {
+    pub base: String,
+    pub client: reqwest::Client,
 }
 
 impl Instance {
@@ -53,15 +53,20 @@ impl Instance {
         timeout: Duration,
         user: Option<(&str, &str)>,
     ) -> Instance {
+        Instance::spawn_on(EtcdConfig {
+            endpoints,
+            prefix: prefix.into(),
+            timeout,
+            tls: None,
+            user: user.map(|(name, password)| (name.into(), password.into())),
+            max_request_bytes: ETCD_DEFAULT_MAX_REQUEST_BYTES,
+        })
+    }
+
+    /// Starts a kvserver on `etcd` without waiting for it to be ready.
+    pub fn spawn_on(etcd: EtcdConfig) -> Instance {
         let config = Config {
-            storage: Storage::Etcd(EtcdConfig {
-                endpoints,
-                prefix: prefix.into(),
-                timeout,
-                tls: None,
-                user: user.map(|(name, password)| (name.into(), password.into())),
-                max_request_bytes: ETCD_DEFAULT_MAX_REQUEST_BYTES,
-            }),
+            storage: Storage::Etcd(etcd),
             workers: 1,
             ..Config::default()
         };
@@ -78,7 +83,7 @@ impl Instance {
         }
     }
 
-    async fn wait_until_ready(&self) {
+    pub async fn wait_until_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.status("/readyz").await != Some(StatusCode::OK) {
             assert!(Instant::now() < deadline, "kvserver on etcd is not ready");
@@ -86,14 +91,14 @@ impl Instance {
         }
     }
 
-    async fn status(&self, path: &str) -> Option<StatusCode> {
+    pub async fn status(&self, path: &str) -> Option<StatusCode> {
         let response = self.client.get(format!("{}{path}", self.base)).send();
         response.await.ok().map(|r| r.status())
     }
 
     /// `PUT /v1/kv/{key}` with optional `If-Match`: the status and the JSON
     /// body (`None` when the connection failed).
-    async fn put(
+    pub async fn put(
         &self,
         key: &str,
         value: &str,
@@ -113,7 +118,7 @@ impl Instance {
     }
 
     /// `GET /v1/kv/{key}`: the value and version, `None` when absent.
-    async fn get(&self, key: &str) -> Option<(String, u64)> {
+    pub async fn get(&self, key: &str) -> Option<(String, u64)> {
         let response = self
             .client
             .get(format!("{}{}", self.base, v1_path(key, "")))

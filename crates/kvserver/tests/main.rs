@@ -19,6 +19,9 @@ mod concurrency;
 mod connections;
 /// kill -9 under concurrent writes, against the real binary: nothing acknowledged is lost.
 mod crash;
+/// kvserver on an etcd member with TLS and client certificates: the right CA serves, a wrong CA or no certificate is a 503.
+#[cfg(feature = "etcd")]
+mod etcd_tls;
 /// Request parsing fuzzed (proptest): keys, TTLs, ETags, JSON bodies, Authorization, auth files.
 mod fuzz;
 /// Key, value and body limits: 413 naming the limit and the size.
