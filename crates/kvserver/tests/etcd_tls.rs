@@ -3,7 +3,8 @@
 //! kvserver's own flags (`--etcd-ca-cert`, `--etcd-cert`, `--etcd-key`).
 //! With the member's CA and a client certificate that CA signed, kvserver
 //! serves; with another CA, or without a client certificate, it runs but
-//! is not ready, and a request is a 503 `unavailable` naming etcd.
+//! is not ready, and a request is a 503 `unavailable` naming etcd (and,
+//! for a member kvserver does not trust, `--etcd-ca-cert`).
 //! Certificates are made here with rcgen (the `tls` tests' CA).
 
 use clap::Parser;
@@ -98,7 +99,7 @@ async fn with_another_ca_or_without_a_client_certificate_requests_are_a_503_nami
                 path(&client.key),
             ],
             "the member's certificate is from a CA kvserver does not trust",
-            "etcd at",
+            "kvserver does not trust the certificate of etcd at",
         ),
         (
             vec!["--etcd-ca-cert", path(&ca_file)],
