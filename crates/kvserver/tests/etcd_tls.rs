@@ -133,7 +133,20 @@ async fn with_another_ca_or_without_a_client_certificate_requests_are_a_503_nami
             Some(StatusCode::SERVICE_UNAVAILABLE),
             "{why}: not ready"
         );
-        let (status, body) = refused.put("k", "v", None).await.unwrap();
+        // kvserver attaches etcd in the background: until then a request is
+        // only "not ready yet".
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let (status, body) = loop {
+            let (status, body) = refused.put("k", "v", None).await.unwrap();
+            if body["error"] != "the server is not ready yet" {
+                break (status, body);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{why}: never connected"
+            );
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{why}: {body}");
         assert_eq!(body["code"], "unavailable", "{why}: {body}");
         let sentence = body["error"].as_str().unwrap_or_default();
