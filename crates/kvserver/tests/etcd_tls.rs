@@ -5,7 +5,9 @@
 //! serves; with another CA, or without a client certificate, it runs but
 //! is not ready, and a request is a 503 `unavailable` naming etcd (and,
 //! for a member kvserver does not trust, `--etcd-ca-cert`).
-//! Certificates are made here with rcgen (the `tls` tests' CA).
+//! A certificate or key file that holds no certificate or key stops
+//! start-up, naming the flag and the file. Certificates are made here with
+//! rcgen (the `tls` tests' CA).
 
 use clap::Parser;
 use kvserver::backend::EtcdConfig;
@@ -29,8 +31,8 @@ fn tls_member(ca: &TestCa) -> EtcdCluster {
 }
 
 /// What `kvserver --backend etcd --etcd-endpoints ENDPOINT FLAGS...` makes
-/// of its etcd flags.
-fn etcd_flags(endpoint: &str, flags: &[&str]) -> EtcdConfig {
+/// of its flags at start-up: a configuration, or the sentence it stops with.
+fn start_up(endpoint: &str, flags: &[&str]) -> Result<kvserver::Config, String> {
     let args = [
         "kvserver",
         "--backend",
@@ -43,7 +45,12 @@ fn etcd_flags(endpoint: &str, flags: &[&str]) -> EtcdConfig {
         .chain(["--etcd-timeout", "2s"].iter())
         .chain(flags);
     let cli = Cli::try_parse_from(args).expect("the flags parse");
-    match cli.into_config(1024).expect("the flags agree").storage {
+    cli.into_config(1024)
+}
+
+/// The etcd configuration of flags that agree.
+fn etcd_flags(endpoint: &str, flags: &[&str]) -> EtcdConfig {
+    match start_up(endpoint, flags).expect("the flags agree").storage {
         Storage::Etcd(etcd) => etcd,
         other => panic!("--backend etcd, not {other:?}"),
     }
@@ -153,6 +160,69 @@ async fn with_another_ca_or_without_a_client_certificate_requests_are_a_503_nami
         assert!(
             sentence.contains(&format!("{says} {endpoint}")),
             "{why}: the error should say {says:?} and name the member: {body}"
+        );
+    }
+}
+
+#[test]
+fn certificate_file_mistakes_stop_start_up_naming_the_flag_and_the_file() {
+    let ca = TestCa::new("etcd test CA");
+    let (ca_file, client) = (ca.file(), ca.issue_client("kvserver"));
+    let dir = client.cert.parent().expect("a directory").to_owned();
+    let garbage = dir.join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let cut = dir.join("cut.pem");
+    let key = std::fs::read_to_string(&client.key).unwrap();
+    std::fs::write(&cut, &key[..key.len() / 2]).unwrap();
+    let missing = dir.join("missing.pem");
+    let (ca_file, cert, key) = (path(&ca_file), path(&client.cert), path(&client.key));
+    let (garbage, cut, missing) = (path(&garbage), path(&cut), path(&missing));
+    let cases = [
+        (
+            vec!["--etcd-ca-cert", garbage],
+            format!("--etcd-ca-cert {garbage} holds no PEM certificate"),
+            "a CA file without a certificate",
+        ),
+        (
+            vec!["--etcd-ca-cert", key],
+            format!("--etcd-ca-cert {key} holds no PEM certificate"),
+            "a key given as the CA",
+        ),
+        (
+            vec!["--etcd-ca-cert", missing],
+            format!("cannot read --etcd-ca-cert {missing}"),
+            "no such file",
+        ),
+        (
+            vec!["--etcd-cert", garbage, "--etcd-key", key],
+            format!("--etcd-cert {garbage} holds no PEM certificate"),
+            "a client certificate file without a certificate",
+        ),
+        (
+            vec!["--etcd-cert", cert, "--etcd-key", cert],
+            format!("--etcd-key {cert} holds no PEM private key"),
+            "the certificate given as the key",
+        ),
+        (
+            vec![
+                "--etcd-ca-cert",
+                ca_file,
+                "--etcd-cert",
+                cert,
+                "--etcd-key",
+                cut,
+            ],
+            format!("cannot read --etcd-key {cut}: a PEM block has no"),
+            "a key file cut short",
+        ),
+    ];
+    for (flags, says, why) in cases {
+        let refused = start_up("https://127.0.0.1:2379", &flags)
+            .err()
+            .unwrap_or_else(|| panic!("{why}: kvserver should not start"));
+        assert!(
+            refused.contains(&says),
+            "{why}: {refused:?} should say {says:?}"
         );
     }
 }
