@@ -115,6 +115,14 @@ impl Server {
         }
     }
 
+    /// Compacts the history of the etcd member of a test on etcd: a watch
+    /// from before `revision` is then refused.
+    #[cfg(feature = "etcd")]
+    pub fn compact_etcd(&self, revision: u64) {
+        let cluster = self._backend.etcd.as_ref().expect("a test on etcd");
+        cluster.compact(revision);
+    }
+
     /// kvctl aimed at this server.
     pub fn kvctl(&self, args: &[&str]) -> Kvctl {
         kvctl(args).endpoint(&self.endpoint)

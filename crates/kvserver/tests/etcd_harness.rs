@@ -183,6 +183,19 @@ impl EtcdCluster {
         })
     }
 
+    /// Compacts the cluster's history up to `revision`: a watch from
+    /// before it gets etcd's "compacted".
+    pub fn compact(&self, revision: u64) {
+        let body = format!("{{\"revision\": \"{revision}\", \"physical\": true}}");
+        http(
+            self.members[0].client_port,
+            "POST",
+            "/v3/kv/compaction",
+            &body,
+        )
+        .expect("etcd compacts its history");
+    }
+
     /// Kills member `i` with SIGKILL: no goodbye to its peers.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut child) = self.members[i].child.take() {

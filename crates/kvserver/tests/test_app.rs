@@ -65,15 +65,7 @@ impl TestApp {
     #[cfg(feature = "etcd")]
     pub fn compact_etcd(&self, revision: u64) {
         let cluster = self._etcd.as_ref().expect("a test on etcd");
-        let endpoint = cluster.endpoint(0);
-        let port: u16 = endpoint
-            .rsplit(':')
-            .next()
-            .and_then(|port| port.parse().ok())
-            .expect("a port");
-        let body = format!("{{\"revision\": \"{revision}\", \"physical\": true}}");
-        crate::etcd_harness::http(port, "POST", "/v3/kv/compaction", &body)
-            .expect("etcd compacts its history");
+        cluster.compact(revision);
     }
 
     async fn spawn_on(etcd: bool, adjust: impl FnOnce(&mut Config)) -> TestApp {
