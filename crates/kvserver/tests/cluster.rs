@@ -287,6 +287,40 @@ async fn with_etcd_auth_a_kvserver_logs_in_and_wrong_credentials_are_a_503() {
     );
 }
 
+#[actix_web::test]
+async fn a_kvserver_stopped_before_it_could_log_in_to_etcd_exits() {
+    // Nothing listens there: the login kvserver starts with fails, and it
+    // tries again every second.
+    let nowhere = TcpListener::bind("127.0.0.1:0").expect("binding port 0");
+    let config = Config {
+        storage: Storage::Etcd(EtcdConfig {
+            endpoints: vec![format!("http://{}", nowhere.local_addr().unwrap())],
+            prefix: "app/".into(),
+            timeout: ETCD_TIMEOUT,
+            tls: None,
+            user: Some(("kv".into(), "kv-pw".into())),
+            max_request_bytes: ETCD_DEFAULT_MAX_REQUEST_BYTES,
+        }),
+        workers: 1,
+        ..Config::default()
+    };
+    drop(nowhere);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding port 0");
+    let app = Application::build(config, listener).expect("building the app");
+    let readyz = format!("{}/readyz", app.url());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = actix_web::rt::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    let answer = reqwest::get(readyz).await.expect("kvserver answers");
+    assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+    stop.send(()).expect("kvserver is running");
+    let stopped = actix_web::rt::time::timeout(Duration::from_secs(20), running)
+        .await
+        .expect("kvserver stops when told to, without waiting for etcd");
+    stopped.expect("the server task").expect("a clean stop");
+}
+
 /// What the writers of the failover test saw.
 #[derive(Default)]
 struct Writes {
