@@ -1,6 +1,7 @@
 //! kvserver on a 3-member etcd cluster on loopback: two instances serve the
 //! same data, the leader is killed under writes, quorum is lost and comes
 //! back, and a CAS-heavy history through both instances is linearizable.
+//! On one member: etcd auth, and a stop before kvserver could log in.
 //! (cargo feature `etcd`; the harness starts and stops etcd itself.)
 
 use std::collections::BTreeMap;

@@ -10,7 +10,7 @@ mod raw_http;
 mod server_process;
 mod test_app;
 
-/// kvserver on a 3-member etcd cluster: two instances, leader killed under writes, quorum lost and back, linearizability.
+/// kvserver on a 3-member etcd cluster: two instances, leader killed under writes, quorum lost and back, linearizability; etcd auth; a stop before etcd answered.
 #[cfg(feature = "etcd")]
 mod cluster;
 /// Many clients at once: compare-and-swap loops and racing creates.
