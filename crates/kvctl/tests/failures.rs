@@ -301,7 +301,8 @@ fn a_closed_stdout_is_not_an_error() {
 
 #[test]
 fn a_server_out_of_memory_exits_4_saying_the_store_is_full() {
-    let server = Server::start_with(kvserver::Config {
+    // --max-memory bounds the embedded store; etcd has its own quota.
+    let server = Server::start_embedded(kvserver::Config {
         max_memory: Some(16 * 1024),
         ..kvserver::Config::default()
     });

@@ -2,24 +2,41 @@
 
 use serde_json::json;
 
-use crate::support::{Server, temp_dir};
+use crate::support::{Server, temp_dir, version_in};
 
 #[test]
 fn set_creates_a_key_and_get_prints_its_value() {
     let server = Server::start();
     let set = server.ok(&["set", "greeting", "hello"]);
-    assert_eq!(set.stdout(), "created greeting (version 1)\n");
+    let version = version_in(&set.stdout());
+    assert_eq!(
+        set.stdout(),
+        format!("created greeting (version {version})\n")
+    );
     assert_eq!(server.ok(&["get", "greeting"]).stdout(), "hello\n");
+    assert_eq!(
+        server.ok(&["-o", "json", "get", "greeting"]).json()["version"],
+        json!(version),
+        "the version the key has"
+    );
 }
 
 #[test]
 fn set_replaces_the_value_of_an_existing_key() {
     let server = Server::start();
-    server.ok(&["set", "greeting", "hello"]);
-    let set = server.ok(&["-o", "json", "set", "greeting", "bonjour"]);
+    let first = server
+        .ok(&["-o", "json", "set", "greeting", "hello"])
+        .json();
+    let set = server
+        .ok(&["-o", "json", "set", "greeting", "bonjour"])
+        .json();
     assert_eq!(
-        set.json(),
-        json!({"key": "greeting", "version": 2, "created": false})
+        (&set["key"], &set["created"]),
+        (&json!("greeting"), &json!(false))
+    );
+    assert!(
+        set["version"].as_u64().unwrap() > first["version"].as_u64().unwrap(),
+        "a new version: {first} then {set}"
     );
     assert_eq!(server.ok(&["get", "greeting"]).stdout(), "bonjour\n");
 }
@@ -60,36 +77,49 @@ fn set_reads_the_value_byte_for_byte_from_an_at_file() {
 #[test]
 fn set_with_if_absent_creates_once_then_fails_with_exit_3() {
     let server = Server::start();
-    server.ok(&["set", "lock", "me", "--if-absent"]);
+    let set = server.ok(&["set", "lock", "me", "--if-absent"]);
+    let version = format!("version {}", version_in(&set.stdout()));
     server
         .kvctl(&["set", "lock", "you", "--if-absent"])
         .run()
-        .fails(3, &["\"lock\" already exists", "version 1"]);
+        .fails(3, &["\"lock\" already exists", &version]);
     assert_eq!(server.ok(&["get", "lock"]).stdout(), "me\n");
 }
 
 #[test]
 fn set_with_if_version_swaps_only_the_matching_version() {
     let server = Server::start();
-    server.ok(&["set", "counter", "1"]);
-    server.ok(&["set", "other", "x"]);
+    let counter = version_in(&server.ok(&["set", "counter", "1"]).stdout());
+    let other = version_in(&server.ok(&["set", "other", "x"]).stdout());
     server
-        .kvctl(&["set", "counter", "2", "--if-version", "2"])
+        .kvctl(&["set", "counter", "2", "--if-version", &other.to_string()])
         .run()
-        .fails(3, &["\"counter\" is at version 1, not 2"]);
+        .fails(
+            3,
+            &[&format!("\"counter\" is at version {counter}, not {other}")],
+        );
     server
-        .kvctl(&["set", "absent", "2", "--if-version", "1"])
+        .kvctl(&["set", "absent", "2", "--if-version", &counter.to_string()])
         .run()
         .fails(3, &["\"absent\" does not exist"]);
-    let swapped = server.ok(&["set", "counter", "2", "--if-version", "1"]);
-    assert_eq!(swapped.stdout(), "updated counter (version 3)\n");
+    let swapped = server.ok(&["set", "counter", "2", "--if-version", &counter.to_string()]);
+    let version = version_in(&swapped.stdout());
+    assert_eq!(
+        swapped.stdout(),
+        format!("updated counter (version {version})\n")
+    );
+    assert!(version > other, "newer than any version before it");
 }
 
 #[test]
 fn set_with_a_ttl_gives_the_key_a_deadline_that_ttl_reports() {
     let server = Server::start();
     let set = server.ok(&["set", "session", "s", "--ttl", "2h"]);
-    assert_eq!(set.stdout(), "created session (version 1, expires in 2h)\n");
+    let version = version_in(&set.stdout());
+    assert_eq!(
+        set.stdout(),
+        format!("created session (version {version}, expires in 2h)\n")
+    );
     let ttl = server.ok(&["ttl", "session"]);
     assert!(ttl.stdout().starts_with("expires in 1h 59m"), "{ttl:?}");
     let ttl_ms = server.ok(&["-o", "json", "ttl", "session"]).json()["ttl_ms"]
@@ -144,8 +174,8 @@ fn get_raw_prints_the_exact_bytes_and_text_escapes_binary() {
 #[test]
 fn get_as_json_carries_the_value_version_and_ttl() {
     let server = Server::start();
-    server.ok(&["set", "text", "héllo", "--ttl", "1h"]);
-    server
+    let set_text = server.ok(&["set", "text", "héllo", "--ttl", "1h"]);
+    let set_bin = server
         .kvctl(&["set", "bin"])
         .stdin(vec![0xff, 0xfe])
         .run()
@@ -153,14 +183,18 @@ fn get_as_json_carries_the_value_version_and_ttl() {
     let text = server.ok(&["-o", "json", "get", "text"]).json();
     assert_eq!(
         (&text["key"], &text["value"], &text["version"]),
-        (&json!("text"), &json!("héllo"), &json!(1))
+        (
+            &json!("text"),
+            &json!("héllo"),
+            &json!(version_in(&set_text.stdout()))
+        )
     );
     assert!(text["ttl_ms"].as_u64().unwrap() > 3_500_000, "{text}");
     assert_eq!(text.get("encoding"), None);
     let bin = server.ok(&["-o", "json", "get", "bin"]).json();
     assert_eq!(
         bin,
-        json!({"key": "bin", "value": "//4=", "encoding": "base64", "version": 2})
+        json!({"key": "bin", "value": "//4=", "encoding": "base64", "version": version_in(&set_bin.stdout())})
     );
 }
 
@@ -182,26 +216,36 @@ fn del_removes_the_key_and_exits_1_when_it_is_absent() {
 #[test]
 fn del_with_if_version_deletes_only_the_matching_version() {
     let server = Server::start();
-    server.ok(&["set", "k", "v"]);
+    let version = version_in(&server.ok(&["set", "k", "v"]).stdout());
+    let other = version + 6;
     server
-        .kvctl(&["del", "k", "--if-version", "7"])
+        .kvctl(&["del", "k", "--if-version", &other.to_string()])
         .run()
-        .fails(3, &["\"k\" is at version 1, not 7"]);
-    let deleted = server.ok(&["-o", "json", "del", "k", "--if-version", "1"]);
+        .fails(3, &[&format!("\"k\" is at version {version}, not {other}")]);
+    let deleted = server.ok(&[
+        "-o",
+        "json",
+        "del",
+        "k",
+        "--if-version",
+        &version.to_string(),
+    ]);
     assert_eq!(deleted.json(), json!({"key": "k", "deleted": true}));
 }
 
 #[test]
 fn update_replaces_an_existing_key_and_keeps_its_ttl() {
     let server = Server::start();
-    server.ok(&["set", "session", "old", "--ttl", "1h"]);
+    let set = server.ok(&["set", "session", "old", "--ttl", "1h"]);
     let update = server.ok(&["update", "session", "new"]);
+    let version = version_in(&update.stdout());
     assert!(
-        update
-            .stdout()
-            .starts_with("updated session (version 2, expires in 59m"),
+        update.stdout().starts_with(&format!(
+            "updated session (version {version}, expires in 59m"
+        )),
         "{update:?}"
     );
+    assert!(version > version_in(&set.stdout()), "a new version");
     assert_eq!(server.ok(&["get", "session"]).stdout(), "new\n");
 }
 

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::support::Server;
+use crate::support::{Server, version_in};
 
 fn keys_of(outcome: &crate::support::Outcome) -> Vec<String> {
     outcome
@@ -15,18 +15,23 @@ fn keys_of(outcome: &crate::support::Outcome) -> Vec<String> {
 #[test]
 fn list_shows_keys_in_byte_order_with_size_version_and_ttl() {
     let server = Server::start();
-    server.ok(&["set", "user/2", "bob"]);
-    server.ok(&["set", "user/10", "carol-long-value"]);
-    server.ok(&["set", "session", "s", "--ttl", "1h"]);
+    let [bob, carol, session] = [
+        &["set", "user/2", "bob"][..],
+        &["set", "user/10", "carol-long-value"],
+        &["set", "session", "s", "--ttl", "1h"],
+    ]
+    .map(|args| version_in(&server.ok(args).stdout()));
     let listing = server.ok(&["list"]).stdout();
     let lines: Vec<&str> = listing.lines().collect();
     assert_eq!(lines.len(), 3, "{listing}");
     assert!(
-        lines[0].starts_with("session   1 bytes  version 3  expires in 59m"),
+        lines[0].starts_with(&format!(
+            "session   1 bytes  version {session}  expires in 59m"
+        )),
         "{listing}"
     );
-    assert_eq!(lines[1], "user/10  16 bytes  version 2");
-    assert_eq!(lines[2], "user/2    3 bytes  version 1");
+    assert_eq!(lines[1], format!("user/10  16 bytes  version {carol}"));
+    assert_eq!(lines[2], format!("user/2    3 bytes  version {bob}"));
 }
 
 #[test]
@@ -77,10 +82,10 @@ fn list_limit_stops_after_that_many_keys() {
 #[test]
 fn list_as_json_prints_one_document_per_key() {
     let server = Server::start();
-    server.ok(&["set", "a", "12345"]);
+    let a = version_in(&server.ok(&["set", "a", "12345"]).stdout());
     server.ok(&["set", "b", "x", "--ttl", "1h"]);
     let items = server.ok(&["-o", "json", "list"]).json_lines();
-    assert_eq!(items[0], json!({"key": "a", "version": 1, "size": 5}));
+    assert_eq!(items[0], json!({"key": "a", "version": a, "size": 5}));
     assert_eq!(
         (&items[1]["key"], &items[1]["size"]),
         (&json!("b"), &json!(1))

@@ -12,8 +12,16 @@
 //!   http to other hosts (`--insecure`).
 //! - `tooling`: health, completions, help.
 //! - `watch`: the change feed, reconnecting across a restart, Ctrl-C.
+//! - `on_etcd` (cargo feature `etcd`): the modules that talk to a kvserver
+//!   again, each test's kvserver on an etcd member of its own.
 
 mod credentials;
+/// kvserver's harness: etcd members on loopback, started by the tests
+/// (kvserver's cluster tests use the parts these tests do not).
+#[cfg(feature = "etcd")]
+#[path = "../../kvserver/tests/etcd_harness.rs"]
+#[allow(dead_code)]
+mod etcd_harness;
 mod failures;
 mod keys;
 mod listing;
@@ -22,3 +30,9 @@ mod tls;
 mod tooling;
 mod transfer;
 mod watch;
+
+/// The same files again, each test's kvserver on etcd. (Loading them twice
+/// is the point: one source, two backends.)
+#[cfg(feature = "etcd")]
+#[allow(clippy::duplicate_mod)]
+mod on_etcd;

@@ -7,9 +7,66 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
-/// A real kvserver, running until the test process exits.
+/// Whether this test runs against a kvserver on etcd: it is one of the
+/// modules included again under `on_etcd` in main.rs (libtest names each
+/// test's thread after its path), as kvserver's own tests decide.
+pub fn on_etcd() -> bool {
+    std::thread::current()
+        .name()
+        .is_some_and(|name| name.starts_with("on_etcd::"))
+}
+
+/// Where a test's kvservers keep their data: the embedded store, or for a
+/// test on etcd an etcd member of its own, running as long as this value.
+pub struct Backend {
+    #[cfg(feature = "etcd")]
+    etcd: Option<crate::etcd_harness::EtcdCluster>,
+}
+
+impl Backend {
+    /// etcd for a test on etcd, the embedded store otherwise.
+    pub fn for_this_test() -> Backend {
+        Backend::on(on_etcd())
+    }
+
+    fn on(etcd: bool) -> Backend {
+        #[cfg(not(feature = "etcd"))]
+        assert!(!etcd, "tests on etcd need the cargo feature `etcd`");
+        Backend {
+            #[cfg(feature = "etcd")]
+            etcd: etcd.then(|| {
+                crate::etcd_harness::EtcdCluster::start(1, crate::etcd_harness::Timing::Fast)
+            }),
+        }
+    }
+
+    pub fn is_etcd(&self) -> bool {
+        #[cfg(feature = "etcd")]
+        return self.etcd.is_some();
+        #[cfg(not(feature = "etcd"))]
+        false
+    }
+
+    /// `config` with its storage here (on the embedded store, `config`'s
+    /// own data directory or memory).
+    pub fn configure(&self, config: kvserver::Config) -> kvserver::Config {
+        #[cfg(feature = "etcd")]
+        if let Some(cluster) = &self.etcd {
+            assert!(config.data_dir.is_none(), "etcd keeps the data");
+            return kvserver::Config {
+                storage: cluster.storage(),
+                ..config
+            };
+        }
+        config
+    }
+}
+
+/// A real kvserver, running until the test process exits (on etcd, until
+/// the value is dropped, which stops its member).
 pub struct Server {
     pub endpoint: String,
+    _backend: Backend,
 }
 
 impl Server {
@@ -17,7 +74,18 @@ impl Server {
         Server::start_with(kvserver::Config::default())
     }
 
+    /// On etcd for a test on etcd, on the embedded store otherwise.
     pub fn start_with(config: kvserver::Config) -> Server {
+        Server::start_on(Backend::for_this_test(), config)
+    }
+
+    /// On the embedded store whatever the test's name, for a setting that
+    /// only the embedded store has (each caller says which).
+    pub fn start_embedded(config: kvserver::Config) -> Server {
+        Server::start_on(Backend::on(false), config)
+    }
+
+    fn start_on(backend: Backend, config: kvserver::Config) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding port 0");
         let addr = listener.local_addr().unwrap();
         let scheme = if config.tls.is_some() {
@@ -25,10 +93,10 @@ impl Server {
         } else {
             "http"
         };
-        let config = kvserver::Config {
+        let config = backend.configure(kvserver::Config {
             workers: 1,
             ..config
-        };
+        });
         std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
                 let app = kvserver::Application::build(config, listener).unwrap();
@@ -36,10 +104,23 @@ impl Server {
             })
         });
         // The listener is already bound, so connections queue until the
-        // server accepts them: no need to wait for it.
-        Server {
-            endpoint: format!("{scheme}://{addr}"),
+        // server accepts them; etcd is connected in the background, though.
+        let endpoint = format!("{scheme}://{addr}");
+        if backend.is_etcd() {
+            wait_until_ready(&endpoint);
         }
+        Server {
+            endpoint,
+            _backend: backend,
+        }
+    }
+
+    /// Compacts the history of the etcd member of a test on etcd: a watch
+    /// from before `revision` is then refused.
+    #[cfg(feature = "etcd")]
+    pub fn compact_etcd(&self, revision: u64) {
+        let cluster = self._backend.etcd.as_ref().expect("a test on etcd");
+        cluster.compact(revision);
     }
 
     /// kvctl aimed at this server.
@@ -51,6 +132,32 @@ impl Server {
     pub fn ok(&self, args: &[&str]) -> Outcome {
         self.kvctl(args).run().success()
     }
+}
+
+/// Waits until the kvserver at `endpoint` (plain HTTP) answers `/readyz`
+/// with 200: its storage is recovered or connected.
+pub fn wait_until_ready(endpoint: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !reqwest::blocking::get(format!("{endpoint}/readyz"))
+        .is_ok_and(|response| response.status().is_success())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{endpoint} is not ready after 20 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The number after "version " in a line kvctl printed.
+pub fn version_in(line: &str) -> u64 {
+    line.split("version ")
+        .nth(1)
+        .and_then(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no version in {line:?}"))
 }
 
 /// A server that answers every request with `response` (a whole HTTP

@@ -4,28 +4,55 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::support::{Server, kvctl, temp_dir};
+use crate::support::{Backend, Server, kvctl, temp_dir, version_in, wait_until_ready};
 
-/// A kvserver on a data directory that the test can stop and start again
-/// on the same port.
+/// A kvserver the test can stop and start again on the same port and the
+/// same data: a data directory, or on etcd the same member.
 struct Restartable {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    addr: String,
+    config: kvserver::Config,
+    _backend: Backend,
+    running: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        std::thread::JoinHandle<()>,
+    )>,
 }
 
 impl Restartable {
-    fn start(addr: &str, dir: &Path) -> Restartable {
-        let listener = TcpListener::bind(addr).expect("binding the port");
-        let config = kvserver::Config {
-            data_dir: Some(dir.to_owned()),
+    fn start() -> Restartable {
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .to_string();
+        let backend = Backend::for_this_test();
+        let data_dir = (!backend.is_etcd()).then(temp_dir);
+        let config = backend.configure(kvserver::Config {
+            data_dir,
             workers: 1,
             ..kvserver::Config::default()
+        });
+        let mut server = Restartable {
+            addr,
+            config,
+            _backend: backend,
+            running: None,
         };
+        server.start_again();
+        server
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn start_again(&mut self) {
+        let listener = TcpListener::bind(&self.addr).expect("binding the port");
+        let config = self.config.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
@@ -37,25 +64,16 @@ impl Restartable {
                     .await;
             })
         });
-        // A data directory is recovered in the background: wait until ready.
-        for _ in 0..500 {
-            let ready = reqwest::blocking::get(format!("http://{addr}/readyz"))
-                .is_ok_and(|r| r.status().is_success());
-            if ready {
-                return Restartable {
-                    stop: Some(stop),
-                    thread: Some(thread),
-                };
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("the server never became ready");
+        // A data directory is recovered, etcd connected, in the background.
+        wait_until_ready(&self.endpoint());
+        self.running = Some((stop, thread));
     }
 
     /// Stops gracefully and waits until the port and the directory are free.
-    fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.thread.take().unwrap().join().unwrap();
+    fn stop(&mut self) {
+        let (stop, thread) = self.running.take().expect("running");
+        let _ = stop.send(());
+        thread.join().unwrap();
     }
 }
 
@@ -135,33 +153,33 @@ fn watch_prints_one_line_per_change_and_exits_0_on_ctrl_c() {
     });
     let watching = Watching::start(&server.endpoint, &["watch", "app/"]);
     wait_for_watchers(&server.endpoint, 1);
-    server.ok(&["set", "app/mode", "on", "--ttl", "1h"]);
-    server.ok(&["set", "other", "x"]);
+    let set = server.ok(&["set", "app/mode", "on", "--ttl", "1h"]);
+    let other = server.ok(&["set", "other", "x"]);
     server.ok(&["del", "app/mode"]);
     let put = watching.line();
+    let version = version_in(&set.stdout());
     assert!(
-        put.starts_with("1 put    app/mode = \"on\"  expires in"),
+        put.starts_with(&format!("{version} put    app/mode = \"on\"  expires in")),
         "{put:?}"
     );
+    let delete = watching.line();
+    let (revision, rest) = delete.split_once(' ').unwrap();
     assert_eq!(
-        watching.line(),
-        "3 delete app/mode",
-        "the other prefix is left out"
+        rest, "delete app/mode",
+        "the other prefix is left out: {delete:?}"
+    );
+    assert!(
+        revision.parse::<u64>().unwrap() > version_in(&other.stdout()),
+        "the delete comes after the other write: {delete:?}"
     );
     assert_eq!(watching.interrupt(), 0, "Ctrl-C ends a watch successfully");
 }
 
 #[test]
 fn watch_reconnects_by_itself_from_the_last_revision_across_a_restart() {
-    let dir = temp_dir();
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
-    let endpoint = format!("http://{addr}");
-    let server = Restartable::start(&addr, &dir);
-    kvctl(&["set", "before", "0"])
+    let mut server = Restartable::start();
+    let endpoint = server.endpoint();
+    let set = kvctl(&["set", "before", "0"])
         .endpoint(&endpoint)
         .run()
         .success();
@@ -169,12 +187,12 @@ fn watch_reconnects_by_itself_from_the_last_revision_across_a_restart() {
     let first: serde_json::Value = serde_json::from_str(&watching.line()).unwrap();
     assert_eq!(
         first,
-        serde_json::json!({"revision": 1, "key": "before", "kind": "put", "value": "0"}),
+        serde_json::json!({"revision": version_in(&set.stdout()), "key": "before", "kind": "put", "value": "0"}),
         "--from 0 replays the history"
     );
     // The stream ends with the server; kvctl keeps trying until it is back.
     server.stop();
-    let server = Restartable::start(&addr, &dir);
+    server.start_again();
     kvctl(&["set", "after", "1"])
         .endpoint(&endpoint)
         .run()
@@ -195,14 +213,22 @@ fn watch_from_a_revision_the_server_no_longer_keeps_exits_4() {
         watch_history: 1,
         ..kvserver::Config::default()
     });
-    for key in ["a", "b", "c"] {
-        server.ok(&["set", key, "v"]);
+    let versions: Vec<u64> = ["a", "b", "c"]
+        .iter()
+        .map(|key| version_in(&server.ok(&["set", key, "v"]).stdout()))
+        .collect();
+    // The embedded store keeps the last change; etcd keeps what was not
+    // compacted away.
+    #[cfg(feature = "etcd")]
+    if crate::support::on_etcd() {
+        server.compact_etcd(versions[2]);
     }
     let outcome = server.kvctl(&["watch", "--from", "0"]).run();
     assert_eq!(outcome.code, 4, "{outcome:?}");
+    let oldest = format!("revision {}", versions[1]);
     assert!(
-        outcome.stderr.contains("410") && outcome.stderr.contains("revision 2"),
-        "one line naming where a watch can start: {:?}",
+        outcome.stderr.contains("410") && outcome.stderr.contains(&oldest),
+        "one line naming where a watch can start ({oldest}): {:?}",
         outcome.stderr
     );
     assert_eq!(outcome.stderr.lines().count(), 1);

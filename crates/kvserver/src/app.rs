@@ -104,9 +104,10 @@ impl Application {
     pub fn build(config: Config, listener: TcpListener) -> anyhow::Result<Application> {
         #[cfg(feature = "etcd")]
         if let crate::config::Storage::Etcd(etcd) = &config.storage {
-            let recovery = connect_etcd(etcd.clone(), &config);
+            let (etcd, settings) = (etcd.clone(), config.clone());
             let mut app = Application::serve(config, listener)?;
-            app.recovery = Some(recovery);
+            let stopping = app.state.stopping.subscribe();
+            app.recovery = Some(connect_etcd(etcd, &settings, stopping));
             return Ok(app);
         }
         let mut builder = Store::builder()
@@ -377,7 +378,9 @@ impl Application {
         }
         if let Some(recovery) = recovery {
             // Stopped while still recovering: let recovery finish so the data
-            // directory is left consistent and unlocked, then flush it.
+            // directory is left consistent and unlocked, then flush it. (A
+            // connection to etcd still being tried gives up: `stopping`.)
+            self.state.stopping.send_replace(true);
             if let Ok(Ok(backend)) = recovery.await {
                 self.state.set_backend(backend);
             }
@@ -514,10 +517,15 @@ fn log_recovery(store: &Store, fsync: kvcore::Fsync) {
 }
 
 /// Connects to etcd in the background, retrying until it answers (only a
-/// cluster with auth is contacted at once: the login needs it), while the
-/// server already answers `/healthz` and 503 on `/readyz`.
+/// cluster with auth is contacted at once: the login needs it) or the
+/// server is stopping, while the server already answers `/healthz` and 503
+/// on `/readyz`.
 #[cfg(feature = "etcd")]
-fn connect_etcd(etcd: crate::backend::EtcdConfig, config: &Config) -> Recovery {
+fn connect_etcd(
+    etcd: crate::backend::EtcdConfig,
+    config: &Config,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) -> Recovery {
     use crate::backend::EtcdBackend;
     let (clock, max_key_bytes, max_value_bytes) = (
         config.clock.clone(),
@@ -537,9 +545,14 @@ fn connect_etcd(etcd: crate::backend::EtcdConfig, config: &Config) -> Recovery {
                     let backend: Arc<dyn Backend> = Arc::new(backend);
                     return Ok(backend);
                 }
-                Err(err) => {
-                    log::warn!("storage: {err}; trying again in 1s");
-                    actix_web::rt::time::sleep(Duration::from_secs(1)).await;
+                Err(err) => log::warn!("storage: {err}; trying again in 1s"),
+            }
+            // A stop ends the attempts: a server that never connected has
+            // nothing to flush, and etcd may never answer.
+            tokio::select! {
+                () = actix_web::rt::time::sleep(Duration::from_secs(1)) => {}
+                _ = stopping.wait_for(|stopping| *stopping) => {
+                    anyhow::bail!("stopped before etcd was connected")
                 }
             }
         }

@@ -491,16 +491,12 @@ impl Cli {
                     .into(),
             );
         }
-        let read = |flag: &str, path: &PathBuf| {
-            std::fs::read(path)
-                .map_err(|err| format!("cannot read {flag} {}: {err}", path.display()))
-        };
         let tls = if https == 0 {
             None
         } else {
             let identity_pem = match (&self.etcd_cert, &self.etcd_key) {
                 (Some(cert), Some(key)) => {
-                    Some((read("--etcd-cert", cert)?, read("--etcd-key", key)?))
+                    Some((read_certificates("--etcd-cert", cert)?, read_key(key)?))
                 }
                 (None, None) => None,
                 _ => {
@@ -512,7 +508,7 @@ impl Cli {
             let ca_pem = self
                 .etcd_ca_cert
                 .as_ref()
-                .map(|ca| read("--etcd-ca-cert", ca))
+                .map(|ca| read_certificates("--etcd-ca-cert", ca))
                 .transpose()?;
             Some(EtcdTls {
                 ca_pem,
@@ -557,6 +553,46 @@ impl Cli {
             ));
         }
         Ok(Storage::Etcd(config))
+    }
+}
+
+/// A PEM file of certificates for TLS towards etcd (`--etcd-ca-cert`,
+/// `--etcd-cert`), checked at start-up: etcd-client reads it only when it
+/// connects, where a mistake looks like a cluster that cannot be reached.
+#[cfg(feature = "etcd")]
+fn read_certificates(flag: &str, path: &std::path::Path) -> Result<Vec<u8>, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let shown = path.display();
+    let pem = std::fs::read(path).map_err(|err| format!("cannot read {flag} {shown}: {err}"))?;
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| format!("cannot read {flag} {shown}: {}", crate::tls::readable(err)))?;
+    if certificates.is_empty() {
+        return Err(format!(
+            "{flag} {shown} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+        ));
+    }
+    Ok(pem)
+}
+
+/// The PEM private key of `--etcd-cert`, checked at start-up likewise.
+#[cfg(feature = "etcd")]
+fn read_key(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    use rustls_pki_types::PrivateKeyDer;
+    use rustls_pki_types::pem::{self, PemObject};
+    let shown = path.display();
+    let pem =
+        std::fs::read(path).map_err(|err| format!("cannot read --etcd-key {shown}: {err}"))?;
+    match PrivateKeyDer::from_pem_slice(&pem) {
+        Ok(_) => Ok(pem),
+        Err(pem::Error::NoItemsFound) => Err(format!(
+            "--etcd-key {shown} holds no PEM private key (PKCS#8, PKCS#1 or SEC1)"
+        )),
+        Err(err) => Err(format!(
+            "cannot read --etcd-key {shown}: {}",
+            crate::tls::readable(err)
+        )),
     }
 }
 

@@ -152,7 +152,7 @@ impl Tls {
 
 /// A PEM reading error as a person reads it: the file system's own error,
 /// or a sentence about the PEM (whose own messages print markers as bytes).
-fn readable(err: pem::Error) -> io::Error {
+pub(crate) fn readable(err: pem::Error) -> io::Error {
     let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).trim().to_owned();
     let message = match err {
         pem::Error::Io(err) => return err,

@@ -1,6 +1,7 @@
 //! kvserver on a 3-member etcd cluster on loopback: two instances serve the
 //! same data, the leader is killed under writes, quorum is lost and comes
 //! back, and a CAS-heavy history through both instances is linearizable.
+//! On one member: etcd auth, and a stop before kvserver could log in.
 //! (cargo feature `etcd`; the harness starts and stops etcd itself.)
 
 use std::collections::BTreeMap;
@@ -23,9 +24,9 @@ use crate::test_app::v1_path;
 const ETCD_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A kvserver in this process, on etcd.
-struct Instance {
-    base: String,
-    client: reqwest::Client,
+pub struct Instance {
+    pub base: String,
+    pub client: reqwest::Client,
 }
 
 impl Instance {
@@ -53,15 +54,20 @@ impl Instance {
         timeout: Duration,
         user: Option<(&str, &str)>,
     ) -> Instance {
+        Instance::spawn_on(EtcdConfig {
+            endpoints,
+            prefix: prefix.into(),
+            timeout,
+            tls: None,
+            user: user.map(|(name, password)| (name.into(), password.into())),
+            max_request_bytes: ETCD_DEFAULT_MAX_REQUEST_BYTES,
+        })
+    }
+
+    /// Starts a kvserver on `etcd` without waiting for it to be ready.
+    pub fn spawn_on(etcd: EtcdConfig) -> Instance {
         let config = Config {
-            storage: Storage::Etcd(EtcdConfig {
-                endpoints,
-                prefix: prefix.into(),
-                timeout,
-                tls: None,
-                user: user.map(|(name, password)| (name.into(), password.into())),
-                max_request_bytes: ETCD_DEFAULT_MAX_REQUEST_BYTES,
-            }),
+            storage: Storage::Etcd(etcd),
             workers: 1,
             ..Config::default()
         };
@@ -78,7 +84,7 @@ impl Instance {
         }
     }
 
-    async fn wait_until_ready(&self) {
+    pub async fn wait_until_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.status("/readyz").await != Some(StatusCode::OK) {
             assert!(Instant::now() < deadline, "kvserver on etcd is not ready");
@@ -86,14 +92,14 @@ impl Instance {
         }
     }
 
-    async fn status(&self, path: &str) -> Option<StatusCode> {
+    pub async fn status(&self, path: &str) -> Option<StatusCode> {
         let response = self.client.get(format!("{}{path}", self.base)).send();
         response.await.ok().map(|r| r.status())
     }
 
     /// `PUT /v1/kv/{key}` with optional `If-Match`: the status and the JSON
     /// body (`None` when the connection failed).
-    async fn put(
+    pub async fn put(
         &self,
         key: &str,
         value: &str,
@@ -113,7 +119,7 @@ impl Instance {
     }
 
     /// `GET /v1/kv/{key}`: the value and version, `None` when absent.
-    async fn get(&self, key: &str) -> Option<(String, u64)> {
+    pub async fn get(&self, key: &str) -> Option<(String, u64)> {
         let response = self
             .client
             .get(format!("{}{}", self.base, v1_path(key, "")))
@@ -280,6 +286,40 @@ async fn with_etcd_auth_a_kvserver_logs_in_and_wrong_credentials_are_a_503() {
         Some("v"),
         "nothing written"
     );
+}
+
+#[actix_web::test]
+async fn a_kvserver_stopped_before_it_could_log_in_to_etcd_exits() {
+    // Nothing listens there: the login kvserver starts with fails, and it
+    // tries again every second.
+    let nowhere = TcpListener::bind("127.0.0.1:0").expect("binding port 0");
+    let config = Config {
+        storage: Storage::Etcd(EtcdConfig {
+            endpoints: vec![format!("http://{}", nowhere.local_addr().unwrap())],
+            prefix: "app/".into(),
+            timeout: ETCD_TIMEOUT,
+            tls: None,
+            user: Some(("kv".into(), "kv-pw".into())),
+            max_request_bytes: ETCD_DEFAULT_MAX_REQUEST_BYTES,
+        }),
+        workers: 1,
+        ..Config::default()
+    };
+    drop(nowhere);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding port 0");
+    let app = Application::build(config, listener).expect("building the app");
+    let readyz = format!("{}/readyz", app.url());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = actix_web::rt::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    let answer = reqwest::get(readyz).await.expect("kvserver answers");
+    assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+    stop.send(()).expect("kvserver is running");
+    let stopped = actix_web::rt::time::timeout(Duration::from_secs(20), running)
+        .await
+        .expect("kvserver stops when told to, without waiting for etcd");
+    stopped.expect("the server task").expect("a clean stop");
 }
 
 /// What the writers of the failover test saw.

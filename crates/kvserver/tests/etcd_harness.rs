@@ -1,6 +1,7 @@
 //! Real etcd members on loopback, started and stopped by the tests: free
 //! ports, each member's data in a temporary directory, `kill -9` and restart
-//! with the same data. Needs the `etcd` binary (Debian: etcd-server).
+//! with the same data, or TLS on a member's client port. Needs the `etcd`
+//! binary (Debian: etcd-server).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -31,13 +32,26 @@ pub struct EtcdCluster {
     dir: TempDir,
     timing: Timing,
     members: Vec<Member>,
+    tls: Option<ClientTls>,
 }
 
 struct Member {
     name: String,
+    /// Plain HTTP: the client URL without TLS, and the harness's own view
+    /// of a member with TLS.
     client_port: u16,
     peer_port: u16,
+    /// The `https://` client URL's port, with TLS.
+    tls_port: u16,
     child: Option<Child>,
+}
+
+/// TLS on the members' client URLs: their certificate and key, and the CA
+/// that client certificates must come from (`--client-cert-auth`).
+pub struct ClientTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: PathBuf,
 }
 
 /// Ports nobody listens on right now.
@@ -54,12 +68,23 @@ fn free_ports(count: usize) -> Vec<u16> {
 impl EtcdCluster {
     /// Starts `size` members and waits until the cluster has a leader.
     pub fn start(size: usize, timing: Timing) -> EtcdCluster {
-        let ports = free_ports(2 * size);
+        EtcdCluster::start_with(size, timing, None)
+    }
+
+    /// One member whose client URL is `https://` with `tls` (the harness
+    /// still watches it over a plain HTTP port of its own).
+    pub fn start_tls(tls: ClientTls) -> EtcdCluster {
+        EtcdCluster::start_with(1, Timing::Fast, Some(tls))
+    }
+
+    fn start_with(size: usize, timing: Timing, tls: Option<ClientTls>) -> EtcdCluster {
+        let ports = free_ports(3 * size);
         let members = (0..size)
             .map(|i| Member {
                 name: format!("m{i}"),
-                client_port: ports[2 * i],
-                peer_port: ports[2 * i + 1],
+                client_port: ports[3 * i],
+                peer_port: ports[3 * i + 1],
+                tls_port: ports[3 * i + 2],
                 child: None,
             })
             .collect();
@@ -67,6 +92,7 @@ impl EtcdCluster {
             dir: tempfile::tempdir().expect("a temporary directory"),
             timing,
             members,
+            tls,
         };
         for i in 0..size {
             cluster.launch(i, "new");
@@ -86,7 +112,13 @@ impl EtcdCluster {
             .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port))
             .collect();
         let member = &self.members[i];
-        let client = format!("http://127.0.0.1:{}", member.client_port);
+        let plain = format!("http://127.0.0.1:{}", member.client_port);
+        let client = self.endpoint(i);
+        let listen = if self.tls.is_some() {
+            format!("{plain},{client}")
+        } else {
+            plain
+        };
         let peer = format!("http://127.0.0.1:{}", member.peer_port);
         let log = std::fs::File::create(self.dir.path().join(format!("{}.log", member.name)))
             .expect("creating the member's log");
@@ -95,7 +127,7 @@ impl EtcdCluster {
             .args(["--name", &member.name])
             .arg("--data-dir")
             .arg(self.data_dir(i))
-            .args(["--listen-client-urls", &client])
+            .args(["--listen-client-urls", &listen])
             .args(["--advertise-client-urls", &client])
             .args(["--listen-peer-urls", &peer])
             .args(["--initial-advertise-peer-urls", &peer])
@@ -106,6 +138,16 @@ impl EtcdCluster {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
+        if let Some(tls) = &self.tls {
+            command
+                .arg("--cert-file")
+                .arg(&tls.cert)
+                .arg("--key-file")
+                .arg(&tls.key)
+                .arg("--trusted-ca-file")
+                .arg(&tls.client_ca)
+                .arg("--client-cert-auth");
+        }
         if let Timing::Fast = self.timing {
             command.args(["--heartbeat-interval", "10", "--election-timeout", "50"]);
         }
@@ -120,9 +162,38 @@ impl EtcdCluster {
         (0..self.members.len()).map(|i| self.endpoint(i)).collect()
     }
 
-    /// One member's client URL.
+    /// One member's client URL: `https://` with TLS.
     pub fn endpoint(&self, i: usize) -> String {
-        format!("http://127.0.0.1:{}", self.members[i].client_port)
+        match self.tls {
+            Some(_) => format!("https://127.0.0.1:{}", self.members[i].tls_port),
+            None => format!("http://127.0.0.1:{}", self.members[i].client_port),
+        }
+    }
+
+    /// kvserver's storage on this cluster as the contract tests use it:
+    /// prefix `kvstore/`, a 3 s timeout, etcd's default request size.
+    pub fn storage(&self) -> kvserver::config::Storage {
+        kvserver::config::Storage::Etcd(kvserver::backend::EtcdConfig {
+            endpoints: self.endpoints(),
+            prefix: "kvstore/".into(),
+            timeout: Duration::from_secs(3),
+            tls: None,
+            user: None,
+            max_request_bytes: kvserver::backend::etcd::ETCD_DEFAULT_MAX_REQUEST_BYTES,
+        })
+    }
+
+    /// Compacts the cluster's history up to `revision`: a watch from
+    /// before it gets etcd's "compacted".
+    pub fn compact(&self, revision: u64) {
+        let body = format!("{{\"revision\": \"{revision}\", \"physical\": true}}");
+        http(
+            self.members[0].client_port,
+            "POST",
+            "/v3/kv/compaction",
+            &body,
+        )
+        .expect("etcd compacts its history");
     }
 
     /// Kills member `i` with SIGKILL: no goodbye to its peers.

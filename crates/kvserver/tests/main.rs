@@ -10,7 +10,7 @@ mod raw_http;
 mod server_process;
 mod test_app;
 
-/// kvserver on a 3-member etcd cluster: two instances, leader killed under writes, quorum lost and back, linearizability.
+/// kvserver on a 3-member etcd cluster: two instances, leader killed under writes, quorum lost and back, linearizability; etcd auth; a stop before etcd answered.
 #[cfg(feature = "etcd")]
 mod cluster;
 /// Many clients at once: compare-and-swap loops and racing creates.
@@ -19,6 +19,9 @@ mod concurrency;
 mod connections;
 /// kill -9 under concurrent writes, against the real binary: nothing acknowledged is lost.
 mod crash;
+/// kvserver on an etcd member with TLS and client certificates: the right CA serves, a wrong CA or no certificate is a 503.
+#[cfg(feature = "etcd")]
+mod etcd_tls;
 /// Request parsing fuzzed (proptest): keys, TTLs, ETags, JSON bodies, Authorization, auth files.
 mod fuzz;
 /// Key, value and body limits: 413 naming the limit and the size.

@@ -65,15 +65,7 @@ impl TestApp {
     #[cfg(feature = "etcd")]
     pub fn compact_etcd(&self, revision: u64) {
         let cluster = self._etcd.as_ref().expect("a test on etcd");
-        let endpoint = cluster.endpoint(0);
-        let port: u16 = endpoint
-            .rsplit(':')
-            .next()
-            .and_then(|port| port.parse().ok())
-            .expect("a port");
-        let body = format!("{{\"revision\": \"{revision}\", \"physical\": true}}");
-        crate::etcd_harness::http(port, "POST", "/v3/kv/compaction", &body)
-            .expect("etcd compacts its history");
+        cluster.compact(revision);
     }
 
     async fn spawn_on(etcd: bool, adjust: impl FnOnce(&mut Config)) -> TestApp {
@@ -92,14 +84,7 @@ impl TestApp {
                 "a contract test on etcd sets no data directory"
             );
             let cluster = EtcdCluster::start(1, Timing::Fast);
-            config.storage = kvserver::config::Storage::Etcd(kvserver::backend::EtcdConfig {
-                endpoints: cluster.endpoints(),
-                prefix: "kvstore/".into(),
-                timeout: std::time::Duration::from_secs(3),
-                tls: None,
-                user: None,
-                max_request_bytes: kvserver::backend::etcd::ETCD_DEFAULT_MAX_REQUEST_BYTES,
-            });
+            config.storage = cluster.storage();
             cluster
         });
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding port 0");

@@ -23,20 +23,21 @@ use kvserver::Tls;
 use crate::server_process::ServerProcess;
 use crate::test_app::{TestApp, json_of};
 
-/// A private CA, as an operator would make one for kvserver.
-struct TestCa {
+/// A private CA, as an operator would make one for kvserver (or for etcd,
+/// in the `etcd_tls` tests).
+pub struct TestCa {
     certificate: rcgen::Certificate,
     issuer: Issuer<'static, KeyPair>,
 }
 
-/// A server certificate and its key, written to PEM files.
-struct ServerFiles {
-    cert: PathBuf,
-    key: PathBuf,
+/// A certificate and its key, written to PEM files.
+pub struct CertFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl TestCa {
-    fn new(name: &str) -> TestCa {
+    pub fn new(name: &str) -> TestCa {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("no names");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, name);
@@ -51,34 +52,56 @@ impl TestCa {
 
     /// A server certificate for `names` (host names or IP addresses) signed
     /// by this CA, in a fresh directory.
-    fn issue(&self, names: &[&str]) -> ServerFiles {
+    pub fn issue(&self, names: &[&str]) -> CertFiles {
+        self.sign(names, "kvserver", ExtendedKeyUsagePurpose::ServerAuth)
+    }
+
+    /// A client certificate for `name`, signed by this CA, in a fresh
+    /// directory. (For the `etcd_tls` tests: etcd checks them.)
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+    pub fn issue_client(&self, name: &str) -> CertFiles {
+        self.sign(&[], name, ExtendedKeyUsagePurpose::ClientAuth)
+    }
+
+    fn sign(&self, names: &[&str], common_name: &str, usage: ExtendedKeyUsagePurpose) -> CertFiles {
         let names: Vec<String> = names.iter().map(|name| name.to_string()).collect();
         let mut params = CertificateParams::new(names).expect("valid names");
         params
             .distinguished_name
-            .push(DnType::CommonName, "kvserver");
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let key = KeyPair::generate().expect("a server key");
-        let certificate = params
-            .signed_by(&key, &self.issuer)
-            .expect("a server certificate");
+            .push(DnType::CommonName, common_name);
+        params.extended_key_usages = vec![usage];
+        let key = KeyPair::generate().expect("a key");
+        let certificate = params.signed_by(&key, &self.issuer).expect("a certificate");
         let dir = temp_dir();
-        let files = ServerFiles {
-            cert: dir.join("server.crt"),
-            key: dir.join("server.key"),
+        let files = CertFiles {
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
         };
         std::fs::write(&files.cert, certificate.pem()).expect("writing the certificate");
         std::fs::write(&files.key, key.serialize_pem()).expect("writing the key");
         files
     }
 
+    /// The CA certificate in PEM.
+    pub fn pem(&self) -> String {
+        self.certificate.pem()
+    }
+
+    /// The CA certificate in a PEM file of its own.
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+    pub fn file(&self) -> PathBuf {
+        let path = temp_dir().join("ca.pem");
+        std::fs::write(&path, self.pem()).expect("writing the CA certificate");
+        path
+    }
+
     /// The CA certificate, as a client's trust root.
     fn root(&self) -> reqwest::Certificate {
-        reqwest::Certificate::from_pem(self.certificate.pem().as_bytes()).expect("a PEM root")
+        reqwest::Certificate::from_pem(self.pem().as_bytes()).expect("a PEM root")
     }
 }
 
-impl ServerFiles {
+impl CertFiles {
     fn load(&self) -> Tls {
         Tls::load(&self.cert, &self.key).expect("the files load")
     }
@@ -92,7 +115,7 @@ fn client_trusting(ca: &TestCa) -> reqwest::ClientBuilder {
 }
 
 /// An app serving HTTPS with `files`.
-async fn spawn_tls(files: &ServerFiles) -> TestApp {
+async fn spawn_tls(files: &CertFiles) -> TestApp {
     let tls = files.load();
     TestApp::spawn_with(|config| config.tls = Some(tls)).await
 }

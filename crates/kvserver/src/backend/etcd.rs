@@ -560,6 +560,14 @@ fn classify(err: etcd_client::Error, endpoints: &str) -> BackendError {
         E::TransportError(_) | E::IoError(_) => BackendError::Unavailable(format!(
             "cannot reach etcd at {endpoints}: {err}; retry once the cluster is back"
         )),
+        // A member whose certificate kvserver does not trust (another CA,
+        // another name): waiting will not help, the configuration must change.
+        E::GRpcStatus(status) if status.message().contains("invalid peer certificate") => {
+            BackendError::Unavailable(format!(
+                "kvserver does not trust the certificate of etcd at {endpoints} ({}); the operator must check --etcd-ca-cert",
+                status.message()
+            ))
+        }
         E::GRpcStatus(status)
             if unavailable_status(status) || status.message().contains("no leader") =>
         {
