@@ -27,6 +27,9 @@ mod contract {
     mod operations;
     /// The background reclaimer gives expired keys' memory back by itself.
     mod reclaimer;
+    /// The store as a sequential object for the linearizability checker
+    /// (kvserver's cluster tests include it too).
+    pub(crate) mod sequential_store;
     /// Deadlines at the millisecond, TTL changes, expired keys blocking nothing.
     mod ttl;
     /// The change feed: events in order, history, expiries, slow watchers, a model.

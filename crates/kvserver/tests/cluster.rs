@@ -15,9 +15,10 @@ use kvserver::backend::etcd::ETCD_DEFAULT_MAX_REQUEST_BYTES;
 use kvserver::config::Storage;
 use kvserver::{Application, Config};
 use reqwest::StatusCode;
-use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
+use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
 
 use crate::etcd_harness::{EtcdCluster, Timing};
+use crate::sequential_store::{Key, Model, Op, Ret, Revisions};
 use crate::test_app::v1_path;
 
 /// How long a kvserver waits for etcd before answering 503.
@@ -555,103 +556,19 @@ async fn losing_quorum_turns_writes_into_503_within_the_timeout_and_back() {
     );
 }
 
-// A linearizability check of a CAS-heavy history through two instances, on
-// the model of kvcore's (crates/kvcore/tests/contract/linearizability.rs),
-// with two differences: etcd's revision is cluster-wide, so a write's
-// version need only be above every earlier one, not the next number; and a
-// DELETE answers 204 without the revision, so a removal carries none.
+// A linearizability check of a CAS-heavy history through two instances,
+// against kvcore's sequential model of the store with two differences that
+// `Revisions::Increasing` and `Ret::Removed(_, None)` express: etcd's
+// revision is cluster-wide, so a write's version need only be above every
+// earlier one, not the next number; and a DELETE answers 204 without the
+// revision.
 
-type Key = usize;
 const KEYS: [&str; 2] = ["x", "y/z"];
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Op {
-    Get(Key),
-    Upsert(Key, u32),
-    CompareAndSwap(Key, u64, u32),
-    Remove(Key),
-}
-
-#[derive(Clone, Debug, PartialEq)]
-enum Ret {
-    Got(Option<(u32, u64)>),
-    Upserted(u64, bool),
-    Swapped(Result<u64, Option<u64>>),
-    Removed(bool),
-}
 
 /// One recorded event of a client: an invocation or a return.
 enum Event {
     Invoke(Op),
     Return(Ret),
-}
-
-#[derive(Clone, Debug, Default)]
-struct Model {
-    revision: u64,
-    keys: BTreeMap<Key, (u32, u64)>,
-}
-
-impl Model {
-    fn take(&mut self, version: u64) -> bool {
-        let later = version > self.revision;
-        self.revision = version;
-        later
-    }
-}
-
-impl SequentialSpec for Model {
-    type Op = Op;
-    type Ret = Ret;
-
-    fn invoke(&mut self, op: &Op) -> Ret {
-        match *op {
-            Op::Get(key) => Ret::Got(self.keys.get(&key).copied()),
-            Op::Upsert(key, value) => {
-                self.revision += 1;
-                let created = self.keys.insert(key, (value, self.revision)).is_none();
-                Ret::Upserted(self.revision, created)
-            }
-            Op::CompareAndSwap(key, expected, value) => match self.keys.get(&key) {
-                Some(&(_, version)) if version == expected => {
-                    self.revision += 1;
-                    self.keys.insert(key, (value, self.revision));
-                    Ret::Swapped(Ok(self.revision))
-                }
-                current => Ret::Swapped(Err(current.map(|&(_, version)| version))),
-            },
-            Op::Remove(key) => Ret::Removed(self.keys.remove(&key).is_some()),
-        }
-    }
-
-    fn is_valid_step(&mut self, op: &Op, ret: &Ret) -> bool {
-        let current = |model: &Model, key| model.keys.get(&key).map(|&(_, version)| version);
-        match (*op, ret) {
-            (Op::Get(key), Ret::Got(seen)) => self.keys.get(&key).copied() == *seen,
-            (Op::Upsert(key, value), &Ret::Upserted(version, created)) => {
-                if created == self.keys.contains_key(&key) || !self.take(version) {
-                    return false;
-                }
-                self.keys.insert(key, (value, version));
-                true
-            }
-            (Op::CompareAndSwap(key, expected, value), &Ret::Swapped(Ok(version))) => {
-                if current(self, key) != Some(expected) || !self.take(version) {
-                    return false;
-                }
-                self.keys.insert(key, (value, version));
-                true
-            }
-            (Op::CompareAndSwap(key, expected, _), &Ret::Swapped(Err(seen))) => {
-                let current = current(self, key);
-                current != Some(expected) && seen == current
-            }
-            (Op::Remove(key), &Ret::Removed(removed)) => {
-                removed == self.keys.remove(&key).is_some()
-            }
-            _ => false,
-        }
-    }
 }
 
 async fn apply(instance: &Instance, op: Op) -> Ret {
@@ -681,7 +598,7 @@ async fn apply(instance: &Instance, op: Op) -> Ret {
                 other => panic!("compare-and-swap: {other} {body}"),
             })
         }
-        Op::Remove(key) => Ret::Removed(instance.remove(KEYS[key]).await),
+        Op::Remove(key) => Ret::Removed(instance.remove(KEYS[key]).await, None),
     }
 }
 
@@ -754,7 +671,7 @@ async fn a_cas_heavy_history_through_two_instances_is_linearizable() {
         events.sort_by_key(|(ticket, ..)| *ticket);
         // Each round starts from absent keys: the model starts empty, at
         // the revision etcd had reached (below every version in the round).
-        let mut tester = LinearizabilityTester::new(Model::default());
+        let mut tester = LinearizabilityTester::new(Model::new(Revisions::Increasing));
         for (_, client, event) in events {
             match event {
                 Event::Invoke(op) => tester.on_invoke(client, op),

@@ -7,6 +7,12 @@ mod auth;
 #[cfg(feature = "etcd")]
 mod etcd_harness;
 mod raw_http;
+/// kvcore's sequential model of the store, for the cluster's
+/// linearizability check (which numbers versions the etcd way only).
+#[cfg(feature = "etcd")]
+#[allow(dead_code)]
+#[path = "../../kvcore/tests/contract/sequential_store.rs"]
+mod sequential_store;
 mod server_process;
 mod test_app;
 

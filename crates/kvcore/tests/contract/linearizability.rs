@@ -9,118 +9,11 @@ use std::sync::{Barrier, Mutex};
 use std::thread;
 
 use kvcore::{ActiveExpiry, Error, Store, TtlChange, Tuning};
-use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
+use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
 
-/// A key, by index into [`KEYS`].
-type Key = usize;
+use super::sequential_store::{Key, Model, Op, Ret, Revisions, Value};
+
 const KEYS: [&str; 3] = ["a", "b", "a/b"];
-
-/// A value, unique per write in a history, so a read names the write it saw.
-type Value = u32;
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Op {
-    Get(Key),
-    Upsert(Key, Value),
-    CompareAndSwap(Key, u64, Value),
-    Remove(Key),
-}
-
-#[derive(Clone, Debug, PartialEq)]
-enum Ret {
-    /// The value and version read, if any.
-    Got(Option<(Value, u64)>),
-    /// The version written and whether the key was created.
-    Upserted(u64, bool),
-    /// The version written, or the current version the swap found.
-    Swapped(Result<u64, Option<u64>>),
-    /// The revision of the removal, or `None` when there was nothing.
-    Removed(Option<u64>),
-}
-
-/// The store as a sequential object: a map and a store-wide revision.
-#[derive(Clone, Debug, Default)]
-struct Model {
-    revision: u64,
-    keys: BTreeMap<Key, (Value, u64)>,
-}
-
-impl Model {
-    /// Accepts `version` if it is the next revision: every successful write
-    /// takes the next number of the store-wide revision. (Insisting on the
-    /// exact number also keeps the checker's search small: each write has
-    /// exactly one place in any linearization.)
-    fn take(&mut self, version: u64) -> bool {
-        let next = version == self.revision + 1;
-        self.revision = version;
-        next
-    }
-}
-
-impl SequentialSpec for Model {
-    type Op = Op;
-    type Ret = Ret;
-
-    fn invoke(&mut self, op: &Op) -> Ret {
-        match *op {
-            Op::Get(key) => Ret::Got(self.keys.get(&key).copied()),
-            Op::Upsert(key, value) => {
-                self.revision += 1;
-                let created = self.keys.insert(key, (value, self.revision)).is_none();
-                Ret::Upserted(self.revision, created)
-            }
-            Op::CompareAndSwap(key, expected, value) => match self.keys.get(&key) {
-                Some(&(_, version)) if version == expected => {
-                    self.revision += 1;
-                    self.keys.insert(key, (value, self.revision));
-                    Ret::Swapped(Ok(self.revision))
-                }
-                current => Ret::Swapped(Err(current.map(|&(_, version)| version))),
-            },
-            Op::Remove(key) => match self.keys.remove(&key) {
-                Some(_) => {
-                    self.revision += 1;
-                    Ret::Removed(Some(self.revision))
-                }
-                None => Ret::Removed(None),
-            },
-        }
-    }
-
-    fn is_valid_step(&mut self, op: &Op, ret: &Ret) -> bool {
-        let current = |model: &Model, key| model.keys.get(&key).map(|&(_, version)| version);
-        match (*op, ret) {
-            (Op::Get(key), Ret::Got(seen)) => self.keys.get(&key).copied() == *seen,
-            (Op::Upsert(key, value), &Ret::Upserted(version, created)) => {
-                if created == self.keys.contains_key(&key) || !self.take(version) {
-                    return false;
-                }
-                self.keys.insert(key, (value, version));
-                true
-            }
-            (Op::CompareAndSwap(key, expected, value), &Ret::Swapped(Ok(version))) => {
-                if current(self, key) != Some(expected) || !self.take(version) {
-                    return false;
-                }
-                self.keys.insert(key, (value, version));
-                true
-            }
-            (Op::CompareAndSwap(key, expected, _), &Ret::Swapped(Err(seen))) => {
-                let current = current(self, key);
-                current != Some(expected) && seen == current
-            }
-            (Op::Remove(key), &Ret::Removed(Some(version))) => {
-                if !self.keys.contains_key(&key) || !self.take(version) {
-                    return false;
-                }
-                self.keys.remove(&key);
-                true
-            }
-            (Op::Remove(key), Ret::Removed(None)) => !self.keys.contains_key(&key),
-            _ => false,
-        }
-    }
-}
 
 /// Runs `op` on the store and translates the answer for the model.
 fn apply(store: &Store, op: &Op) -> Ret {
@@ -146,11 +39,11 @@ fn apply(store: &Store, op: &Op) -> Ret {
                 Err(other) => panic!("compare-and-swap failed: {other}"),
             },
         ),
-        Op::Remove(key) => Ret::Removed(match store.remove(KEYS[key]) {
-            Ok(version) => Some(version),
-            Err(Error::NotFound) => None,
+        Op::Remove(key) => match store.remove(KEYS[key]) {
+            Ok(version) => Ret::Removed(true, Some(version)),
+            Err(Error::NotFound) => Ret::Removed(false, None),
             Err(other) => panic!("remove failed: {other}"),
-        }),
+        },
     }
 }
 
@@ -234,7 +127,7 @@ fn record_history(store: &Store, threads: usize, ops_per_thread: usize, seed: u6
 }
 
 fn check(history: Vec<Event>) -> LinearizabilityTester<usize, Model> {
-    let mut tester = LinearizabilityTester::new(Model::default());
+    let mut tester = LinearizabilityTester::new(Model::new(Revisions::Consecutive));
     for event in history {
         match event {
             Event::Invoke(thread_id, op) => tester.on_invoke(thread_id, op),
@@ -321,13 +214,13 @@ fn the_checker_rejects_histories_that_are_not_linearizable() {
         }),
         ("a removed key is read back", |t| {
             after_a_is_created(t);
-            t.on_invret(0, Op::Remove(0), Ret::Removed(Some(2)))?;
+            t.on_invret(0, Op::Remove(0), Ret::Removed(true, Some(2)))?;
             t.on_invret(1, Op::Get(0), Ret::Got(Some((1, 1))))?;
             Ok(())
         }),
     ];
     for (message, build) in cases {
-        let mut tester = LinearizabilityTester::new(Model::default());
+        let mut tester = LinearizabilityTester::new(Model::new(Revisions::Consecutive));
         build(&mut tester).unwrap();
         assert!(!tester.is_consistent(), "accepted: {message}");
     }
@@ -342,7 +235,7 @@ fn the_checker_accepts_either_outcome_of_a_read_racing_a_write() {
         ("the read sees the new value", Some((2, 2))),
     ];
     for (message, seen) in cases {
-        let mut tester = LinearizabilityTester::new(Model::default());
+        let mut tester = LinearizabilityTester::new(Model::new(Revisions::Consecutive));
         after_a_is_created(&mut tester);
         tester.on_invoke(0, Op::Upsert(0, 2)).unwrap();
         tester.on_invret(1, Op::Get(0), Ret::Got(seen)).unwrap();
