@@ -19,7 +19,9 @@
 //! this file against two commits and runs the two binaries in alternation,
 //! so that old and new are compared in the same run (see BENCHMARKS.md,
 //! "Ordered listing"). `KVCORE_LIST_KEYS` sets N (default 1,000,000 with
-//! `--bench`; under `cargo test` a 20,000-key smoke run).
+//! `--bench`; under `cargo test` a 20,000-key smoke run);
+//! `KVCORE_LIST_WRITES_ONLY=1` stops after the removes (to profile the
+//! fill, the creates and the removes).
 
 use std::hint::black_box;
 use std::sync::Barrier;
@@ -103,6 +105,10 @@ fn main() {
     );
     assert_eq!(created, removed, "every key created was removed");
     assert_eq!(store.len(), keys);
+    if std::env::var_os("KVCORE_LIST_WRITES_ONLY").is_some() {
+        // For a profiler: the fill, the creates and the removes alone.
+        return;
+    }
 
     for limit in [100, 1000] {
         let mut times = Vec::new();
