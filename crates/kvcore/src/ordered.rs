@@ -11,15 +11,18 @@
 //!   (`directory.rs`): finding the block reads no record;
 //! - every key of a block starts with the block's `prefix` (after a split,
 //!   the longest its first and last key share), and beside each reference
-//!   sits a 3-byte *hint*, the key's three bytes after that prefix. A search
+//!   sits a 4-byte *hint*, the key's four bytes after that prefix. A search
 //!   compares hints first and reads records only among keys whose hints tie
-//!   with the key looked for (usually none or one: with two bytes, keys of
-//!   decimal digits tied six at a time);
+//!   with the key looked for (usually none: with two bytes, keys of decimal
+//!   digits tied six at a time; with three, the record reads of ties were
+//!   still most of a create's time in the index, and a fourth byte took a
+//!   quarter off a create at 1M keys, BENCHMARKS.md);
 //! - removing a record finds it by its address, in a pass over its block's
 //!   references: no record is read at all.
 //!
-//! Memory: 11 bytes a key in a full block, plus per block its header, its
-//! prefix and its bound (about 1.5 bytes a key in all).
+//! Memory: 12 bytes a key in a full block, plus per block its header, its
+//! prefix and its bound (about 1.5 bytes a key in all), plus the buffers of
+//! pending writes (`pending.rs`: 8 bytes a write, at most 1024 a buffer).
 //! Keys inserted in order fill blocks completely (a block that is full when
 //! a key is appended after its last one starts a new block, instead of
 //! splitting in half).
@@ -313,10 +316,8 @@ impl Block {
 
     /// The positions whose hint is `h`.
     fn tied(&self, h: Hint) -> (usize, usize) {
-        // As integers: a comparison of arrays is a loop over their bytes.
-        let h = hint_value(h);
-        let lo = self.hints.partition_point(|&x| hint_value(x) < h);
-        let hi = lo + self.hints[lo..].partition_point(|&x| hint_value(x) == h);
+        let lo = self.hints.partition_point(|&x| x < h);
+        let hi = lo + self.hints[lo..].partition_point(|&x| x == h);
         (lo, hi)
     }
 
@@ -405,22 +406,21 @@ impl Block {
     }
 }
 
-/// A key's three bytes after its block's prefix.
-type Hint = [u8; 3];
+/// A key's four bytes after its block's prefix, as a big-endian integer.
+type Hint = u32;
 
-/// The three bytes of `key` after its first `at`, zero where the key is
-/// shorter. For keys sharing their first `at` bytes, a smaller hint means a
-/// smaller key (arrays compare like the bytes they hold); equal hints decide
-/// nothing.
-fn hint(key: &[u8], at: usize) -> Hint {
-    let byte = |i: usize| key.get(at + i).copied().unwrap_or(0);
-    [byte(0), byte(1), byte(2)]
-}
-
-/// A hint as an integer that orders like it.
+/// The four bytes of `key` after its first `at`, zero where the key is
+/// shorter, as an integer. For keys sharing their first `at` bytes, a
+/// smaller hint means a smaller key; equal hints decide nothing.
 #[inline]
-fn hint_value([a, b, c]: Hint) -> u32 {
-    u32::from_be_bytes([0, a, b, c])
+fn hint(key: &[u8], at: usize) -> Hint {
+    match key.get(at..at + 4) {
+        Some(&[a, b, c, d]) => u32::from_be_bytes([a, b, c, d]),
+        _ => {
+            let byte = |i: usize| key.get(at + i).copied().unwrap_or(0);
+            u32::from_be_bytes([byte(0), byte(1), byte(2), byte(3)])
+        }
+    }
 }
 
 /// How many leading bytes `a` and `b` share.
