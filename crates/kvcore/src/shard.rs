@@ -576,6 +576,26 @@ mod tests {
     }
 
     #[test]
+    fn a_listing_applies_the_pending_writes_first_under_either_lock() {
+        for tuning in [Tuning::Balanced, Tuning::ReadHeavy] {
+            let store = Store::builder().tuning(tuning).shards(1).build();
+            for i in (0..100).rev() {
+                store
+                    .create(&format!("k{i:03}"), "v", None)
+                    .expect("create");
+            }
+            store.remove("k050").expect("remove");
+            let page = store.list("k", None, 1000);
+            let listed: Vec<&str> = page.entries.iter().map(|e| e.key()).collect();
+            let expected: Vec<String> = (0..100)
+                .filter(|&i| i != 50)
+                .map(|i| format!("k{i:03}"))
+                .collect();
+            assert_eq!(listed, expected, "{}", tuning.name());
+        }
+    }
+
+    #[test]
     fn the_per_reader_lock_serves_readers_on_many_threads_and_writers_between_them() {
         let store = Store::builder().tuning(Tuning::ReadHeavy).shards(1).build();
         store.upsert("k", "0", TtlChange::Keep).expect("upsert");
