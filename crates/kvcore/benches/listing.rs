@@ -11,6 +11,8 @@
 //!   the two above, it is long enough that writes a store defers (kvcore
 //!   buffers up to 1024 a shard before ordering them) are mostly paid
 //!   within it;
+//! - `replace`: 100k upserts of existing keys, each with a value of another
+//!   length than the stored one, so each replaces the key's record; ns each;
 //! - `page100` / `page1000`: pages of 100 and 1000 keys from a random
 //!   cursor; the median µs of a page;
 //! - `get` / `upsert`: one thread on random existing keys, same-length
@@ -134,6 +136,27 @@ fn main() {
     for k in &churn[churn.len() - extra..] {
         black_box(store.remove(k).is_ok());
     }
+    // Replacing: upserts of existing keys with values of another length
+    // each time, so that every write replaces the key's record instead of
+    // overwriting it in place.
+    let existing: Vec<String> = (0..extra).map(|_| key(2 * rng.below(keys))).collect();
+    let (started, cpu) = (Instant::now(), thread_cpu_time());
+    for (i, k) in existing.iter().enumerate() {
+        let value = [b'r'; 18];
+        black_box(
+            store
+                .upsert(k, &value[..17 + i % 2], TtlChange::Keep)
+                .is_ok(),
+        );
+    }
+    println!(
+        "replace_ns {:.0}",
+        per_op(started.elapsed(), existing.len())
+    );
+    println!(
+        "replace_cpu_ns {:.0}",
+        per_op(thread_cpu_time() - cpu, existing.len())
+    );
     if std::env::var_os("KVCORE_LIST_WRITES_ONLY").is_some() {
         // For a profiler: the writes alone.
         return;
