@@ -27,8 +27,13 @@ keys=${KEYS:-1000000}
 rounds=${ROUNDS:-3}
 export CARGO_TARGET_DIR=$target_dir
 
-# The path of the bench binary cargo builds in the workspace at $1.
+# The path of the bench binary cargo builds in the workspace at $1. Both
+# builds share the target folder, and when the two sides' kvcore come out as
+# the same unit (same dependencies), cargo would take the binary last built
+# for the other side as up to date: touching the crate's sources first makes
+# it rebuild from these ones.
 build_bench() {
+    find "$1/crates/kvcore/src" -name '*.rs' -exec touch {} +
     (cd "$1" && cargo bench -p kvcore --bench listing --no-run --message-format=json 2>/dev/null) |
         grep '"executable":"[^"]*listing' | sed 's/.*"executable":"\([^"]*\)".*/\1/' | tail -1
 }

@@ -6,6 +6,13 @@
 //!
 //! - `create` / `remove`: 100k keys with odd numbers (so each lands between
 //!   existing keys, anywhere in the order) created, then removed; ns each;
+//! - `churn`: 400k steps, each creating an odd key and removing the one
+//!   created 100k steps before; ns a step (a create and a remove). Unlike
+//!   the two above, it is long enough that writes a store defers (kvcore
+//!   buffers up to 1024 a shard before ordering them) are mostly paid
+//!   within it;
+//! - `replace`: 100k upserts of existing keys, each with a value of another
+//!   length than the stored one, so each replaces the key's record; ns each;
 //! - `page100` / `page1000`: pages of 100 and 1000 keys from a random
 //!   cursor; the median µs of a page;
 //! - `get` / `upsert`: one thread on random existing keys, same-length
@@ -19,7 +26,9 @@
 //! this file against two commits and runs the two binaries in alternation,
 //! so that old and new are compared in the same run (see BENCHMARKS.md,
 //! "Ordered listing"). `KVCORE_LIST_KEYS` sets N (default 1,000,000 with
-//! `--bench`; under `cargo test` a 20,000-key smoke run).
+//! `--bench`; under `cargo test` a 20,000-key smoke run);
+//! `KVCORE_LIST_WRITES_ONLY=1` stops after the churn (to profile the
+//! writes alone).
 
 use std::hint::black_box;
 use std::sync::Barrier;
@@ -103,6 +112,55 @@ fn main() {
     );
     assert_eq!(created, removed, "every key created was removed");
     assert_eq!(store.len(), keys);
+
+    // Churn: each step creates a key and removes the one created `extra`
+    // steps before. A store may defer part of a write's work (kvcore's
+    // ordered index buffers up to 1024 writes a shard); over 4 * `extra`
+    // steps, what is still deferred at the end is a small share of what
+    // was timed, unlike in the phases above.
+    let churn: Vec<String> = (0..4 * extra)
+        .map(|_| key(2 * rng.below(keys) + 1))
+        .collect();
+    let (started, cpu) = (Instant::now(), thread_cpu_time());
+    for (i, k) in churn.iter().enumerate() {
+        black_box(store.create(k, value(i), Some(TTL)).is_ok());
+        if i >= extra {
+            black_box(store.remove(&churn[i - extra]).is_ok());
+        }
+    }
+    println!("churn_ns {:.0}", per_op(started.elapsed(), churn.len()));
+    println!(
+        "churn_cpu_ns {:.0}",
+        per_op(thread_cpu_time() - cpu, churn.len())
+    );
+    for k in &churn[churn.len() - extra..] {
+        black_box(store.remove(k).is_ok());
+    }
+    // Replacing: upserts of existing keys with values of another length
+    // each time, so that every write replaces the key's record instead of
+    // overwriting it in place.
+    let existing: Vec<String> = (0..extra).map(|_| key(2 * rng.below(keys))).collect();
+    let (started, cpu) = (Instant::now(), thread_cpu_time());
+    for (i, k) in existing.iter().enumerate() {
+        let value = [b'r'; 18];
+        black_box(
+            store
+                .upsert(k, &value[..17 + i % 2], TtlChange::Keep)
+                .is_ok(),
+        );
+    }
+    println!(
+        "replace_ns {:.0}",
+        per_op(started.elapsed(), existing.len())
+    );
+    println!(
+        "replace_cpu_ns {:.0}",
+        per_op(thread_cpu_time() - cpu, existing.len())
+    );
+    if std::env::var_os("KVCORE_LIST_WRITES_ONLY").is_some() {
+        // For a profiler: the writes alone.
+        return;
+    }
 
     for limit in [100, 1000] {
         let mut times = Vec::new();

@@ -3,7 +3,9 @@
 //! Each shard keeps its keys in order (see `ordered`), so a page merges the
 //! next few keys of every shard instead of scanning the store. A shard is
 //! read in batches, each under that shard's read lock alone, taken and
-//! released on its own: a writer waits for at most one batch of one shard.
+//! released on its own: a writer waits for at most one batch of one shard
+//! (and, when writes to the shard's index are pending, for one settle of
+//! them, see `ordered/pending.rs`).
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -108,7 +110,7 @@ impl Cursor {
         start: Bound<&[u8]>,
         batch: usize,
     ) -> Cursor {
-        shard.read(|table| {
+        shard.read_ordered(|table| {
             // The clock is read under the lock, as a write reads it under
             // its own: a key is judged expired at an instant it was held.
             let now_ms = clock.now_ms();

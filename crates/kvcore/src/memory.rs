@@ -13,8 +13,9 @@
 //!   80 bytes). Allocations of 128 KiB and more are counted as whole pages,
 //!   as when malloc maps them.
 //! - each key's entry in its shard's ordered index (the listing order):
-//!   16 bytes a key, for an 8-byte record reference and a 3-byte hint in
-//!   blocks kept between half full and full (13 bytes measured at 1M keys).
+//!   16 bytes a key, for an 8-byte record reference and a 4-byte hint in
+//!   blocks kept between half full and full, and the buffers of writes
+//!   waiting to reach the blocks (13.5 bytes measured at 1M keys).
 //! - each shard's hash table: its bucket array (8 bytes a bucket), one
 //!   control byte a bucket plus 16, rounded like any allocation. A table
 //!   keeps its buckets after keys are removed, so they stay counted until
@@ -279,8 +280,9 @@ pub(crate) fn allocation(bytes: u64) -> u64 {
 const RECORD_PREFIX: u64 = 40;
 
 /// A key's share of its shard's ordered index (`ordered.rs`): an 8-byte
-/// record reference and a 3-byte hint, in blocks kept between half full and
-/// full (11 to 22 bytes a key, 13 measured at 1M keys; BENCHMARKS.md).
+/// record reference and a 4-byte hint, in blocks kept between half full and
+/// full (12 to 24 bytes a key), plus the buffers of pending writes (at most
+/// 16 KiB a shard); 13.5 measured at 1M keys (BENCHMARKS.md).
 const ORDER_ENTRY: u64 = 16;
 
 /// The bytes a key of `payload` key and value bytes takes: its record and

@@ -11,26 +11,31 @@
 //!   (`directory.rs`): finding the block reads no record;
 //! - every key of a block starts with the block's `prefix` (after a split,
 //!   the longest its first and last key share), and beside each reference
-//!   sits a 3-byte *hint*, the key's three bytes after that prefix. A search
+//!   sits a 4-byte *hint*, the key's four bytes after that prefix. A search
 //!   compares hints first and reads records only among keys whose hints tie
-//!   with the key looked for (usually none or one: with two bytes, keys of
-//!   decimal digits tied six at a time);
-//! - removing or replacing a record finds it by its address among the
-//!   references with its hint: no record is read at all.
+//!   with the key looked for (usually none: with two bytes, keys of decimal
+//!   digits tied six at a time; with three, the record reads of ties were
+//!   still most of a create's time in the index, and a fourth byte took a
+//!   quarter off a create at 1M keys, BENCHMARKS.md);
+//! - removing a record finds it by its address, in a pass over its block's
+//!   references: no record is read at all.
 //!
-//! Memory: 11 bytes a key in a full block, plus per block its header, its
-//! prefix and its bound (about 1.5 bytes a key in all).
+//! Memory: 12 bytes a key in a full block, plus per block its header, its
+//! prefix and its bound (about 1.5 bytes a key in all), plus the buffers of
+//! pending writes (`pending.rs`: 8 bytes a write, at most 1024 a buffer).
 //! Keys inserted in order fill blocks completely (a block that is full when
 //! a key is appended after its last one starts a new block, instead of
 //! splitting in half).
 
 use std::cmp::Ordering;
+use std::collections::VecDeque;
 use std::ops::Bound;
 
 use crate::entry::Record;
 use crate::record_ref::RecordRef;
 
 mod directory;
+mod pending;
 #[cfg(test)]
 mod tests;
 
@@ -47,12 +52,28 @@ const BLOCK: usize = 128;
 const MERGE_BELOW: usize = BLOCK / 4;
 
 /// The ordered references of one shard.
+///
+/// Writes of new keys and removes are not applied to the blocks one at a
+/// time: they wait in `fresh` and `gone` (`pending.rs`) until enough have
+/// gathered, or until a listing reads the shard, and are then applied in
+/// key order ([`Ordered::settle`]). Only a settled index can be read.
 pub(crate) struct Ordered {
     /// Bound `i` is at most every key of `blocks[i]` and greater than every
     /// key of the blocks before it. Bound 0 is empty (below every key).
     bounds: Directory,
     /// Never empty; only `blocks[0]` may hold no reference (an empty shard).
     blocks: Vec<Block>,
+    /// References to records put in the table since the last settle, not
+    /// yet in the blocks, in no order (a queue: a settle takes them from
+    /// the front once sorted).
+    fresh: VecDeque<RecordRef>,
+    /// Records taken out of the table since the last settle, whose
+    /// references are still in the blocks or in `fresh`. These are counted
+    /// handles: they keep the records alive as long as a reference to them
+    /// remains.
+    gone: Vec<Record>,
+    /// The key and value bytes of the records in `gone`.
+    gone_bytes: usize,
 }
 
 struct Block {
@@ -69,6 +90,9 @@ impl Ordered {
         Ordered {
             bounds: Directory::new(),
             blocks: vec![Block::empty()],
+            fresh: VecDeque::new(),
+            gone: Vec::new(),
+            gone_bytes: 0,
         }
     }
 
@@ -103,11 +127,11 @@ impl Ordered {
 
     /// Whether the index holds no reference.
     pub(crate) fn is_empty(&self) -> bool {
-        self.blocks.len() == 1 && self.blocks[0].refs.is_empty()
+        self.blocks.len() == 1 && self.blocks[0].refs.is_empty() && self.fresh.is_empty()
     }
 
-    /// Adds a reference to a key not in the index.
-    pub(crate) fn insert(&mut self, new: RecordRef) {
+    /// Adds a reference to a key not in the blocks, now.
+    fn insert_now(&mut self, new: RecordRef) {
         let key = new.key();
         let mut at = self.route(key);
         let block = &self.blocks[at];
@@ -129,17 +153,10 @@ impl Ordered {
         self.blocks[at].insert(new);
     }
 
-    /// Removes the reference to `record`; returns whether there was one.
-    pub(crate) fn remove(&mut self, record: &Record) -> bool {
-        let key = record.key();
-        let at = self.route(key);
-        let Some(pos) = self.blocks[at].position_of(key, record) else {
-            return false;
-        };
-        let block = &mut self.blocks[at];
-        block.hints.remove(pos);
-        block.refs.remove(pos);
-        let left = block.refs.len();
+    /// After references were removed from block `at`: drops it if it is
+    /// empty, or merges it into a neighbour if it became small.
+    fn after_removal(&mut self, at: usize) {
+        let left = self.blocks[at].refs.len();
         if left == 0 && self.blocks.len() > 1 {
             self.blocks.remove(at);
             // The first block's bound stays the bottom of the key space: when
@@ -148,27 +165,11 @@ impl Ordered {
         } else if left < MERGE_BELOW {
             self.merge_around(at);
         }
-        true
-    }
-
-    /// Replaces the reference to `old` by `new`, a record of the same key.
-    /// (Were `old` missing, which the table never lets happen, `new` would
-    /// be inserted: the index always ends up holding `new`.)
-    pub(crate) fn replace(&mut self, old: &Record, new: RecordRef) {
-        debug_assert_eq!(old.key(), new.key());
-        let at = self.route(old.key());
-        let block = &mut self.blocks[at];
-        match block.position_of(old.key(), old) {
-            Some(pos) => block.refs[pos] = new,
-            None => {
-                debug_assert!(false, "the replaced record was not in the index");
-                self.insert(new);
-            }
-        }
     }
 
     /// The references from `start` on, in byte order of their keys.
     pub(crate) fn range_from(&self, start: Bound<&[u8]>) -> impl Iterator<Item = &RecordRef> {
+        debug_assert!(self.is_settled(), "reading an index with writes pending");
         let (at, pos) = match start {
             Bound::Unbounded => (0, 0),
             Bound::Included(key) | Bound::Excluded(key) => {
@@ -221,10 +222,37 @@ impl Ordered {
         self.blocks[first].append(second);
     }
 
-    /// Checks every invariant of the index against the keys it should hold,
-    /// in order; panics on the first one broken. For tests.
+    /// Checks every invariant of the index against the records its table
+    /// holds (in any order); panics on the first one broken. For tests.
     #[cfg(test)]
-    pub(crate) fn check(&self, expected: &[&Record]) {
+    pub(crate) fn check(&self, table: &[&Record]) {
+        use std::collections::HashSet;
+        let in_table: HashSet<usize> = table.iter().map(|r| r.addr()).collect();
+        let fresh: HashSet<usize> = self.fresh.iter().map(RecordRef::addr).collect();
+        let gone: HashSet<usize> = self.gone.iter().map(Record::addr).collect();
+        assert_eq!(fresh.len(), self.fresh.len(), "a fresh reference twice");
+        assert_eq!(gone.len(), self.gone.len(), "a record gone twice");
+        assert!(
+            gone.is_disjoint(&in_table),
+            "a record gone is still in the table"
+        );
+        assert!(
+            fresh
+                .iter()
+                .all(|f| in_table.contains(f) || gone.contains(f)),
+            "a fresh reference to a record nobody holds"
+        );
+        let gone_bytes: usize = self.gone.iter().map(Record::payload_len).sum();
+        assert_eq!(self.gone_bytes, gone_bytes);
+        // The blocks hold the table's records and those gone, but for the
+        // fresh ones.
+        let mut expected: Vec<&Record> = table
+            .iter()
+            .copied()
+            .chain(&self.gone)
+            .filter(|r| !fresh.contains(&r.addr()))
+            .collect();
+        expected.sort_by(|a, b| a.key().cmp(b.key()));
         assert_eq!(self.bounds.len(), self.blocks.len());
         assert!(
             self.bounds.get(0).is_empty(),
@@ -293,14 +321,29 @@ impl Block {
         (lo, hi)
     }
 
-    /// The position of the reference to `record`, found by address among the
-    /// keys whose hints tie with its key's.
-    fn position_of(&self, key: &[u8], record: &Record) -> Option<usize> {
-        // The key of a record in this block starts with the prefix, so the
-        // prefix's bytes need not be read (were it not here, the hint
-        // would find nothing).
-        let (lo, hi) = self.tied(hint(key, self.prefix.len()));
-        (lo..hi).find(|&i| self.refs[i].is(record))
+    /// Removes the references to `records` in one pass over the block,
+    /// comparing addresses (no hint searched, no record read); returns how
+    /// many it found.
+    fn remove_all(&mut self, records: &[Record]) -> usize {
+        let mut keep = [true; BLOCK];
+        let mut found = 0;
+        for (slot, r) in keep.iter_mut().zip(&self.refs) {
+            if records.iter().any(|gone| r.is(gone)) {
+                *slot = false;
+                found += 1;
+            }
+        }
+        let mut i = 0;
+        self.hints.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+        let mut i = 0;
+        self.refs.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+        found
     }
 
     fn insert(&mut self, new: RecordRef) {
@@ -363,16 +406,21 @@ impl Block {
     }
 }
 
-/// A key's three bytes after its block's prefix.
-type Hint = [u8; 3];
+/// A key's four bytes after its block's prefix, as a big-endian integer.
+type Hint = u32;
 
-/// The three bytes of `key` after its first `at`, zero where the key is
-/// shorter. For keys sharing their first `at` bytes, a smaller hint means a
-/// smaller key (arrays compare like the bytes they hold); equal hints decide
-/// nothing.
+/// The four bytes of `key` after its first `at`, zero where the key is
+/// shorter, as an integer. For keys sharing their first `at` bytes, a
+/// smaller hint means a smaller key; equal hints decide nothing.
+#[inline]
 fn hint(key: &[u8], at: usize) -> Hint {
-    let byte = |i: usize| key.get(at + i).copied().unwrap_or(0);
-    [byte(0), byte(1), byte(2)]
+    match key.get(at..at + 4) {
+        Some(&[a, b, c, d]) => u32::from_be_bytes([a, b, c, d]),
+        _ => {
+            let byte = |i: usize| key.get(at + i).copied().unwrap_or(0);
+            u32::from_be_bytes([byte(0), byte(1), byte(2), byte(3)])
+        }
+    }
 }
 
 /// How many leading bytes `a` and `b` share.

@@ -14,14 +14,16 @@
 //!
 //! A `RecordRef` is only read while the record it aliases is alive. The
 //! shard's `Table` keeps that true: it changes its hash table and its ordered
-//! index together, under the shard's write lock (`&mut Table`), and removes a
-//! record's reference in the same call that takes the record out of the
-//! table, before the record can be dropped. A reader borrows the `Table`
-//! (`&Table`, the shard's read lock), so no record it reaches through the
-//! index can be removed, let alone freed, while it reads. The table's tests
-//! check after every operation of a random sequence that each reference
-//! points to a record the table holds (`Table::check`), and they run under
-//! valgrind (see BENCHMARKS.md, "Ordered listing").
+//! index together, under the shard's write lock (`&mut Table`), and hands a
+//! record to the index in the same call that takes it out of the table: the
+//! index keeps a counted handle to it (`Ordered::remove`, in `gone`) until
+//! it has removed the record's reference, so the record cannot be freed
+//! while a reference to it remains. A reader borrows the `Table` (`&Table`,
+//! the shard's read lock), so no record it reaches through the index can be
+//! removed, let alone freed, while it reads. The table's tests check after
+//! every operation of a random sequence that each reference points to a
+//! record the table holds or the index keeps (`Table::check`), and they run
+//! under valgrind (see BENCHMARKS.md, "Ordered listing").
 
 #![allow(unsafe_code)]
 
@@ -61,6 +63,12 @@ impl RecordRef {
     #[inline]
     pub(crate) fn key(&self) -> &[u8] {
         self.0.key()
+    }
+
+    /// The record's address (see [`Record::addr`]; reads no record).
+    #[inline]
+    pub(crate) fn addr(&self) -> usize {
+        self.0.addr()
     }
 
     /// Whether this aliases `record`'s allocation (compares pointers only:

@@ -145,6 +145,40 @@ impl Shard {
         f(&mut guard)
     }
 
+    /// Runs `f` with shared access to the table with its ordered index
+    /// settled (no write pending, see `ordered/pending.rs`): when writes are
+    /// pending, applies them under the write lock first, a bounded amount of
+    /// work, then lets `f` read.
+    pub(crate) fn read_ordered<R>(&self, f: impl FnOnce(&Table) -> R) -> R {
+        match &self.0 {
+            Lock::Shared(lock) => {
+                let table = lock.read();
+                if table.order.is_settled() {
+                    return f(&table);
+                }
+                drop(table);
+                let mut table = lock.write();
+                table.order.settle();
+                // Downgraded without letting a writer in between, so that
+                // `f` finds the index settled, and with other readers
+                // admitted while it reads.
+                f(&RwLockWriteGuard::downgrade(table))
+            }
+            Lock::PerReader(lock) => {
+                let table = read_per_reader(lock);
+                if table.order.is_settled() {
+                    return f(&table);
+                }
+                drop(table);
+                // This lock cannot be downgraded: `f` reads under the write
+                // lock.
+                let mut table = write_per_reader(lock);
+                table.order.settle();
+                f(&table)
+            }
+        }
+    }
+
     #[inline(always)]
     fn guard(&self) -> ReadGuard<'_> {
         match &self.0 {
@@ -243,8 +277,8 @@ pub(crate) fn read_all<R>(shards: &[Shard], f: impl FnOnce(&[&Table]) -> R) -> R
 ///
 /// The ordered index holds uncounted references to the records the hash
 /// table owns (see `record_ref`): every method that takes a record out of
-/// the table takes its reference out of the index in the same call, so a
-/// reference never outlives its record.
+/// the table hands it to the index in the same call, which keeps it alive
+/// until its reference is out, so a reference never outlives its record.
 pub(crate) struct Table {
     records: HashTable<Record>,
     order: Ordered,
@@ -295,10 +329,11 @@ impl Table {
         rehash: impl Fn(&Record) -> u64,
     ) -> Option<Record> {
         self.note_deadline(record.deadline_ms());
-        // SAFETY (both cases): the record goes into the table here, and the
-        // table drops its reference from the index whenever it lets the
-        // record go (`put` replacing it, `remove`, `remove_exact`,
-        // `reclaim_expired`), so the reference is never read after.
+        // SAFETY (both cases): the record goes into the table here, and
+        // whenever the table lets the record go (`put` replacing it,
+        // `remove`, `remove_exact`, `reclaim_expired`) it hands it to the
+        // index, which holds a counted handle to it until the reference is
+        // gone, so the reference is never read after the record is freed.
         if let Some(slot) = self.records.find_mut(hash, |r| r.key() == record.key()) {
             self.order.replace(slot, unsafe { RecordRef::new(&record) });
             return Some(std::mem::replace(slot, record));
@@ -336,7 +371,7 @@ impl Table {
     #[allow(unsafe_code)]
     pub(crate) fn rebuild_order(&mut self) {
         // SAFETY: each reference is of a record the table holds; from here
-        // on the table drops a record's reference whenever it lets the
+        // on the table hands a record to the index whenever it lets the
         // record go (see `put`). The old index is dropped first; dropping
         // references never drops records.
         self.order = Ordered::new();
@@ -477,9 +512,16 @@ impl Table {
 
     /// Visits the records from `start` on, in byte order of their keys
     /// (expired ones included). Costs a search of the index, then one step
-    /// a record.
+    /// a record. The index must be settled (see [`Shard::read_ordered`]).
     pub(crate) fn range_from(&self, start: Bound<&[u8]>) -> impl Iterator<Item = &Record> {
         self.order.range_from(start).map(RecordRef::record)
+    }
+
+    /// Applies the ordered index's pending writes. For tests; the store
+    /// settles through [`Shard::read_ordered`].
+    #[cfg(test)]
+    pub(crate) fn settle(&mut self) {
+        self.order.settle();
     }
 
     /// The ordered index, for its tests.
@@ -492,8 +534,7 @@ impl Table {
     /// order; panics otherwise. For tests.
     #[cfg(test)]
     pub(crate) fn check(&self) {
-        let mut records: Vec<&Record> = self.records.iter().collect();
-        records.sort_by(|a, b| a.key().cmp(b.key()));
+        let records: Vec<&Record> = self.records.iter().collect();
         self.order.check(&records);
     }
 
@@ -531,6 +572,26 @@ mod tests {
             let store = Store::builder().tuning(tuning).build();
             assert_eq!(store.stats().shards, tuning.layout().shards);
             assert_eq!(store.tuning(), tuning);
+        }
+    }
+
+    #[test]
+    fn a_listing_applies_the_pending_writes_first_under_either_lock() {
+        for tuning in [Tuning::Balanced, Tuning::ReadHeavy] {
+            let store = Store::builder().tuning(tuning).shards(1).build();
+            for i in (0..100).rev() {
+                store
+                    .create(&format!("k{i:03}"), "v", None)
+                    .expect("create");
+            }
+            store.remove("k050").expect("remove");
+            let page = store.list("k", None, 1000);
+            let listed: Vec<&str> = page.entries.iter().map(|e| e.key()).collect();
+            let expected: Vec<String> = (0..100)
+                .filter(|&i| i != 50)
+                .map(|i| format!("k{i:03}"))
+                .collect();
+            assert_eq!(listed, expected, "{}", tuning.name());
         }
     }
 

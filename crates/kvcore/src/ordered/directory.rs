@@ -87,7 +87,11 @@ impl Directory {
 
 /// The first 16 bytes of `key`, big-endian, zero where the key is shorter:
 /// a smaller lead means a smaller key; equal leads decide nothing.
+#[inline]
 pub(super) fn lead(key: &[u8]) -> u128 {
+    if let Some(first) = key.first_chunk::<16>() {
+        return u128::from_be_bytes(*first);
+    }
     let mut bytes = [0u8; 16];
     let n = key.len().min(16);
     bytes[..n].copy_from_slice(&key[..n]);
