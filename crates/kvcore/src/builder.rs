@@ -17,6 +17,7 @@ use crate::entry::Record;
 use crate::error::Result;
 use crate::expiry::{self, ActiveExpiry};
 use crate::memory::{Eviction, Memory};
+use crate::ordered::GONE_BYTES;
 use crate::shard::{Shard, Tuning};
 use crate::store::{Inner, Revision, Store, shard_index};
 use crate::watch::{Event, EventKind, Feed, WatchConfig};
@@ -321,7 +322,16 @@ impl StoreBuilder {
     fn new_shards(&self) -> Box<[Shard]> {
         let layout = self.tuning.layout();
         let count = self.shards.unwrap_or(layout.shards);
-        (0..count).map(|_| Shard::new(layout.lock)).collect()
+        // Removed records the ordered index still refers to are freed when
+        // it settles and are not counted until then: with a bound, at most
+        // 1/64 of it in all.
+        let gone_bytes = match self.max_memory {
+            Some(bound) => GONE_BYTES.min((bound / 64 / count as u64) as usize),
+            None => GONE_BYTES,
+        };
+        (0..count)
+            .map(|_| Shard::new(layout.lock, gone_bytes))
+            .collect()
     }
 
     fn assemble(

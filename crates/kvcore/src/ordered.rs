@@ -40,6 +40,7 @@ mod pending;
 mod tests;
 
 use directory::{Directory, lead};
+pub(crate) use pending::GONE_BYTES;
 
 /// Most references a block holds. 128: what a block costs besides its
 /// entries (its header, two allocations, its prefix and its bound) is spread
@@ -74,6 +75,8 @@ pub(crate) struct Ordered {
     gone: Vec<Record>,
     /// The key and value bytes of the records in `gone`.
     gone_bytes: usize,
+    /// A settle comes once `gone_bytes` is above this.
+    gone_limit: usize,
 }
 
 struct Block {
@@ -93,6 +96,7 @@ impl Ordered {
             fresh: VecDeque::new(),
             gone: Vec::new(),
             gone_bytes: 0,
+            gone_limit: pending::GONE_BYTES,
         }
     }
 

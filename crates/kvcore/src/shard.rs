@@ -112,10 +112,14 @@ enum Lock {
 }
 
 impl Shard {
-    pub(crate) fn new(kind: LockKind) -> Shard {
+    /// A shard whose ordered index keeps at most `gone_bytes` of removed
+    /// records until it settles (see `ordered/pending.rs`).
+    pub(crate) fn new(kind: LockKind, gone_bytes: usize) -> Shard {
+        let mut table = Table::default();
+        table.order.limit_gone(gone_bytes);
         Shard(match kind {
-            LockKind::Shared => Lock::Shared(RwLock::new(Table::default())),
-            LockKind::PerReader => Lock::PerReader(ShardedLock::new(Table::default())),
+            LockKind::Shared => Lock::Shared(RwLock::new(table)),
+            LockKind::PerReader => Lock::PerReader(ShardedLock::new(table)),
         })
     }
 
@@ -374,6 +378,7 @@ impl Table {
         // on the table hands a record to the index whenever it lets the
         // record go (see `put`). The old index is dropped first; dropping
         // references never drops records.
+        let gone_limit = self.order.gone_limit();
         self.order = Ordered::new();
         let refs = self
             .records
@@ -381,6 +386,7 @@ impl Table {
             .map(|r| unsafe { RecordRef::new(r) })
             .collect();
         self.order = Ordered::from_unordered(refs);
+        self.order.limit_gone(gone_limit);
     }
 
     pub(crate) fn remove(&mut self, hash: u64, key: &[u8]) -> Option<Record> {
@@ -593,6 +599,27 @@ mod tests {
                 .collect();
             assert_eq!(listed, expected, "{}", tuning.name());
         }
+    }
+
+    #[test]
+    fn with_a_memory_bound_removed_records_wait_for_the_index_within_a_64th_of_it() {
+        // In tests a shard keeps up to 64 bytes of removed records
+        // (GONE_BYTES) and settles at 3 pending writes; a bound of 64 * 32
+        // bytes on one shard lowers the 64 to 32.
+        let bounded = Store::builder().shards(1).max_memory(64 * 32).build();
+        let unbounded = Store::builder().shards(1).build();
+        let settled = |store: &Store| store.inner().shards[0].read(|t| t.order.is_settled());
+        for store in [&bounded, &unbounded] {
+            for key in ["k0", "k1", "k2"] {
+                store.create(key, [0u8; 15], None).expect("create");
+            }
+            assert!(settled(store), "three creates settle");
+            // Two records of 17 key and value bytes each: 34 bytes.
+            store.remove("k0").expect("remove");
+            store.remove("k1").expect("remove");
+        }
+        assert!(settled(&bounded), "34 bytes are over a 64th of the bound");
+        assert!(!settled(&unbounded), "34 bytes wait without a bound");
     }
 
     #[test]

@@ -32,8 +32,9 @@ const MAX_PENDING: usize = if cfg!(test) { 40 } else { 1024 };
 
 /// Most key and value bytes the records in `gone` may hold: they are out of
 /// the table but not yet freed, so this bounds the memory a shard holds
-/// beyond what the store counts.
-const GONE_BYTES: usize = if cfg!(test) { 64 } else { 64 << 10 };
+/// beyond what the store counts. A store with a memory bound sets less
+/// (see `StoreBuilder::new_shards`).
+pub(crate) const GONE_BYTES: usize = if cfg!(test) { 64 } else { 64 << 10 };
 
 impl Ordered {
     /// Adds a reference to a record put in the table under a key it did not
@@ -62,6 +63,16 @@ impl Ordered {
         self.push_gone(old);
         self.fresh.push_back(new);
         self.settle_if_full();
+    }
+
+    /// Settles once the records in `gone` hold more than `bytes` of keys
+    /// and values.
+    pub(crate) fn limit_gone(&mut self, bytes: usize) {
+        self.gone_limit = bytes;
+    }
+
+    pub(crate) fn gone_limit(&self) -> usize {
+        self.gone_limit
     }
 
     /// Whether no write is pending: only then can the index be read.
@@ -135,7 +146,7 @@ impl Ordered {
 
     fn settle_if_full(&mut self) {
         let room = (self.blocks.len() * PER_BLOCK).clamp(MIN_PENDING, MAX_PENDING);
-        if self.fresh.len() + self.gone.len() >= room || self.gone_bytes > GONE_BYTES {
+        if self.fresh.len() + self.gone.len() >= room || self.gone_bytes > self.gone_limit {
             self.settle();
         }
     }
