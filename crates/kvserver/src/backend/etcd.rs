@@ -137,10 +137,9 @@ struct Member {
     kv: KvClient,
 }
 
-/// A thread of its own running the etcd client's connections and the calls
-/// on them (see [`EtcdBackend::bounded`]), so that they neither compete with
-/// one HTTP worker's requests nor stall when a caller blocks its thread.
-/// Stops when the backend is dropped.
+/// A thread of its own running the etcd client's connections, so that they
+/// neither compete with one HTTP worker's requests nor stall when a caller
+/// blocks its thread. Stops when the backend is dropped.
 struct ClientRuntime {
     handle: tokio::runtime::Handle,
     _stop: tokio::sync::oneshot::Sender<()>,
@@ -306,29 +305,16 @@ impl EtcdBackend {
     async fn bounded<T, F, Fut>(&self, retry_ambiguous: bool, mut call: F) -> BackendResult<T>
     where
         F: FnMut(&Member) -> Fut,
-        Fut: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
-        T: Send + 'static,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
     {
         let deadline = tokio::time::Instant::now() + self.timeout;
         let mut pause = Duration::from_millis(10);
         loop {
             let chosen = self.preferred.load(Ordering::Relaxed) % self.members.len();
-            // The whole call runs on the client's thread, where its
-            // connection lives: awaited on the caller's thread, its steps
-            // (the request handed to the connection, the answer, its body)
-            // would each cross threads, a wake-up apiece; spawned, it
-            // crosses twice. About a fifth less CPU per call, and a few
-            // percent less latency (BENCHMARKS.md, "kvserver on etcd").
-            let attempt = AbortOnDrop(self.runtime.handle.spawn(call(&self.members[chosen])));
-            let outcome = tokio::time::timeout_at(deadline, attempt).await;
+            let outcome = tokio::time::timeout_at(deadline, call(&self.members[chosen])).await;
             let err = match outcome {
-                Ok(Ok(Ok(value))) => return Ok(value),
-                Ok(Ok(Err(err))) => err,
-                Ok(Err(join)) => {
-                    return Err(BackendError::Internal(
-                        anyhow::Error::new(join).context("etcd call"),
-                    ));
-                }
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(err)) => err,
                 Err(_) => {
                     // The member did not answer in time: the next call tries
                     // another one.
@@ -445,27 +431,6 @@ impl EtcdBackend {
                 .map(|deadline| Duration::from_millis(deadline.saturating_sub(now_ms))),
             value: raw.value,
         }
-    }
-}
-
-/// A call spawned on the client runtime, cancelled when its caller stops
-/// waiting (as the call itself would be if awaited in place).
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Future for AbortOnDrop<T> {
-    type Output = Result<T, tokio::task::JoinError>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.0).poll(cx)
-    }
-}
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
