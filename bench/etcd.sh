@@ -22,7 +22,12 @@
 #               cluster: both in one run
 #   kv-embedded kvserver on its embedded store (in memory), the same requests
 # Operations: put (a random key, 100-byte value), get (a random key), range
-# (the 100 keys, with values, of a random prefix key00NN). Every round runs
+# (the 100 keys, with values, of a random prefix key00NN); on request (OPS)
+# also put-persist (PUT ?persist=true, an unconditional write without a
+# deadline: what the gateway's plain put does, so gateway runs its put) and
+# put-ttl (PUT ttl-KEY?ttl=60s, keys of their own: a lease, then the write;
+# kvserver targets only).
+# Every round runs
 # every target once per operation, the order of the targets reversed every
 # other round; the summary gives medians over rounds, the CPU time per
 # request of the kvserver answering and of etcd's three members, and the
@@ -31,7 +36,7 @@
 #
 # Environment (default):
 #   ROUNDS (2)             paired rounds
-#   OPS (put get range)    the operations run
+#   OPS (put get range)    the operations run (also: put-persist put-ttl)
 #   OTHER_KVSERVER (none)  a second kvserver binary on the cluster (kv-other)
 #   EMBEDDED (1)           0: no kv-embedded target
 #   DURATION (5s)          wrk -d per run
@@ -153,7 +158,7 @@ tick_us=$((1000000 / $(getconf CLK_TCK)))
 run_one() {
     local target=$1 op=$2 url api lua_op=$2 kv_pid=""
     case $target in
-        gateway) url=$gateway api=gateway ;;
+        gateway) url=$gateway api=gateway lua_op=${op%-persist} ;;
         gateway-txn) url=$gateway api=gateway lua_op=txn ;;
         kv-etcd) url=$kv_etcd_url api=v1 kv_pid=$kv_etcd_pid ;;
         kv-other) url=$kv_other_url api=v1 kv_pid=$kv_other_pid ;;
@@ -179,7 +184,8 @@ run_one() {
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 # targets_of OP: the targets an operation runs on, in the first round's order.
 targets_of() {
-    local list=(gateway)
+    local list=()
+    [[ $1 != put-ttl ]] && list+=(gateway)
     [[ $1 == put ]] && list+=(gateway-txn)
     list+=(kv-etcd)
     [[ -n $other_kvserver ]] && list+=(kv-other)
@@ -229,13 +235,13 @@ ratio() {
     }'
 }
 for op in "${ops[@]}"; do
-    ratio "$op" kv-etcd gateway "kvserver-on-etcd latency / gateway" goal
+    [[ $op != put-ttl ]] && ratio "$op" kv-etcd gateway "kvserver-on-etcd latency / gateway" goal
     if [[ $op == put ]]; then
         ratio put gateway-txn gateway "gateway's Txn / gateway's Put (etcd's own cost of the Txn)"
         ratio put kv-etcd gateway-txn "kvserver-on-etcd / gateway doing the same Txn (kvserver's tier)"
     fi
     if [[ -n $other_kvserver ]]; then
-        ratio "$op" kv-other gateway "kv-other latency / gateway"
+        [[ $op != put-ttl ]] && ratio "$op" kv-other gateway "kv-other latency / gateway"
         ratio "$op" kv-etcd kv-other "kv-etcd / kv-other"
     fi
 done

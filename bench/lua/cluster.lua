@@ -8,6 +8,8 @@
 -- op=txn (gateway only) is a PUT as kvserver sends it to etcd for a plain
 -- PUT /v1/kv/KEY (no TTL, no condition): one Txn comparing the key's lease
 -- to 0, putting with prev_kv, else reading the key (backend/etcd.rs, put).
+-- op=put-persist (v1 only) is PUT /v1/kv/KEY?persist=true, and op=put-ttl
+-- PUT /v1/kv/ttl-KEY?ttl=60s: unconditional writes that set the deadline.
 package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
 local common = require("common")
 
@@ -65,6 +67,13 @@ function init(args)
       local key = common.key(i)
       if api == "v1" and op == "put" then
          requests[i + 1] = wrk.format("PUT", "/v1/kv/" .. key, raw, value)
+      elseif api == "v1" and op == "put-persist" then
+         requests[i + 1] = wrk.format("PUT", "/v1/kv/" .. key .. "?persist=true", raw, value)
+      elseif api == "v1" and op == "put-ttl" then
+         -- Keys of their own: a deadline on the shared ones would send
+         -- every later plain put down its two-round-trip path (and expire
+         -- them under get).
+         requests[i + 1] = wrk.format("PUT", "/v1/kv/ttl-" .. key .. "?ttl=60s", raw, value)
       elseif api == "v1" and op == "get" then
          requests[i + 1] = wrk.format("GET", "/v1/kv/" .. key)
       elseif op == "put" then
