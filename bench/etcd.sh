@@ -32,7 +32,7 @@
 # other round; the summary gives medians over rounds, the CPU time per
 # request of the kvserver answering and of etcd's three members, and the
 # ratio of kvserver-on-etcd's latency to the gateway's (for put also to
-# gateway-txn's).
+# gateway-txn's), as the median of the rounds' ratios.
 #
 # Environment (default):
 #   ROUNDS (2)             paired rounds
@@ -224,16 +224,26 @@ for op in "${ops[@]}"; do
     done
 done
 echo
-# ratio OP TARGET REFERENCE LABEL [GOAL]: TARGET's latency over REFERENCE's.
+# paired OP TARGET REFERENCE COLUMN: TARGET's figure over REFERENCE's, one
+# line per round (a target's Nth run of an operation is in round N).
+paired() {
+    paste -d' ' \
+        <(awk -F'|' -v t="$2" -v o="$1" -v c="$4" '$1 == t && $2 == o { print $c }' "$tmp/results") \
+        <(awk -F'|' -v t="$3" -v o="$1" -v c="$4" '$1 == t && $2 == o { print $c }' "$tmp/results") |
+        awk '{ print $1 / $2 }'
+}
+# ratio OP TARGET REFERENCE LABEL [GOAL]: TARGET's latency over REFERENCE's,
+# the median of the rounds' ratios: the load on a shared machine drifts
+# between rounds, and both runs of a round see about the same.
 ratio() {
     awk -v op="$1" -v label="$4" -v goal="${5:-0}" \
-        -v k50="$(field "$2" "$1" 4)" -v g50="$(field "$3" "$1" 4)" \
-        -v k99="$(field "$2" "$1" 5)" -v g99="$(field "$3" "$1" 5)" 'BEGIN {
-        printf "%s: %s: p50 %.2fx, p99 %.2fx", op, label, k50 / g50, k99 / g99
-        if (goal) printf " (goal p50 < 1.20x: %s)", (k50 / g50 < 1.2) ? "met" : "MISSED"
+        -v r50="$(paired "$1" "$2" "$3" 4 | median)" -v r99="$(paired "$1" "$2" "$3" 5 | median)" 'BEGIN {
+        printf "%s: %s: p50 %.2fx, p99 %.2fx", op, label, r50, r99
+        if (goal) printf " (goal p50 < 1.20x: %s)", (r50 < 1.2) ? "met" : "MISSED"
         printf "\n"
     }'
 }
+echo "ratios: medians over the rounds of each round's ratio"
 for op in "${ops[@]}"; do
     [[ $op != put-ttl ]] && ratio "$op" kv-etcd gateway "kvserver-on-etcd latency / gateway" goal
     if [[ $op == put ]]; then
