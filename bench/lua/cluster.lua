@@ -1,10 +1,15 @@
 -- PUT, GET and range on the same keys, through kvserver's /v1 API or
 -- straight to etcd's JSON gateway (etcd 3.4 serves /v3/kv/* on its client
 -- port), for bench/etcd.sh.
---   wrk ... -s cluster.lua URL -- api=v1|gateway op=put|get|range keys=10000
+--   wrk ... -s cluster.lua URL -- api=v1|gateway op=put|txn|get|range keys=10000
 -- Keys are key000000 .. (kvserver's; in etcd under etcd_prefix). A range
 -- lists the 100 keys of a random prefix key00NN (with values). Gateway
 -- writes go under gw/ so they never overwrite kvserver's values.
+-- op=txn (gateway only) is a PUT as kvserver sends it to etcd for a plain
+-- PUT /v1/kv/KEY (no TTL, no condition): one Txn comparing the key's lease
+-- to 0, putting with prev_kv, else reading the key (backend/etcd.rs, put).
+-- op=put-persist (v1 only) is PUT /v1/kv/KEY?persist=true, and op=put-ttl
+-- PUT /v1/kv/ttl-KEY?ttl=60s: unconditional writes that set the deadline.
 package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
 local common = require("common")
 
@@ -61,11 +66,26 @@ function init(args)
       local key = common.key(i)
       if api == "v1" and op == "put" then
          requests[i + 1] = wrk.format("PUT", "/v1/kv/" .. key, raw, value)
+      elseif api == "v1" and op == "put-persist" then
+         requests[i + 1] = wrk.format("PUT", "/v1/kv/" .. key .. "?persist=true", raw, value)
+      elseif api == "v1" and op == "put-ttl" then
+         -- Keys of their own: a deadline on the shared ones would send
+         -- every later plain put down its two-round-trip path (and expire
+         -- them under get).
+         requests[i + 1] = wrk.format("PUT", "/v1/kv/ttl-" .. key .. "?ttl=60s", raw, value)
       elseif api == "v1" and op == "get" then
          requests[i + 1] = wrk.format("GET", "/v1/kv/" .. key)
       elseif op == "put" then
          local body = string.format('{"key":"%s","value":"%s"}', base64("gw/" .. key), base64(value))
          requests[i + 1] = wrk.format("POST", "/v3/kv/put", json, body)
+      elseif op == "txn" then
+         local k = base64("gw/" .. key)
+         local body = string.format(
+            '{"compare":[{"target":"LEASE","result":"EQUAL","key":"%s","lease":"0"}],'
+               .. '"success":[{"request_put":{"key":"%s","value":"%s","prev_kv":true}}],'
+               .. '"failure":[{"request_range":{"key":"%s"}}]}',
+            k, k, base64(value), k)
+         requests[i + 1] = wrk.format("POST", "/v3/kv/txn", json, body)
       elseif op == "get" then
          local body = string.format('{"key":"%s"}', base64(etcd_prefix .. key))
          requests[i + 1] = wrk.format("POST", "/v3/kv/range", json, body)

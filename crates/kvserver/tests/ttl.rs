@@ -168,6 +168,36 @@ async fn v1_put_without_ttl_keeps_the_deadline_ttl_sets_it_and_persist_removes_i
 }
 
 #[actix_web::test]
+async fn an_unconditional_put_over_an_expired_key_creates_it_whatever_its_ttl_change() {
+    // (query, the new key's ttl_ms): on etcd, Keep is a Txn and a set or
+    // removed deadline a plain Put; the expired key is still in etcd for both.
+    let cases = [("", None), ("?ttl=5s", Some(5000)), ("?persist=true", None)];
+    let app = TestApp::spawn().await;
+    for (n, (query, ttl_ms)) in cases.into_iter().enumerate() {
+        let key = format!("expired{n}");
+        let put = app.v1_put(&key, "?ttl=1s", "old").await;
+        assert_eq!(put.status(), StatusCode::CREATED, "first PUT of {key}");
+        app.advance(1001);
+
+        let put = app.v1_put(&key, query, "new").await;
+        let body = json_of(put, StatusCode::CREATED, query).await;
+        assert_eq!(body["created"], true, "PUT{query}: {body}");
+        assert_eq!(
+            body.get("ttl_ms").and_then(|ttl| ttl.as_u64()),
+            ttl_ms,
+            "PUT{query}: {body}"
+        );
+        assert_eq!(v1_ttl_ms(&app, &key).await, ttl_ms, "GET after PUT{query}");
+        let live = app.v1_put(&key, query, "newer").await;
+        let body = json_of(live, StatusCode::OK, query).await;
+        assert_eq!(
+            body["created"], false,
+            "PUT{query} over the live key: {body}"
+        );
+    }
+}
+
+#[actix_web::test]
 async fn ttl_query_values_take_seconds_or_a_unit() {
     let app = TestApp::spawn().await;
     let cases = [
