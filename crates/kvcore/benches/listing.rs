@@ -28,7 +28,9 @@
 //! "Ordered listing"). `KVCORE_LIST_KEYS` sets N (default 1,000,000 with
 //! `--bench`; under `cargo test` a 20,000-key smoke run);
 //! `KVCORE_LIST_WRITES_ONLY=1` stops after the churn (to profile the
-//! writes alone).
+//! writes alone). `KVCORE_LIST_FLOOR=1` builds no store: it runs the same
+//! creates and removes on a hash map alone and on a `BTreeMap` (`floor_*`
+//! figures), the least that keeping keys in order costs.
 
 use std::hint::black_box;
 use std::sync::Barrier;
@@ -75,19 +77,23 @@ fn main() {
     } else {
         Duration::from_millis(50)
     };
-    let store = Store::builder().active_expiry(ActiveExpiry::Manual).build();
     let mut rng = Rng(0x2545_F491_4F6C_DD1D);
     let mut order: Vec<usize> = (0..keys).collect();
     for i in (1..keys).rev() {
         order.swap(i, rng.below(i + 1));
     }
+    // Creates and removes between existing keys.
+    let odd: Vec<String> = (0..extra).map(|_| key(2 * rng.below(keys) + 1)).collect();
+    println!("keys {keys}");
+    if std::env::var_os("KVCORE_LIST_FLOOR").is_some() {
+        floor(&order, &odd);
+        return;
+    }
+    let store = Store::builder().active_expiry(ActiveExpiry::Manual).build();
     for &i in &order {
         store.create(&key(2 * i), value(i), Some(TTL)).unwrap();
     }
-    println!("keys {keys}");
 
-    // Creates and removes between existing keys.
-    let odd: Vec<String> = (0..extra).map(|_| key(2 * rng.below(keys) + 1)).collect();
     // Timed by the wall clock and by this thread's time on a CPU (which
     // leaves out the time other processes held the core).
     let (started, cpu) = (Instant::now(), thread_cpu_time());
@@ -189,6 +195,78 @@ fn main() {
         println!("{name}_p99_us {p99:.2}");
         println!("{name}_max_us {max:.1}");
     }
+}
+
+/// What keeping keys in order costs a create and a remove at the least,
+/// whatever the store: the same creates and removes (`odd`, among the keys
+/// of `order`) on a hash map alone (hashbrown, the crate of kvcore's
+/// tables) and on std's `BTreeMap`, the usual ordered map, each holding
+/// the same keys. A store that keeps both pays about the sum.
+fn floor(order: &[usize], odd: &[String]) {
+    let mut hash: hashbrown::HashMap<Box<[u8]>, [u8; 16]> = hashbrown::HashMap::new();
+    let mut tree: std::collections::BTreeMap<Box<[u8]>, [u8; 16]> = Default::default();
+    for &i in order {
+        let k: Box<[u8]> = key(2 * i).into_bytes().into();
+        hash.insert(k.clone(), value(i));
+        tree.insert(k, value(i));
+    }
+    let cpu = thread_cpu_time();
+    for k in odd {
+        black_box(hash.insert(k.as_bytes().into(), value(0)));
+    }
+    println!(
+        "floor_hash_create_cpu_ns {:.0}",
+        per_op(thread_cpu_time() - cpu, odd.len())
+    );
+    let cpu = thread_cpu_time();
+    for k in odd {
+        black_box(hash.remove(k.as_bytes()));
+    }
+    println!(
+        "floor_hash_remove_cpu_ns {:.0}",
+        per_op(thread_cpu_time() - cpu, odd.len())
+    );
+    let cpu = thread_cpu_time();
+    for k in odd {
+        black_box(tree.insert(k.as_bytes().into(), value(0)));
+    }
+    println!(
+        "floor_btree_create_cpu_ns {:.0}",
+        per_op(thread_cpu_time() - cpu, odd.len())
+    );
+    let cpu = thread_cpu_time();
+    for k in odd {
+        black_box(tree.remove(k.as_bytes()));
+    }
+    println!(
+        "floor_btree_remove_cpu_ns {:.0}",
+        per_op(thread_cpu_time() - cpu, odd.len())
+    );
+    // The kindest case for a B-tree: the keys (all 16 bytes here) inside
+    // its nodes, so a comparison reads no other memory, and a pointer-sized
+    // value, as an index of references to records would hold.
+    drop(tree);
+    let inline = |k: &[u8]| -> [u8; 16] { k.try_into().expect("16-byte keys") };
+    let mut tree: std::collections::BTreeMap<[u8; 16], usize> = order
+        .iter()
+        .map(|&i| (inline(key(2 * i).as_bytes()), i))
+        .collect();
+    let cpu = thread_cpu_time();
+    for k in odd {
+        black_box(tree.insert(inline(k.as_bytes()), 0));
+    }
+    println!(
+        "floor_btree_inline_create_cpu_ns {:.0}",
+        per_op(thread_cpu_time() - cpu, odd.len())
+    );
+    let cpu = thread_cpu_time();
+    for k in odd {
+        black_box(tree.remove(&inline(k.as_bytes())));
+    }
+    println!(
+        "floor_btree_inline_remove_cpu_ns {:.0}",
+        per_op(thread_cpu_time() - cpu, odd.len())
+    );
 }
 
 /// This thread's time on a CPU so far, from `/proc/thread-self/schedstat`
