@@ -621,9 +621,17 @@ const LEASE_SPREAD_MASK: u64 = (1 << LEASE_SPREAD_BITS) - 1;
 /// The latest deadline an id holds (the year 2248); later ones are cut to it.
 const MAX_LEASE_DEADLINE: u64 = (i64::MAX as u64) >> LEASE_SPREAD_BITS;
 
-/// The deadline a lease id carries (see `lease_for`).
+/// The deadline a lease id carries (see `lease_for`). Ids below 2^44 are
+/// deadlines themselves, as kvserver gave them before it gave each key a
+/// lease of its own: a deadline in ms fits 44 bits until the year 2527,
+/// and a shifted one is at least 2^44 for any deadline after 1970.
 fn lease_deadline(id: i64) -> u64 {
-    (id as u64) >> LEASE_SPREAD_BITS
+    let id = id as u64;
+    if id < 1 << 44 {
+        id
+    } else {
+        id >> LEASE_SPREAD_BITS
+    }
 }
 
 fn prefix_end(prefix: &[u8]) -> Vec<u8> {
@@ -1116,5 +1124,24 @@ impl Backend for EtcdBackend {
     async fn flush(&self) -> anyhow::Result<()> {
         // Every acknowledged write is already on a majority of the cluster.
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_id_tells_its_keys_deadline_in_either_form() {
+        let deadline = 1_796_000_000_123; // December 2026, in ms
+        let id = (deadline << LEASE_SPREAD_BITS | 12_345) as i64;
+        assert_eq!(lease_deadline(id), deadline, "a lease of its own");
+        assert_eq!(
+            lease_deadline(deadline as i64),
+            deadline,
+            "a lease from before, whose id is the deadline"
+        );
+        let latest = (MAX_LEASE_DEADLINE << LEASE_SPREAD_BITS | LEASE_SPREAD_MASK) as i64;
+        assert_eq!(lease_deadline(latest), MAX_LEASE_DEADLINE);
     }
 }
