@@ -143,15 +143,8 @@ preload "$kv_etcd_url"
 ((embedded)) && preload "$kv_embedded_url"
 
 # --- the rounds -----------------------------------------------------------------
-# cpu_ticks PID...: user + system CPU time of the processes, in clock ticks.
-cpu_ticks() {
-    local pid total=0
-    for pid in "$@"; do
-        total=$((total + $(sed 's/.*) //' "/proc/$pid/stat" | awk '{ print $12 + $13 }')))
-    done
-    echo "$total"
-}
-tick_us=$((1000000 / $(getconf CLK_TCK)))
+# cpu_ticks PID... (lib.sh): user + system CPU time of the processes.
+tick_us=$((1000000 / clock_hz))
 
 # run_one TARGET OP: one wrk run; appends
 # "TARGET|OP|rps|p50|p99|non2xx|errors|kvserver CPU us/req|etcd CPU us/req".
