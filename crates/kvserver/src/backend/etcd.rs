@@ -611,6 +611,12 @@ fn too_large(err: &BackendError) -> bool {
     matches!(err, BackendError::Internal(cause) if format!("{cause:#}").contains("request is too large"))
 }
 
+/// Whether etcd's answer was over `MAX_RESPONSE_BYTES` (tonic refuses to
+/// decode it).
+fn response_too_large(err: &BackendError) -> bool {
+    matches!(err, BackendError::Internal(cause) if format!("{cause:#}").contains("decoded message length too large"))
+}
+
 /// The smallest key greater than every key starting with `prefix`, or
 /// `[0]` (etcd's "to the end") when there is none.
 /// A lease id is its key's deadline (ms since the epoch) shifted left by
@@ -958,13 +964,24 @@ impl Backend for EtcdBackend {
             let options = GetOptions::new()
                 .with_range(end.clone())
                 .with_limit(batch as i64);
-            let mut response = self
+            let answer = self
                 .bounded(true, |member| {
                     let mut kv = member.kv.clone();
                     let (start, options) = (start.clone(), options.clone());
                     async move { kv.get(start, Some(options)).await }
                 })
-                .await?;
+                .await;
+            let mut response = match answer {
+                Ok(response) => response,
+                // Large values made the batch more than kvserver reads from
+                // etcd at once (MAX_RESPONSE_BYTES): the same keys again,
+                // half as many at a time. One key always fits.
+                Err(err) if batch > 1 && response_too_large(&err) => {
+                    batch /= 2;
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
             let more = response.more();
             let kvs = response.take_kvs();
             let Some(last) = kvs.last() else { break };
