@@ -34,6 +34,7 @@ use bytes::Bytes;
 use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, KeyValue,
     KvClient, LeaseGrantOptions, PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, TxnResponse,
+    WatchClient,
 };
 use kvcore::{Clock, Condition, TtlChange};
 
@@ -142,6 +143,9 @@ struct Member {
     client: Client,
     /// KV calls, with a response limit large enough for a listing batch.
     kv: KvClient,
+    /// Watches, with the same response limit: an event carries a value and
+    /// its previous one.
+    watch: WatchClient,
 }
 
 /// A thread of its own running the etcd client's connections, so that they
@@ -228,7 +232,10 @@ impl EtcdBackend {
             let kv = client
                 .kv_client()
                 .max_decoding_message_size(MAX_RESPONSE_BYTES);
-            members.push(Member { client, kv });
+            let watch = client
+                .watch_client()
+                .max_decoding_message_size(MAX_RESPONSE_BYTES);
+            members.push(Member { client, kv, watch });
         }
         Ok(EtcdBackend {
             runtime,

@@ -31,15 +31,21 @@ pub(super) async fn start(
     } else {
         full.clone()
     };
+    // Fragments: etcd sends the history a watch catches up on in answers of
+    // up to 1,000 revisions, which with large values would be over what
+    // kvserver reads at once; fragmented, each answer stays near etcd's
+    // request limit (events are handled one by one, so where an answer
+    // ends does not matter).
     let mut options = WatchOptions::new()
         .with_range(prefix_end(&full))
-        .with_prev_key();
+        .with_prev_key()
+        .with_fragment();
     if let Some(from) = from {
         options = options.with_start_revision(from.saturating_add(1) as i64);
     }
     let mut stream = backend
         .bounded(true, |member| {
-            let mut client = member.client.clone();
+            let mut client = member.watch.clone();
             let (key, options) = (key.clone(), options.clone());
             async move { client.watch(key, Some(options)).await }
         })
