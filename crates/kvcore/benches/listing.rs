@@ -203,6 +203,16 @@ fn main() {
 /// tables) and on std's `BTreeMap`, the usual ordered map, each holding
 /// the same keys. A store that keeps both pays about the sum.
 fn floor(order: &[usize], odd: &[String]) {
+    // Prints `floor_<name>_cpu_ns`: this thread's CPU time per key of `odd`
+    // that `op` takes.
+    let timed = |name: &str, op: &mut dyn FnMut(&[u8])| {
+        let cpu = thread_cpu_time();
+        for k in odd {
+            op(k.as_bytes());
+        }
+        let ns = per_op(thread_cpu_time() - cpu, odd.len());
+        println!("floor_{name}_cpu_ns {ns:.0}");
+    };
     let mut hash: hashbrown::HashMap<Box<[u8]>, [u8; 16]> = hashbrown::HashMap::new();
     let mut tree: std::collections::BTreeMap<Box<[u8]>, [u8; 16]> = Default::default();
     for &i in order {
@@ -210,38 +220,18 @@ fn floor(order: &[usize], odd: &[String]) {
         hash.insert(k.clone(), value(i));
         tree.insert(k, value(i));
     }
-    let cpu = thread_cpu_time();
-    for k in odd {
-        black_box(hash.insert(k.as_bytes().into(), value(0)));
-    }
-    println!(
-        "floor_hash_create_cpu_ns {:.0}",
-        per_op(thread_cpu_time() - cpu, odd.len())
-    );
-    let cpu = thread_cpu_time();
-    for k in odd {
-        black_box(hash.remove(k.as_bytes()));
-    }
-    println!(
-        "floor_hash_remove_cpu_ns {:.0}",
-        per_op(thread_cpu_time() - cpu, odd.len())
-    );
-    let cpu = thread_cpu_time();
-    for k in odd {
-        black_box(tree.insert(k.as_bytes().into(), value(0)));
-    }
-    println!(
-        "floor_btree_create_cpu_ns {:.0}",
-        per_op(thread_cpu_time() - cpu, odd.len())
-    );
-    let cpu = thread_cpu_time();
-    for k in odd {
-        black_box(tree.remove(k.as_bytes()));
-    }
-    println!(
-        "floor_btree_remove_cpu_ns {:.0}",
-        per_op(thread_cpu_time() - cpu, odd.len())
-    );
+    timed("hash_create", &mut |k| {
+        black_box(hash.insert(k.into(), value(0)));
+    });
+    timed("hash_remove", &mut |k| {
+        black_box(hash.remove(k));
+    });
+    timed("btree_create", &mut |k| {
+        black_box(tree.insert(k.into(), value(0)));
+    });
+    timed("btree_remove", &mut |k| {
+        black_box(tree.remove(k));
+    });
     // The kindest case for a B-tree: the keys (all 16 bytes here) inside
     // its nodes, so a comparison reads no other memory, and a pointer-sized
     // value, as an index of references to records would hold.
@@ -251,22 +241,12 @@ fn floor(order: &[usize], odd: &[String]) {
         .iter()
         .map(|&i| (inline(key(2 * i).as_bytes()), i))
         .collect();
-    let cpu = thread_cpu_time();
-    for k in odd {
-        black_box(tree.insert(inline(k.as_bytes()), 0));
-    }
-    println!(
-        "floor_btree_inline_create_cpu_ns {:.0}",
-        per_op(thread_cpu_time() - cpu, odd.len())
-    );
-    let cpu = thread_cpu_time();
-    for k in odd {
-        black_box(tree.remove(&inline(k.as_bytes())));
-    }
-    println!(
-        "floor_btree_inline_remove_cpu_ns {:.0}",
-        per_op(thread_cpu_time() - cpu, odd.len())
-    );
+    timed("btree_inline_create", &mut |k| {
+        black_box(tree.insert(inline(k), 0));
+    });
+    timed("btree_inline_remove", &mut |k| {
+        black_box(tree.remove(&inline(k)));
+    });
 }
 
 /// This thread's time on a CPU so far, from `/proc/thread-self/schedstat`
