@@ -14,10 +14,11 @@
 //!   that sets or removes the deadline is a `Put`, which etcd serves faster.
 //! - TTLs are kept to the millisecond: the exact deadline travels with the
 //!   value in an envelope (a 10-byte header, module `envelope`), every read
-//!   drops a key past it, and an etcd lease of the TTL rounded up to whole
-//!   seconds plus one, named after the deadline, reclaims the key some time
-//!   after. A conditional write on a key with a deadline first reads it, so
-//!   an expired key that etcd still holds is absent for it too.
+//!   drops a key past it, and an etcd lease of the key's own, of the TTL
+//!   rounded up to whole seconds and with an id that carries the deadline,
+//!   reclaims the key some time after. A conditional write on a key with a
+//!   deadline first reads it, so an expired key that etcd still holds is
+//!   absent for it too.
 //! - Reads are linearizable (etcd's default), so a write through one
 //!   kvserver is read through any other right after.
 //! - Every call is bounded by the configured timeout: a cluster that is down
@@ -624,8 +625,6 @@ fn response_too_large(err: &BackendError) -> bool {
     matches!(err, BackendError::Internal(cause) if format!("{cause:#}").contains("decoded message length too large"))
 }
 
-/// The smallest key greater than every key starting with `prefix`, or
-/// `[0]` (etcd's "to the end") when there is none.
 /// A lease id is its key's deadline (ms since the epoch) shifted left by
 /// these bits; the low bits tell apart the leases of keys with the same
 /// deadline.
@@ -647,6 +646,8 @@ fn lease_deadline(id: i64) -> u64 {
     }
 }
 
+/// The smallest key greater than every key starting with `prefix`, or
+/// `[0]` (etcd's "to the end") when there is none.
 fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
