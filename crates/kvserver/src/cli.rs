@@ -561,14 +561,13 @@ impl Cli {
 /// connects, where a mistake looks like a cluster that cannot be reached.
 #[cfg(feature = "etcd")]
 fn read_certificates(flag: &str, path: &std::path::Path) -> Result<Vec<u8>, String> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
     let shown = path.display();
-    let pem = std::fs::read(path).map_err(|err| format!("cannot read {flag} {shown}: {err}"))?;
-    let certificates = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|err| format!("cannot read {flag} {shown}: {}", crate::tls::readable(err)))?;
-    if certificates.is_empty() {
+    let unreadable = |err: std::io::Error| format!("cannot read {flag} {shown}: {err}");
+    let pem = std::fs::read(path).map_err(unreadable)?;
+    if crate::tls::certificates(&pem)
+        .map_err(unreadable)?
+        .is_empty()
+    {
         return Err(format!(
             "{flag} {shown} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
         ));
@@ -579,19 +578,13 @@ fn read_certificates(flag: &str, path: &std::path::Path) -> Result<Vec<u8>, Stri
 /// The PEM private key of `--etcd-cert`, checked at start-up likewise.
 #[cfg(feature = "etcd")]
 fn read_key(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    use rustls_pki_types::PrivateKeyDer;
-    use rustls_pki_types::pem::{self, PemObject};
     let shown = path.display();
-    let pem =
-        std::fs::read(path).map_err(|err| format!("cannot read --etcd-key {shown}: {err}"))?;
-    match PrivateKeyDer::from_pem_slice(&pem) {
-        Ok(_) => Ok(pem),
-        Err(pem::Error::NoItemsFound) => Err(format!(
+    let unreadable = |err: std::io::Error| format!("cannot read --etcd-key {shown}: {err}");
+    let pem = std::fs::read(path).map_err(unreadable)?;
+    match crate::tls::pem_private_key(&pem).map_err(unreadable)? {
+        Some(_) => Ok(pem),
+        None => Err(format!(
             "--etcd-key {shown} holds no PEM private key (PKCS#8, PKCS#1 or SEC1)"
-        )),
-        Err(err) => Err(format!(
-            "cannot read --etcd-key {shown}: {}",
-            crate::tls::readable(err)
         )),
     }
 }

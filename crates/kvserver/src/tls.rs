@@ -87,26 +87,26 @@ impl Tls {
     /// any intermediates) and its PEM private key, and checks that they
     /// belong together.
     pub fn load(certificate: &Path, key: &Path) -> Result<Tls, TlsError> {
-        let chain = CertificateDer::pem_file_iter(certificate)
-            .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
-            .map_err(|err| TlsError::Certificate {
+        let chain = std::fs::read(certificate)
+            .and_then(|pem| certificates(&pem))
+            .map_err(|source| TlsError::Certificate {
                 path: certificate.to_owned(),
-                source: readable(err),
+                source,
             })?;
         if chain.is_empty() {
             return Err(TlsError::NoCertificate {
                 path: certificate.to_owned(),
             });
         }
-        let private_key = PrivateKeyDer::from_pem_file(key).map_err(|source| match source {
-            pem::Error::NoItemsFound => TlsError::NoKey {
+        let private_key = std::fs::read(key)
+            .and_then(|pem| pem_private_key(&pem))
+            .map_err(|source| TlsError::Key {
                 path: key.to_owned(),
-            },
-            err => TlsError::Key {
+                source,
+            })?
+            .ok_or_else(|| TlsError::NoKey {
                 path: key.to_owned(),
-                source: readable(err),
-            },
-        })?;
+            })?;
         Tls::new(chain, private_key).map_err(|source| match source {
             rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch) => {
                 TlsError::KeyMismatch {
@@ -150,9 +150,28 @@ impl Tls {
     }
 }
 
+/// The certificates of a PEM file's bytes, none when it holds no
+/// `CERTIFICATE` block; the error says what is wrong with the PEM. Also
+/// checks `--etcd-ca-cert` and `--etcd-cert` at start-up.
+pub(crate) fn certificates(pem: &[u8]) -> io::Result<Vec<CertificateDer<'static>>> {
+    CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(readable)
+}
+
+/// The private key of a PEM file's bytes, `None` when it holds none. Also
+/// checks `--etcd-key` at start-up.
+pub(crate) fn pem_private_key(pem: &[u8]) -> io::Result<Option<PrivateKeyDer<'static>>> {
+    match PrivateKeyDer::from_pem_slice(pem) {
+        Ok(key) => Ok(Some(key)),
+        Err(pem::Error::NoItemsFound) => Ok(None),
+        Err(err) => Err(readable(err)),
+    }
+}
+
 /// A PEM reading error as a person reads it: the file system's own error,
 /// or a sentence about the PEM (whose own messages print markers as bytes).
-pub(crate) fn readable(err: pem::Error) -> io::Error {
+fn readable(err: pem::Error) -> io::Error {
     let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).trim().to_owned();
     let message = match err {
         pem::Error::Io(err) => return err,
