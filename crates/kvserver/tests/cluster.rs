@@ -652,13 +652,8 @@ async fn a_cas_heavy_history_through_two_instances_is_linearizable() {
                     let ret = apply(&instance, op).await;
                     let ticket = tickets.fetch_add(1, Ordering::SeqCst);
                     events.push((ticket, client, Event::Return(ret.clone())));
-                    match ret {
-                        Ret::Got(Some((_, version)))
-                        | Ret::Upserted(version, _)
-                        | Ret::Swapped(Ok(version) | Err(Some(version))) => {
-                            seen.insert(key, version);
-                        }
-                        _ => {}
+                    if let Some(version) = ret.version_seen() {
+                        seen.insert(key, version);
                     }
                 }
                 events

@@ -108,13 +108,8 @@ fn record_history(store: &Store, threads: usize, ops_per_thread: usize, seed: u6
                         tickets.fetch_add(1, Ordering::SeqCst),
                         Event::Return(thread_id, ret.clone()),
                     ));
-                    match ret {
-                        Ret::Got(Some((_, version)))
-                        | Ret::Upserted(version, _)
-                        | Ret::Swapped(Ok(version) | Err(Some(version))) => {
-                            seen.insert(key, version);
-                        }
-                        _ => {}
+                    if let Some(version) = ret.version_seen() {
+                        seen.insert(key, version);
                     }
                 }
                 events.lock().unwrap().extend(mine);

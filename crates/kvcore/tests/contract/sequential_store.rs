@@ -37,6 +37,19 @@ pub enum Ret {
     Removed(bool, Option<u64>),
 }
 
+impl Ret {
+    /// The key's version this answer tells its caller, if any: what a
+    /// client would expect in its next compare-and-swap of the key.
+    pub fn version_seen(&self) -> Option<u64> {
+        match *self {
+            Ret::Got(Some((_, version)))
+            | Ret::Upserted(version, _)
+            | Ret::Swapped(Ok(version) | Err(Some(version))) => Some(version),
+            _ => None,
+        }
+    }
+}
+
 /// How the versions in a history are numbered.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Revisions {
