@@ -311,9 +311,10 @@ impl StoreBuilder {
         }
         let feed = Feed::new(self.watch, report.revision, floor, events);
         let (fsync, log_worker) = (self.fsync, self.log_worker);
-        let held = shards.iter().map(|s| s.read(|t| t.held_bytes())).sum();
+        let held: u64 = shards.iter().map(|s| s.read(|t| t.held_bytes())).sum();
         let store = self.assemble(shards, Some((durable, report, hasher)), feed);
-        store.inner().memory.set_used(held);
+        let history = store.inner().feed.kept_bytes();
+        store.inner().memory.set_used(held + history);
         // On failure the store is dropped, which closes it.
         upkeep::spawn_log_threads(store.inner(), &store.inner().threads, fsync, log_worker)?;
         Ok(store)

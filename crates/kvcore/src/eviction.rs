@@ -56,7 +56,9 @@ pub(crate) struct Pool(Mutex<Vec<Candidate>>);
 impl Inner {
     /// Makes room for `needed` more bytes, as the policy says; fails with
     /// [`Error::MemoryFull`] when it cannot (or `attempt` is over
-    /// [`MAX_ATTEMPTS`]).
+    /// [`MAX_ATTEMPTS`]). A write that lost the room it made to concurrent
+    /// writers makes more the next time: twice as much per attempt, up to 16
+    /// times `needed`, so that it is not outrun attempt after attempt.
     // Cold and out of line: a write that fits never comes here, and the
     // eviction loops inlined into the write path made every write slower.
     #[cold]
@@ -67,35 +69,41 @@ impl Inner {
         if needed > bound || attempt > MAX_ATTEMPTS {
             return Err(full());
         }
+        let room = (needed << (attempt.max(1) - 1).min(4)).min(bound);
         let now = self.clock.now_ms();
         for shard in self.shards.iter() {
             if shard.read(|t| t.may_have_expired(now)) {
                 self.reclaim_shard(shard, now);
             }
         }
-        if !self.memory.fits(needed) {
-            match self.memory.stats().eviction {
-                Eviction::Reject => {}
-                Eviction::EvictLru => self.evict_lru(needed)?,
-                Eviction::EvictTtl => self.evict_ttl(needed)?,
-            }
-        }
-        match self.memory.fits(needed) {
+        // The watch history's oldest events give way before any key.
+        self.feed.shed(&self.memory, room);
+        // Room made once counts even if a concurrent writer takes it before
+        // this one tries again: the retry makes room again, up to
+        // MAX_ATTEMPTS times. Only a policy that ran out of keys to evict
+        // (or may evict none) refuses here.
+        let made = self.memory.fits(room)
+            || match self.memory.stats().eviction {
+                Eviction::Reject => false,
+                Eviction::EvictLru => self.evict_lru(room)?,
+                Eviction::EvictTtl => self.evict_ttl(room)?,
+            };
+        match made || self.memory.fits(needed) {
             true => Ok(()),
             false => Err(full()),
         }
     }
 
-    /// Evicts approximately least recently used keys until `needed` fits or
-    /// the store is empty. Each round samples [`SAMPLES`] neighbouring keys
-    /// of a random shard from a random bucket, merges them into the pool,
-    /// and evicts the pool's oldest.
-    fn evict_lru(&self, needed: u64) -> Result<()> {
+    /// Evicts approximately least recently used keys until `needed` fits
+    /// (true) or the store is empty (false). Each round samples [`SAMPLES`]
+    /// neighbouring keys of a random shard from a random bucket, merges them
+    /// into the pool, and evicts the pool's oldest.
+    fn evict_lru(&self, needed: u64) -> Result<bool> {
         let shards = self.shards.len();
         let mut empty_rounds = 0;
         for _ in 0..MAX_ROUNDS {
             if self.memory.fits(needed) {
-                break;
+                return Ok(true);
             }
             let index = random() as usize % shards;
             let mut sampled = [None; SAMPLES];
@@ -128,7 +136,7 @@ impl Inner {
                 // Only an empty store samples nothing, shard after shard.
                 empty_rounds += 1;
                 if empty_rounds > 2 * shards {
-                    return Ok(());
+                    return Ok(false);
                 }
                 continue;
             };
@@ -137,17 +145,17 @@ impl Inner {
                 r.accessed() == victim.stamp
             })?;
         }
-        Ok(())
+        Ok(self.memory.fits(needed))
     }
 
-    /// Evicts keys in deadline order, nearest first, until `needed` fits or
-    /// no key has a deadline. Picks the shard with the earliest deadline
+    /// Evicts keys in deadline order, nearest first, until `needed` fits
+    /// (true) or no key has a deadline (false). Picks the shard with the earliest deadline
     /// bound, sorts its keys by deadline and evicts them up to the next
     /// shard's bound, so the order holds across shards.
-    fn evict_ttl(&self, needed: u64) -> Result<()> {
+    fn evict_ttl(&self, needed: u64) -> Result<bool> {
         for _ in 0..MAX_ROUNDS {
             if self.memory.fits(needed) {
-                break;
+                return Ok(true);
             }
             let (mut first, mut first_deadline, mut second_deadline) = (None, u64::MAX, u64::MAX);
             for (index, shard) in self.shards.iter().enumerate() {
@@ -160,7 +168,7 @@ impl Inner {
                 }
             }
             let Some(index) = first else {
-                return Ok(());
+                return Ok(false);
             };
             let removed = self.shards[index].write(|t| {
                 let mut timed: Vec<Record> = t
@@ -189,7 +197,7 @@ impl Inner {
             // Free the evicted records after the lock.
             drop(removed);
         }
-        Ok(())
+        Ok(self.memory.fits(needed))
     }
 
     /// Evicts the record at `addr` in shard `shard` if it is still stored
@@ -224,6 +232,7 @@ impl Inner {
             self.feed.publish(
                 revision,
                 Some(Event::gone(revision, key, EventKind::Delete)),
+                &self.memory,
             );
         }
     }

@@ -21,7 +21,16 @@
 //!   keeps its buckets after keys are removed, so they stay counted until
 //!   the reclaim pass shrinks it.
 //!
+//! - each event the watch history keeps: its own copy of the key and value
+//!   (an allocation like a record's) and its slot. The history gives way
+//!   first: a write that does not fit drops the oldest events already
+//!   handed to watchers before any key is evicted or the write refused, and
+//!   an event that takes the store over its bound (it is counted after its
+//!   write, so it cannot be refused) drops older ones at once.
+//!
 //! Not counted: the moment a reclaim pass shrinks a mostly empty table,
+//! events a watcher holds in its buffer after the history dropped them (at
+//! most its `watch_buffer` events),
 //! when the smaller table is allocated before the larger one is freed; the
 //! fixed cost of a store (the shards, ~10 KiB, and the
 //! background threads' stacks), a record that a reader still holds after
@@ -210,6 +219,20 @@ impl Memory {
             .map_err(|_| NoRoom { needed: bytes })
     }
 
+    /// Adds `bytes` to what is held even past the bound: for what cannot be
+    /// refused (an event of a write already made), which gives way at once
+    /// when the store is over its bound (see [`Memory::over_bound`]).
+    #[inline]
+    pub(crate) fn charge(&self, bytes: u64) {
+        self.used.0.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Whether the store holds more than its bound (only ever for a moment:
+    /// see [`Memory::charge`]).
+    pub(crate) fn over_bound(&self) -> bool {
+        self.bound.is_some_and(|bound| self.used() > bound)
+    }
+
     /// Takes `bytes` off what is held.
     #[inline]
     pub(crate) fn release(&self, bytes: u64) {
@@ -284,6 +307,12 @@ const RECORD_PREFIX: u64 = 40;
 /// full (12 to 24 bytes a key), plus the buffers of pending writes (at most
 /// 16 KiB a shard); 13.5 measured at 1M keys (BENCHMARKS.md).
 const ORDER_ENTRY: u64 = 16;
+
+/// The bytes an event of the watch history takes: its own record (a copy
+/// of the key and, for a put, the value) and its slot in the history.
+pub(crate) fn event_bytes(payload: usize) -> u64 {
+    record_allocation(payload) + std::mem::size_of::<crate::watch::Event>() as u64
+}
 
 /// The bytes a key of `payload` key and value bytes takes: its record and
 /// its entry in the ordered index.

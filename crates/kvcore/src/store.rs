@@ -414,7 +414,7 @@ impl Store {
                 "kvcore-watch",
                 Duration::from_secs(1),
                 inner.clone(),
-                |inner| inner.feed.dispatch(),
+                |inner| inner.feed.dispatch(&inner.memory),
             )
         });
         Ok(Watcher::new(shared))
@@ -571,7 +571,7 @@ impl Store {
             Err(err) => {
                 if let Some((version, true)) = taken {
                     // The revision was taken but the log refused the write.
-                    inner.feed.publish(version, None);
+                    inner.feed.publish(version, None, &inner.memory);
                 }
                 return Err(err);
             }
@@ -581,7 +581,7 @@ impl Store {
         drop(replaced);
         if let Some((version, true)) = taken {
             let event = Event::put(version, key, value, deadline, written.ttl);
-            inner.feed.publish(version, Some(event));
+            inner.feed.publish(version, Some(event), &inner.memory);
         }
         // The wait for the sync (with `always`) happens without the shard.
         Ok((written, ack))
@@ -773,7 +773,7 @@ impl Store {
         {
             let event =
                 (watched && result.is_ok()).then(|| Event::gone(version, key, EventKind::Delete));
-            inner.feed.publish(version, event);
+            inner.feed.publish(version, event, &inner.memory);
         }
         drop(removed);
         result
@@ -845,7 +845,7 @@ impl Inner {
                 // The revision was taken but the log refused the removal:
                 // a hole in the feed, so that watchers do not wait for it.
                 if self.feed.is_active() {
-                    self.feed.publish(version, None);
+                    self.feed.publish(version, None, &self.memory);
                 }
                 return Err(err);
             }
@@ -909,6 +909,7 @@ impl Inner {
         self.feed.publish(
             revision,
             Some(Event::gone(revision, key, EventKind::Expire)),
+            &self.memory,
         );
     }
 

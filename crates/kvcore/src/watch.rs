@@ -32,10 +32,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::entry::{NO_DEADLINE, Record};
 use crate::error::{Error, Result};
-
-/// Bytes an event costs in the history besides its key and value (the
-/// record header, the event, the slot), for the byte bound.
-const EVENT_OVERHEAD: usize = 64;
+use crate::memory::{self, Memory};
 
 /// What happened to a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -132,9 +129,11 @@ impl Event {
         self.ttl_ms.map(Duration::from_millis)
     }
 
-    /// Bytes this event counts for against the history's byte bound.
+    /// Bytes this event holds while the history keeps it: its record's
+    /// allocation and its slot. Counted against the history's byte bound
+    /// and in the store's memory (see [`memory::event_bytes`]).
     fn cost(&self) -> usize {
-        self.record.key().len() + self.record.value().len() + EVENT_OVERHEAD
+        memory::event_bytes(self.record.key().len() + self.record.value().len()) as usize
     }
 }
 
@@ -233,11 +232,13 @@ impl Feed {
             closed: false,
         };
         if active {
+            // Counted on a scratch counter: the store sets its own from
+            // its keys and [`Feed::kept_bytes`] once it is assembled.
+            let scratch = Memory::new(None, Default::default());
             for event in events {
-                state.kept_bytes += event.cost();
-                state.kept.push_back(event);
+                state.keep(event, &scratch);
             }
-            state.trim(&config);
+            state.trim(&config, &scratch);
         }
         Feed {
             active: AtomicBool::new(active),
@@ -257,8 +258,10 @@ impl Feed {
     }
 
     /// Publishes what revision `revision` became: an event, or `None` for a
-    /// revision that changed nothing.
-    pub(crate) fn publish(&self, revision: u64, event: Option<Event>) {
+    /// revision that changed nothing. The events the history keeps are
+    /// counted in `memory`, and give way to the store's keys when it is
+    /// over its bound.
+    pub(crate) fn publish(&self, revision: u64, event: Option<Event>, memory: &Memory) {
         let mut state = self.state.lock();
         if revision <= state.complete {
             // Taken before the feed became active (see `activate`).
@@ -270,8 +273,7 @@ impl Feed {
             // In order, the common case: no detour through `early`.
             state.complete = revision;
             if let Some(event) = event {
-                state.kept_bytes += event.cost();
-                state.kept.push_back(event);
+                state.keep(event, memory);
             }
         } else {
             state.early.insert(revision, event);
@@ -283,8 +285,7 @@ impl Feed {
             let (revision, event) = entry.remove_entry();
             state.complete = revision;
             if let Some(event) = event {
-                state.kept_bytes += event.cost();
-                state.kept.push_back(event);
+                state.keep(event, memory);
             }
         }
         if state.complete == before {
@@ -293,10 +294,35 @@ impl Feed {
         if state.watching == 0 {
             state.delivered = state.complete;
             self.passed.store(state.complete, Ordering::Release);
-            state.trim(&self.config);
+            state.trim(&self.config, memory);
             return;
         }
         self.request_dispatch();
+    }
+
+    /// Drops the oldest events already handed to watchers until `needed`
+    /// more bytes fit under the store's bound, or none is left to drop: a
+    /// write that does not fit takes the history's room before any key's.
+    /// Events not yet handed to watchers cannot go: if they are in the
+    /// way, this thread hands them over first (the dispatcher's pass).
+    pub(crate) fn shed(&self, memory: &Memory, needed: u64) {
+        let undelivered = {
+            let mut state = self.state.lock();
+            while !memory.fits(needed) && state.drop_oldest(memory) {}
+            state.note_empty();
+            !memory.fits(needed) && state.delivered < state.complete
+        };
+        if undelivered {
+            self.dispatch(memory);
+            let mut state = self.state.lock();
+            while !memory.fits(needed) && state.drop_oldest(memory) {}
+            state.note_empty();
+        }
+    }
+
+    /// Bytes the history holds (counted in the store's memory).
+    pub(crate) fn kept_bytes(&self) -> u64 {
+        self.state.lock().kept_bytes as u64
     }
 
     fn request_dispatch(&self) {
@@ -393,7 +419,7 @@ impl Feed {
     /// The dispatcher's duty: hands every complete event not yet delivered
     /// to the watchers whose prefix it matches, cutting off those whose
     /// buffer is full.
-    pub(crate) fn dispatch(&self) {
+    pub(crate) fn dispatch(&self, memory: &Memory) {
         self.dispatch_requested.store(false, Ordering::Release);
         let mut registry = self.registry.lock();
         let (events, upto) = {
@@ -431,7 +457,7 @@ impl Feed {
         if state.watching == 0 {
             state.delivered = state.complete;
         }
-        state.trim(&self.config);
+        state.trim(&self.config, memory);
         let behind = state.complete > state.delivered;
         drop(state);
         drop(registry);
@@ -463,18 +489,45 @@ impl Feed {
 }
 
 impl State {
-    /// Drops the oldest delivered events while the history is over a bound.
-    fn trim(&mut self, config: &WatchConfig) {
-        while self.kept.len() > config.history_events || self.kept_bytes > config.history_bytes {
-            match self.kept.front() {
-                Some(oldest) if oldest.revision() <= self.delivered => {
-                    self.floor = oldest.revision();
-                    self.kept_bytes -= oldest.cost();
-                    self.kept.pop_front();
-                }
-                _ => break,
+    /// Keeps a complete event, counting its bytes in `memory`.
+    fn keep(&mut self, event: Event, memory: &Memory) {
+        let cost = event.cost();
+        self.kept_bytes += cost;
+        memory.charge(cost as u64);
+        self.kept.push_back(event);
+    }
+
+    /// Drops the oldest delivered events while the history is over a bound
+    /// of its own, or the store over its memory bound.
+    fn trim(&mut self, config: &WatchConfig, memory: &Memory) {
+        while self.kept.len() > config.history_events
+            || self.kept_bytes > config.history_bytes
+            || memory.over_bound()
+        {
+            if !self.drop_oldest(memory) {
+                break;
             }
         }
+        self.note_empty();
+    }
+
+    /// Drops the oldest event if it was delivered; false if it was not (or
+    /// nothing is kept).
+    fn drop_oldest(&mut self, memory: &Memory) -> bool {
+        match self.kept.front() {
+            Some(oldest) if oldest.revision() <= self.delivered => {
+                let cost = oldest.cost();
+                self.floor = oldest.revision();
+                self.kept_bytes -= cost;
+                memory.release(cost as u64);
+                self.kept.pop_front();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn note_empty(&mut self) {
         if self.kept.is_empty() {
             // Nothing kept: every revision up to the last delivered one is
             // gone, holes included.

@@ -406,3 +406,48 @@ fn an_eviction_reaches_watchers_as_a_delete_with_a_revision_of_its_own() {
         assert!(store.get(key).expect("get").is_none(), "{key} is gone");
     }
 }
+
+/// The watch history's copies of keys and values are memory the store
+/// holds: they count against the bound, and give way to keys when a write
+/// does not fit, so a history costs no key its place.
+#[test]
+fn the_watch_history_counts_against_the_bound_and_gives_way_to_keys() {
+    let bounded = |history: usize| {
+        manual_store_with(Store::builder().max_memory(64 * KIB).watch_history(history)).0
+    };
+    let plain = bounded(0);
+    let watched = bounded(10_000);
+    let fit = fill_until_full(&plain);
+    let fit_watched = fill_until_full(&watched);
+    // Each store has its own hash seed, so its tables grow at other
+    // moments: a few keys either way. A history that did not give way
+    // would hold about half the bound.
+    assert!(
+        fit_watched * 10 >= fit * 9 && fit_watched * 10 <= fit * 11,
+        "{fit_watched} keys fit with a history, {fit} without"
+    );
+    let memory = watched.stats().memory;
+    assert!(memory.used <= 64 * KIB, "{} held", memory.used);
+    // The history kept only what fitted beside the keys: a watch from the
+    // start is told where it now begins.
+    match watched.watch("", Some(0)) {
+        Err(Error::Compacted { oldest, .. }) => assert!(oldest > 100, "oldest {oldest}"),
+        other => panic!("expected Compacted, got {other:?}"),
+    }
+
+    // Without a bound the history's bytes are counted all the same.
+    let (unbounded, _) = manual_store_with(Store::builder().watch_history(10_000));
+    let (alone, _) = manual_store_with(Store::builder());
+    for store in [&unbounded, &alone] {
+        for i in 0..100 {
+            store
+                .create(&format!("key-{i:04}"), value(i, 100), None)
+                .unwrap();
+        }
+    }
+    let (with, without) = (unbounded.stats().memory.used, alone.stats().memory.used);
+    assert!(
+        with >= without + 100 * 100,
+        "100 events of 100-byte values: {with} held against {without}"
+    );
+}
