@@ -1,13 +1,20 @@
 //! README, Memory bound: `--max-memory` with `--eviction`. A write the bound
 //! refuses is a 507 `insufficient_storage` naming the bytes used and the
 //! bound; reads and deletes keep working; `/v1/info` and `/metrics` show
-//! used, bound and evictions.
+//! used, bound and evictions; `evict-ttl` takes the nearest deadlines and
+//! never a key without one; an eviction is a `delete` event to watchers and
+//! stays gone after a restart.
+
+use std::collections::HashSet;
+use std::time::Duration;
 
 use kvcore::Eviction;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
+use crate::server_process::ServerProcess;
 use crate::test_app::{TestApp, assert_error, json_of, v1_path};
+use crate::watch::Sse;
 
 const BOUND: u64 = 64 * 1024;
 
@@ -137,4 +144,183 @@ async fn info_without_a_bound_shows_what_the_store_holds_and_a_null_bound() {
     assert_eq!(memory["bound_bytes"], serde_json::Value::Null);
     assert_eq!(memory["eviction"], "reject");
     assert_eq!(memory["evicted_keys"], 0);
+}
+
+#[actix_web::test]
+async fn evict_ttl_takes_the_nearest_deadlines_and_refuses_once_only_keys_without_one_are_left() {
+    let app = bounded(Eviction::EvictTtl).await;
+    let value = "v".repeat(500);
+    // 60 keys with deadlines in a scrambled order (3600 + 37i mod 400 s),
+    // which fit; then keys without one until 30 timed keys had to go.
+    let ttl_s = |i: u64| 3600 + (i * 37) % 400;
+    for i in 0..60 {
+        let query = format!("?ttl={}s", ttl_s(i));
+        let response = app.v1_put(&format!("t{i}"), &query, value.clone()).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "t{i}");
+    }
+    let evicted = || async { app.info().await["memory"]["evicted_keys"].as_u64().unwrap() };
+    assert_eq!(evicted().await, 0, "60 such keys fit in 64 KiB");
+    let mut forever = 0;
+    while evicted().await < 30 {
+        let response = app.v1_put(&format!("p{forever}"), "", value.clone()).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "evict-ttl makes room for p{forever}"
+        );
+        forever += 1;
+    }
+
+    let (mut kept, mut gone) = (vec![], vec![]);
+    for i in 0..60 {
+        match app.v1_get(&format!("t{i}")).await.status() {
+            StatusCode::OK => kept.push(ttl_s(i)),
+            StatusCode::NOT_FOUND => gone.push(ttl_s(i)),
+            other => panic!("t{i}: {other}"),
+        }
+    }
+    assert_eq!(gone.len() as u64, evicted().await);
+    let latest_gone = gone.iter().max().unwrap();
+    let earliest_kept = kept.iter().min().unwrap();
+    assert!(
+        latest_gone <= earliest_kept,
+        "evicted a key with a {latest_gone} s TTL but kept one with {earliest_kept} s"
+    );
+
+    // More keys without a deadline push out the rest, then are refused.
+    let refused = loop {
+        let response = app.v1_put(&format!("p{forever}"), "", value.clone()).await;
+        if response.status() != StatusCode::CREATED {
+            break response;
+        }
+        forever += 1;
+        assert!(
+            forever < 1000,
+            "the bound never refused a key without a TTL"
+        );
+    };
+    assert_error(
+        refused,
+        StatusCode::INSUFFICIENT_STORAGE,
+        "insufficient_storage",
+        "--max-memory",
+        "no key with a deadline is left to evict",
+    )
+    .await;
+    assert_eq!(evicted().await, 60, "every timed key, and only those");
+    for i in 0..forever {
+        let status = app.v1_get(&format!("p{i}")).await.status();
+        assert_eq!(status, StatusCode::OK, "p{i} has no deadline");
+    }
+}
+
+#[actix_web::test]
+async fn an_eviction_reaches_watchers_as_a_delete_with_an_id_of_its_own() {
+    let app = bounded(Eviction::EvictLru).await;
+    let mut stream = Sse::open(app.get("/v1/watch?prefix=k").await).await;
+    let value = "v".repeat(500);
+    for i in 0..300 {
+        let response = app.v1_put(&format!("k{i}"), "", value.clone()).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "k{i}");
+    }
+    let evicted = app.info().await["memory"]["evicted_keys"].as_u64().unwrap();
+    assert!(evicted > 100, "64 KiB holds far fewer than 300 such keys");
+
+    let (mut ids, mut deleted) = (HashSet::new(), HashSet::new());
+    let mut last = 0;
+    while ids.len() < 300 + evicted as usize {
+        let (id, kind, data) = stream.event().await;
+        assert!(id > last, "ids increase: {id} after {last}");
+        last = id;
+        ids.insert(id);
+        if kind == "delete" {
+            deleted.insert(data["key"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(
+        deleted.len() as u64,
+        evicted,
+        "one delete event per eviction"
+    );
+    for key in &deleted {
+        assert_eq!(
+            app.v1_get(key).await.status(),
+            StatusCode::NOT_FOUND,
+            "{key}"
+        );
+    }
+}
+
+/// With `--data-dir`, an evicted key is logged as a removal: a restart
+/// (graceful, or a kill -9 with `--fsync always`) does not bring it back.
+#[test]
+fn an_evicted_key_stays_gone_after_a_restart() {
+    for (fsync, kill) in [("everysec", false), ("always", true)] {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().to_str().expect("UTF-8");
+        let flags = [
+            "--data-dir",
+            path,
+            "--fsync",
+            fsync,
+            "--max-memory",
+            "256KiB",
+            "--eviction",
+            "evict-lru",
+            "--max-value-bytes",
+            "4096",
+            "--max-body-bytes",
+            "8192",
+        ];
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("client");
+        let server = ServerProcess::start("info", &flags);
+        let base = format!("http://{}", server.addr);
+        for i in 0..1000 {
+            let response = client
+                .put(format!("{base}/v1/kv/k{i}"))
+                .body("v".repeat(1000))
+                .send()
+                .expect("PUT");
+            assert_eq!(response.status(), StatusCode::CREATED, "k{i}");
+        }
+        let present = |base: &str| -> Vec<bool> {
+            (0..1000)
+                .map(|i| {
+                    let response = client
+                        .get(format!("{base}/v1/kv/k{i}"))
+                        .send()
+                        .expect("GET");
+                    match response.status() {
+                        StatusCode::OK => true,
+                        StatusCode::NOT_FOUND => false,
+                        other => panic!("k{i}: {other}"),
+                    }
+                })
+                .collect()
+        };
+        let before = present(&base);
+        let held = before.iter().filter(|&&p| p).count();
+        assert!(
+            held > 50 && held < 500,
+            "{fsync}: 256 KiB holds {held} of 1000 keys"
+        );
+        if kill {
+            server.kill_9();
+        } else {
+            server.signal("TERM");
+            let (status, _) = server.wait_for_exit();
+            assert!(status.success());
+        }
+
+        let server = ServerProcess::start("info", &flags);
+        let base = format!("http://{}", server.addr);
+        assert_eq!(
+            present(&base),
+            before,
+            "{fsync}: the same keys after the restart"
+        );
+    }
 }

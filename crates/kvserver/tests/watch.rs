@@ -20,13 +20,13 @@ enum Message {
 }
 
 /// Reads an SSE response message by message.
-struct Sse {
+pub(crate) struct Sse {
     response: Response,
     buffer: String,
 }
 
 impl Sse {
-    async fn open(response: Response) -> Sse {
+    pub(crate) async fn open(response: Response) -> Sse {
         assert_eq!(response.status(), StatusCode::OK, "the stream opens");
         assert_eq!(
             header(&response, "content-type").as_deref(),
@@ -60,7 +60,7 @@ impl Sse {
     }
 
     /// The next event, skipping comments.
-    async fn event(&mut self) -> (u64, String, Value) {
+    pub(crate) async fn event(&mut self) -> (u64, String, Value) {
         loop {
             match self.next().await.expect("the stream goes on") {
                 Message::Event { id, kind, data } => return (id, kind, data),
