@@ -9,7 +9,9 @@ most SECONDS seconds or WRITES writes. The server's VmRSS is sampled from
 /proc/PID/status every 20 ms. The promise checked: the largest RSS seen
 stays within the fixed overhead plus 110% of the bound. The script then
 prints what /v1/info says (used, bound, evicted) and stops its own server
-by PID.
+by PID. Under `evict-ttl` every write sets a TTL (a random 1 to 2 hours, so
+none expires during the run and every eviction is a nearest-deadline-first
+one); under the other policies no write has a TTL.
 
 Then, unless KVCORE_BENCHES=0, it runs kvcore's two benches that belong to
 the bound: `eviction` (evict-lru's hit rate against exact LRU on a zipf
@@ -18,7 +20,7 @@ trace) and `memory` (bytes per key with and without a bound).
     cargo build --release -p kvserver
     python3 bench/memory_bound.py [path/to/kvserver]
 
-Environment: BOUND_MIB (256), POLICIES ("evict-lru reject"), WRITERS (4),
+Environment: BOUND_MIB (256), POLICIES ("evict-lru evict-ttl reject"), WRITERS (4),
 SECONDS (60), WRITES (300000), MAX_VALUE_KIB (64), KVCORE_BENCHES (1).
 The server inherits the environment: a bounded kvserver limits glibc malloc
 to one arena itself, unless MALLOC_ARENA_MAX (or GLIBC_TUNABLES) chooses.
@@ -38,7 +40,7 @@ import threading
 import time
 
 BOUND_MIB = int(os.environ.get("BOUND_MIB", 256))
-POLICIES = os.environ.get("POLICIES", "evict-lru reject").split()
+POLICIES = os.environ.get("POLICIES", "evict-lru evict-ttl reject").split()
 WRITERS = int(os.environ.get("WRITERS", 4))
 SECONDS = float(os.environ.get("SECONDS", 60))
 WRITES = int(os.environ.get("WRITES", 300_000))
@@ -70,7 +72,7 @@ def start(binary, policy):
     sys.exit("kvserver did not start")
 
 
-def flood(pid, port):
+def flood(pid, port, policy):
     stop = time.monotonic() + SECONDS
     counts = {"written": 0, "refused": 0, "bytes": 0}
     lock = threading.Lock()
@@ -84,7 +86,8 @@ def flood(pid, port):
         while time.monotonic() < stop and not done.is_set():
             size = int(math.exp(rng.uniform(low, high)))
             key = f"flood/{index}/{rng.getrandbits(48):012x}"
-            connection.request("PUT", f"/v1/kv/{key}", body=b"x" * size)
+            query = f"?ttl={rng.randint(3600, 7200)}s" if policy == "evict-ttl" else ""
+            connection.request("PUT", f"/v1/kv/{key}{query}", body=b"x" * size)
             response = connection.getresponse()
             response.read()
             with lock:
@@ -127,7 +130,7 @@ def run_policy(binary, policy):
     try:
         time.sleep(0.5)
         idle = resident_bytes(server.pid)
-        counts, largest = flood(server.pid, port)
+        counts, largest = flood(server.pid, port, policy)
         peak = resident_bytes(server.pid, "VmHWM")
         figures = info(port)
     finally:
