@@ -51,7 +51,18 @@ impl Restartable {
     }
 
     fn start_again(&mut self) {
-        let listener = TcpListener::bind(&self.addr).expect("binding the port");
+        // The stopped server's socket may take a moment to be released.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match TcpListener::bind(&self.addr) {
+                Ok(listener) => break listener,
+                Err(err) if std::time::Instant::now() < deadline => {
+                    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(err) => panic!("binding {} again: {err}", self.addr),
+            }
+        };
         let config = self.config.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
