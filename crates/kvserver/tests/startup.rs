@@ -328,3 +328,63 @@ fn a_bounded_server_limits_malloc_arenas_and_serves_concurrent_writes() {
         assert!(status.success(), "{flags:?} {env:?}");
     }
 }
+
+/// README, Durability: a log damaged before its end stops start-up with a
+/// message naming the file, the offset and the flag that cuts the log there;
+/// with `--truncate-corrupt-log` the server starts, keeping what came before.
+#[test]
+fn a_damaged_log_stops_start_up_naming_the_file_the_offset_and_the_flag_that_cuts_it() {
+    let dir = std::env::temp_dir().join(format!("kvserver-damaged-log-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data_dir = dir.to_str().expect("a UTF-8 temporary path");
+    let durable = ["--addr", "127.0.0.1:0", "--data-dir", data_dir];
+    let mut server = ServerProcess::spawn(kvserver(&durable, &[]), "info");
+    server.wait_for_log("ready:");
+    let base = format!("{}://{}", server.scheme, server.addr);
+    let client = reqwest::blocking::Client::new();
+    for i in 0..20 {
+        let put = client
+            .put(format!("{base}/v1/kv/k{i}"))
+            .body(format!("value {i}"))
+            .send()
+            .expect("PUT");
+        assert!(put.status().is_success(), "PUT k{i}: {}", put.status());
+    }
+    server.signal("TERM");
+    assert!(server.wait_for_exit().0.success(), "a clean stop");
+
+    let log = std::fs::read_dir(&dir)
+        .expect("the data directory")
+        .map(|entry| entry.expect("an entry").path())
+        .find(|path| path.extension().is_some_and(|e| e == "kvlog"))
+        .expect("a log segment");
+    let mut bytes = std::fs::read(&log).expect("the log");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&log, &bytes).expect("damaging the log");
+
+    let mut command = kvserver(&durable, &[]);
+    command.env("RUST_LOG", "error");
+    let (status, stderr) = exit_of(command);
+    assert!(!status.success(), "a damaged log was opened: {stderr}");
+    let name = log.file_name().expect("a name").to_string_lossy();
+    assert!(stderr.contains(&*name), "names the file: {stderr}");
+    assert!(stderr.contains("is corrupt at offset"), "and the offset: {stderr}");
+    assert_eq!(
+        stderr.matches("--truncate-corrupt-log").count(),
+        1,
+        "names the flag that starts anyway, once: {stderr}"
+    );
+
+    let mut command = kvserver(&durable, &[]);
+    command.arg("--truncate-corrupt-log");
+    let mut server = ServerProcess::spawn(command, "info");
+    server.wait_for_log("recovery: --truncate-corrupt-log cut");
+    server.wait_for_log("ready:");
+    let base = format!("{}://{}", server.scheme, server.addr);
+    let first = client.get(format!("{base}/v1/kv/k0")).send().expect("GET");
+    assert_eq!(first.text().expect("a body"), "value 0", "kept before the cut");
+    server.signal("TERM");
+    assert!(server.wait_for_exit().0.success(), "a clean stop");
+    let _ = std::fs::remove_dir_all(dir);
+}
