@@ -369,7 +369,10 @@ fn a_damaged_log_stops_start_up_naming_the_file_the_offset_and_the_flag_that_cut
     assert!(!status.success(), "a damaged log was opened: {stderr}");
     let name = log.file_name().expect("a name").to_string_lossy();
     assert!(stderr.contains(&*name), "names the file: {stderr}");
-    assert!(stderr.contains("is corrupt at offset"), "and the offset: {stderr}");
+    assert!(
+        stderr.contains("is corrupt at offset"),
+        "and the offset: {stderr}"
+    );
     assert_eq!(
         stderr.matches("--truncate-corrupt-log").count(),
         1,
@@ -383,7 +386,11 @@ fn a_damaged_log_stops_start_up_naming_the_file_the_offset_and_the_flag_that_cut
     server.wait_for_log("ready:");
     let base = format!("{}://{}", server.scheme, server.addr);
     let first = client.get(format!("{base}/v1/kv/k0")).send().expect("GET");
-    assert_eq!(first.text().expect("a body"), "value 0", "kept before the cut");
+    assert_eq!(
+        first.text().expect("a body"),
+        "value 0",
+        "kept before the cut"
+    );
     server.signal("TERM");
     assert!(server.wait_for_exit().0.success(), "a clean stop");
     let _ = std::fs::remove_dir_all(dir);
