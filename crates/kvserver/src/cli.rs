@@ -110,7 +110,8 @@ pub struct Cli {
     pub auth_file: Option<PathBuf>,
 
     /// Serve without authentication on an address other than loopback.
-    /// Anyone who can reach the address can read and write everything.
+    /// Anyone who can reach the address can read and write everything. Not
+    /// with --auth-file.
     #[arg(long, env = "KV_ALLOW_UNAUTHENTICATED")]
     pub allow_unauthenticated: bool,
 
@@ -122,7 +123,7 @@ pub struct Cli {
     pub allow_insecure_tokens: bool,
 
     /// Serve /metrics and /v1/info without a token (by default they need a
-    /// token with admin: on every key).
+    /// token with admin: on every key). Only with --auth-file.
     #[arg(long, env = "KV_OPEN_METRICS")]
     pub open_metrics: bool,
 
