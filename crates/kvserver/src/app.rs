@@ -484,8 +484,11 @@ fn opening_failed(
     err: kvcore::Error,
     on_corruption: kvcore::OnCorruption,
 ) -> anyhow::Error {
-    let damaged_log = matches!(&err, kvcore::Error::Corrupt { file, .. }
-        if file.extension().is_some_and(|extension| extension == "kvlog"));
+    // Damage in the records: every log starts with an 8-byte header, and a
+    // header refused at offset 0 (a newer format, a snapshot's magic) is not
+    // something cutting records mends.
+    let damaged_log = matches!(&err, kvcore::Error::Corrupt { file, offset, .. }
+        if *offset > 0 && file.extension().is_some_and(|extension| extension == "kvlog"));
     let opening = format!("opening data directory {}", dir.display());
     if damaged_log && on_corruption == kvcore::OnCorruption::Refuse {
         return anyhow::anyhow!(

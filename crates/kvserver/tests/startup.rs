@@ -395,3 +395,32 @@ fn a_damaged_log_stops_start_up_naming_the_file_the_offset_and_the_flag_that_cut
     assert!(server.wait_for_exit().0.success(), "a clean stop");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A log segment whose header is refused (here a snapshot's magic) is not
+/// damage `--truncate-corrupt-log` mends, so the message does not offer it.
+#[test]
+fn a_log_of_the_wrong_kind_is_refused_without_offering_a_flag_that_cannot_help() {
+    let dir = std::env::temp_dir().join(format!("kvserver-wrong-kind-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a data directory");
+    let log = dir.join("log-00000000000000000001.kvlog");
+    let mut bytes = b"KVSN".to_vec();
+    bytes.extend_from_slice(&[0x5a; 60]);
+    std::fs::write(&log, &bytes).expect("a log of the wrong kind");
+    let data_dir = dir.to_str().expect("a UTF-8 temporary path");
+    for flags in [vec![], vec!["--truncate-corrupt-log"]] {
+        let mut command = kvserver(&["--addr", "127.0.0.1:0", "--data-dir", data_dir], &[]);
+        command.args(&flags).env("RUST_LOG", "error");
+        let (status, stderr) = exit_of(command);
+        assert!(!status.success(), "{flags:?}: opened: {stderr}");
+        assert!(
+            stderr.contains("a file of the wrong kind"),
+            "{flags:?}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("pass --truncate-corrupt-log"),
+            "{flags:?}: offers a flag that does not help: {stderr}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
