@@ -46,7 +46,7 @@ print_revision
 ulimit -n 8192
 
 RUST_LOG=warn,kvserver::app=info "$kvserver" --addr 127.0.0.1:0 --workers 2 --watch-history 10000 \
-    --open-metrics >"$tmp/server.log" 2>&1 &
+    >"$tmp/server.log" 2>&1 &
 server_pid=$!
 pids+=("$server_pid")
 wait_until 100 grep -q 'listening on' "$tmp/server.log" || fail "kvserver did not start"

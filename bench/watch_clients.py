@@ -43,7 +43,8 @@ async def count_events(reader, counts, index):
         line = await reader.readline()
         if not line:
             return
-        if line.startswith(b"id: "):
+        # `event:`, not `id:`: a watch from now opens with an id alone.
+        if line.startswith(b"event: "):
             counts[index] += 1
 
 

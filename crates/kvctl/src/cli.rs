@@ -303,8 +303,8 @@ Examples:
 One line per change: revision, kind (put, delete, expire) and key, with the
 value of a put. An expiry shows when the server notices it (on an access or
 in its background pass), not at the deadline. If the connection drops, kvctl
-reconnects by itself from the last revision it printed; if the server no
-longer keeps that far back, it says so and exits 4. Ctrl-C exits 0.")]
+reconnects by itself from the last revision it printed (before the first,
+from where the watch started); if the server no longer keeps that far back, it says so and exits 4. Ctrl-C exits 0.")]
     Watch(WatchArgs),
 
     /// Check that the server is up.

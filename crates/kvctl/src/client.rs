@@ -136,7 +136,15 @@ impl Client {
             // A HEAD answer has no body to tell a missing key from a missing
             // route; on this path only keys can be missing.
             StatusCode::NOT_FOUND => Err(Error::NotFound { key: key.into() }),
-            _ => Err(self.failure(response, Some(key), None)),
+            // Nor the server's sentence (401, 403, 503...): GET has it, and
+            // a GET that fails carries no value either.
+            _ => {
+                let response = self.send(self.http.get(self.key_url(key)?))?;
+                match response.status() {
+                    StatusCode::OK => self.meta(response.headers()),
+                    _ => Err(self.failure(response, Some(key), None)),
+                }
+            }
         }
     }
 

@@ -34,6 +34,7 @@ impl Restartable {
         let config = backend.configure(kvserver::Config {
             data_dir,
             workers: 1,
+            open_metrics: true,
             ..kvserver::Config::default()
         });
         let mut server = Restartable {
@@ -51,33 +52,25 @@ impl Restartable {
     }
 
     fn start_again(&mut self) {
-        // The stopped server's socket may take a moment to be released.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        let listener = loop {
-            match TcpListener::bind(&self.addr) {
-                Ok(listener) => break listener,
-                Err(err) if std::time::Instant::now() < deadline => {
-                    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(err) => panic!("binding {} again: {err}", self.addr),
-            }
-        };
-        let config = self.config.clone();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let app = kvserver::Application::build(config, listener).unwrap();
-                let _ = app
-                    .run_until(async move {
-                        let _ = stopped.await;
-                    })
-                    .await;
-            })
-        });
-        // A data directory is recovered, etcd connected, in the background.
-        wait_until_ready(&self.endpoint());
-        self.running = Some((stop, thread));
+        self.running = Some(serve(&self.addr, self.config.clone()));
+    }
+
+    /// While this server is stopped, writes `key` through another kvserver
+    /// on the same data (the directory, or the etcd member), then stops it.
+    fn write_elsewhere(&self, key: &str, value: &str) {
+        assert!(self.running.is_none(), "stopped first");
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .to_string();
+        let (stop, thread) = serve(&addr, self.config.clone());
+        kvctl(&["set", key, value])
+            .endpoint(&format!("http://{addr}"))
+            .run()
+            .success();
+        let _ = stop.send(());
+        thread.join().unwrap();
     }
 
     /// Stops gracefully and waits until the port and the directory are free.
@@ -86,6 +79,43 @@ impl Restartable {
         let _ = stop.send(());
         thread.join().unwrap();
     }
+}
+
+/// A kvserver on `addr` with `config`, once ready; send on the channel to
+/// stop it gracefully, then join the thread.
+fn serve(
+    addr: &str,
+    config: kvserver::Config,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    std::thread::JoinHandle<()>,
+) {
+    // A stopped server's socket may take a moment to be released.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let listener = loop {
+        match TcpListener::bind(addr) {
+            Ok(listener) => break listener,
+            Err(err) if std::time::Instant::now() < deadline => {
+                assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(err) => panic!("binding {addr} again: {err}"),
+        }
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let app = kvserver::Application::build(config, listener).unwrap();
+            let _ = app
+                .run_until(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        })
+    });
+    // A data directory is recovered, etcd connected, in the background.
+    wait_until_ready(&format!("http://{addr}"));
+    (stop, thread)
 }
 
 /// `kvctl watch` running in the background, its lines arriving on a channel.
@@ -213,6 +243,32 @@ fn watch_reconnects_by_itself_from_the_last_revision_across_a_restart() {
         (next["key"].as_str(), next["kind"].as_str()),
         (Some("after"), Some("put")),
         "the change after the restart, and not \"before\" again: {next}"
+    );
+    assert_eq!(watching.interrupt(), 0);
+    server.stop();
+}
+
+/// A watch from now that loses its stream before its first event resumes
+/// after the revision it started at (the server says which), not from a
+/// later now: a change made while kvctl was away is still printed.
+#[test]
+fn watch_from_now_reconnects_from_where_it_started_and_misses_nothing() {
+    let mut server = Restartable::start();
+    let endpoint = server.endpoint();
+    kvctl(&["set", "before", "0"])
+        .endpoint(&endpoint)
+        .run()
+        .success();
+    let watching = Watching::start(&endpoint, &["watch"]);
+    wait_for_watchers(&endpoint, 1);
+    server.stop();
+    server.write_elsewhere("meanwhile", "1");
+    server.start_again();
+    let line = watching.line();
+    let (_, rest) = line.split_once(' ').unwrap();
+    assert_eq!(
+        rest, "put    meanwhile = \"1\"",
+        "the change made while kvctl was away: {line:?}"
     );
     assert_eq!(watching.interrupt(), 0);
     server.stop();

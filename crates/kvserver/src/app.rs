@@ -138,10 +138,11 @@ impl Application {
             config.fsync.name()
         );
         let fsync = config.fsync;
+        let on_corruption = config.on_corruption;
         let recovery = actix_web::rt::task::spawn_blocking(move || {
             let store = builder
                 .open(&dir)
-                .with_context(|| format!("opening data directory {}", dir.display()))?;
+                .map_err(|err| opening_failed(&dir, err, on_corruption))?;
             log_recovery(&store, fsync);
             let backend: Arc<dyn Backend> = Arc::new(EmbeddedBackend::new(store));
             Ok(backend)
@@ -473,6 +474,29 @@ fn refuse_before_continue(
 /// `duration` in whole seconds, rounded up.
 fn whole_seconds_up(duration: Duration) -> u64 {
     duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+}
+
+/// Why the data directory could not be opened. A log damaged before its
+/// end also names the flag that starts anyway: the operator reading this is
+/// the one who decides whether to accept the loss.
+fn opening_failed(
+    dir: &std::path::Path,
+    err: kvcore::Error,
+    on_corruption: kvcore::OnCorruption,
+) -> anyhow::Error {
+    // Damage in the records: every log starts with an 8-byte header, and a
+    // header refused at offset 0 (a newer format, a snapshot's magic) is not
+    // something cutting records mends.
+    let damaged_log = matches!(&err, kvcore::Error::Corrupt { file, offset, .. }
+        if *offset > 0 && file.extension().is_some_and(|extension| extension == "kvlog"));
+    let opening = format!("opening data directory {}", dir.display());
+    if damaged_log && on_corruption == kvcore::OnCorruption::Refuse {
+        return anyhow::anyhow!(
+            "{opening}: {err}; to start anyway, cutting the log at that record and losing it and every later one, \
+             pass --truncate-corrupt-log"
+        );
+    }
+    anyhow::Error::new(err).context(opening)
 }
 
 /// Logs what recovery found.

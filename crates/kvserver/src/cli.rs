@@ -110,7 +110,8 @@ pub struct Cli {
     pub auth_file: Option<PathBuf>,
 
     /// Serve without authentication on an address other than loopback.
-    /// Anyone who can reach the address can read and write everything.
+    /// Anyone who can reach the address can read and write everything. Not
+    /// with --auth-file.
     #[arg(long, env = "KV_ALLOW_UNAUTHENTICATED")]
     pub allow_unauthenticated: bool,
 
@@ -122,7 +123,7 @@ pub struct Cli {
     pub allow_insecure_tokens: bool,
 
     /// Serve /metrics and /v1/info without a token (by default they need a
-    /// token with admin: on every key).
+    /// token with admin: on every key). Only with --auth-file.
     #[arg(long, env = "KV_OPEN_METRICS")]
     pub open_metrics: bool,
 
@@ -339,6 +340,28 @@ impl Cli {
                  raise --max-body-bytes or lower --max-value-bytes",
                 self.max_body_bytes, self.max_value_bytes
             ));
+        }
+        // Before the auth file is read: a contradiction is named as such,
+        // whatever the file holds.
+        if self.allow_unauthenticated && self.auth_file.is_some() {
+            return Err(
+                "--allow-unauthenticated has no effect with --auth-file: every request needs a token from the file; \
+                 give one or the other"
+                    .into(),
+            );
+        }
+        if self.allow_unauthenticated && is_loopback(&self.addr)? {
+            return Err(format!(
+                "--allow-unauthenticated has no effect on the loopback address {}: a server without --auth-file \
+                 serves loopback without authentication already; the flag is for other addresses",
+                self.addr
+            ));
+        }
+        if self.open_metrics && self.auth_file.is_none() {
+            return Err(
+                "--open-metrics has no effect without --auth-file: without tokens /metrics and /v1/info are open already"
+                    .into(),
+            );
         }
         let tokens = match &self.auth_file {
             Some(path) => Some(Tokens::load(path).map_err(|err| format!("{err:#}"))?),

@@ -68,6 +68,11 @@ fn flag_mistakes_stop_the_server_with_one_sentence_naming_the_flag() {
         (vec![], vec![("KV_FSYNC", "never")], "--fsync has no effect without --data-dir", "KV_FSYNC in memory"),
         (vec!["--truncate-corrupt-log"], vec![], "--truncate-corrupt-log has no effect without --data-dir", "no log to cut"),
         (vec!["--allow-insecure-tokens"], vec![], "--allow-insecure-tokens has no effect here", "no tokens, loopback"),
+        (vec!["--allow-unauthenticated"], vec![], "--allow-unauthenticated has no effect on the loopback address 127.0.0.1:0", "loopback needs no permission to go without auth"),
+        (vec![], vec![("KV_ALLOW_UNAUTHENTICATED", "true")], "--allow-unauthenticated has no effect on the loopback address", "its env twin on loopback"),
+        (vec!["--allow-unauthenticated", "--auth-file", "tokens"], vec![], "--allow-unauthenticated has no effect with --auth-file", "tokens and no auth at once"),
+        (vec!["--open-metrics"], vec![], "--open-metrics has no effect without --auth-file", "without tokens everything is open"),
+        (vec![], vec![("KV_OPEN_METRICS", "true")], "--open-metrics has no effect without --auth-file", "its env twin without tokens"),
         (vec!["--eviction", "evict-lru"], vec![], "--eviction has no effect without --max-memory", "evicting without a bound"),
         (vec![], vec![("KV_EVICTION", "evict-ttl")], "--eviction has no effect without --max-memory", "KV_EVICTION without a bound"),
         (vec!["--max-memory", "512KiB"], vec![], "--max-memory 524288 is below --max-value-bytes 1048576", "a bound below one value"),
@@ -322,4 +327,100 @@ fn a_bounded_server_limits_malloc_arenas_and_serves_concurrent_writes() {
         let (status, _) = server.wait_for_exit();
         assert!(status.success(), "{flags:?} {env:?}");
     }
+}
+
+/// README, Durability: a log damaged before its end stops start-up with a
+/// message naming the file, the offset and the flag that cuts the log there;
+/// with `--truncate-corrupt-log` the server starts, keeping what came before.
+#[test]
+fn a_damaged_log_stops_start_up_naming_the_file_the_offset_and_the_flag_that_cuts_it() {
+    let dir = std::env::temp_dir().join(format!("kvserver-damaged-log-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data_dir = dir.to_str().expect("a UTF-8 temporary path");
+    let durable = ["--addr", "127.0.0.1:0", "--data-dir", data_dir];
+    let mut server = ServerProcess::spawn(kvserver(&durable, &[]), "info");
+    server.wait_for_log("ready:");
+    let base = format!("{}://{}", server.scheme, server.addr);
+    let client = reqwest::blocking::Client::new();
+    for i in 0..20 {
+        let put = client
+            .put(format!("{base}/v1/kv/k{i}"))
+            .body(format!("value {i}"))
+            .send()
+            .expect("PUT");
+        assert!(put.status().is_success(), "PUT k{i}: {}", put.status());
+    }
+    server.signal("TERM");
+    assert!(server.wait_for_exit().0.success(), "a clean stop");
+
+    let log = std::fs::read_dir(&dir)
+        .expect("the data directory")
+        .map(|entry| entry.expect("an entry").path())
+        .find(|path| path.extension().is_some_and(|e| e == "kvlog"))
+        .expect("a log segment");
+    let mut bytes = std::fs::read(&log).expect("the log");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&log, &bytes).expect("damaging the log");
+
+    let mut command = kvserver(&durable, &[]);
+    command.env("RUST_LOG", "error");
+    let (status, stderr) = exit_of(command);
+    assert!(!status.success(), "a damaged log was opened: {stderr}");
+    let name = log.file_name().expect("a name").to_string_lossy();
+    assert!(stderr.contains(&*name), "names the file: {stderr}");
+    assert!(
+        stderr.contains("is corrupt at offset"),
+        "and the offset: {stderr}"
+    );
+    assert_eq!(
+        stderr.matches("--truncate-corrupt-log").count(),
+        1,
+        "names the flag that starts anyway, once: {stderr}"
+    );
+
+    let mut command = kvserver(&durable, &[]);
+    command.arg("--truncate-corrupt-log");
+    let mut server = ServerProcess::spawn(command, "info");
+    server.wait_for_log("recovery: --truncate-corrupt-log cut");
+    server.wait_for_log("ready:");
+    let base = format!("{}://{}", server.scheme, server.addr);
+    let first = client.get(format!("{base}/v1/kv/k0")).send().expect("GET");
+    assert_eq!(
+        first.text().expect("a body"),
+        "value 0",
+        "kept before the cut"
+    );
+    server.signal("TERM");
+    assert!(server.wait_for_exit().0.success(), "a clean stop");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A log segment whose header is refused (here a snapshot's magic) is not
+/// damage `--truncate-corrupt-log` mends, so the message does not offer it.
+#[test]
+fn a_log_of_the_wrong_kind_is_refused_without_offering_a_flag_that_cannot_help() {
+    let dir = std::env::temp_dir().join(format!("kvserver-wrong-kind-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a data directory");
+    let log = dir.join("log-00000000000000000001.kvlog");
+    let mut bytes = b"KVSN".to_vec();
+    bytes.extend_from_slice(&[0x5a; 60]);
+    std::fs::write(&log, &bytes).expect("a log of the wrong kind");
+    let data_dir = dir.to_str().expect("a UTF-8 temporary path");
+    for flags in [vec![], vec!["--truncate-corrupt-log"]] {
+        let mut command = kvserver(&["--addr", "127.0.0.1:0", "--data-dir", data_dir], &[]);
+        command.args(&flags).env("RUST_LOG", "error");
+        let (status, stderr) = exit_of(command);
+        assert!(!status.success(), "{flags:?}: opened: {stderr}");
+        assert!(
+            stderr.contains("a file of the wrong kind"),
+            "{flags:?}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("pass --truncate-corrupt-log"),
+            "{flags:?}: offers a flag that does not help: {stderr}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -23,6 +23,9 @@ enum Message {
 pub(crate) struct Sse {
     response: Response,
     buffer: String,
+    /// The last `id:` sent without data (a watch from now says where it
+    /// starts that way); `next` takes such messages in passing.
+    resume: Option<u64>,
 }
 
 impl Sse {
@@ -35,6 +38,7 @@ impl Sse {
         Sse {
             response,
             buffer: String::new(),
+            resume: None,
         }
     }
 
@@ -44,7 +48,12 @@ impl Sse {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let text: String = self.buffer.drain(..end + 2).collect();
-                return Some(parse(text.trim_end()));
+                let text = text.trim_end();
+                if let Some(id) = text.strip_prefix("id: ").filter(|id| !id.contains('\n')) {
+                    self.resume = Some(id.parse().expect("a numeric id"));
+                    continue;
+                }
+                return Some(parse(text));
             }
             let chunk = tokio::time::timeout(Duration::from_secs(10), self.response.chunk())
                 .await
@@ -200,6 +209,49 @@ async fn a_watch_catches_up_on_a_history_of_large_values() {
         assert_eq!((id, kind.as_str()), (revision, "put"));
         assert_eq!(data["value"].as_str().map(str::len), Some(value.len()));
     }
+}
+
+/// A watch from now sends, after its opening comment, an `id:` without
+/// data: the revision it starts after. A client that loses the stream
+/// before any event resumes from there and misses nothing written in
+/// between (from a later "now" it would).
+#[actix_web::test]
+async fn a_watch_from_now_says_where_it_starts_so_a_reconnect_misses_nothing() {
+    let app = TestApp::spawn().await;
+    let before = put(&app, "app/before", "0").await;
+    let mut stream = Sse::open(app.get("/v1/watch?prefix=app/").await).await;
+    assert!(
+        matches!(stream.next().await, Some(Message::Comment(_))),
+        "the opening comment"
+    );
+    // The id arrives before any event: ask for one more message than there
+    // is, with a keep-alive or an event to come (the put below).
+    let during = put(&app, "app/during", "1").await;
+    assert_eq!(stream.event().await.0, during);
+    let start = stream.resume.expect("an id sent before any event");
+    assert!(
+        (before..during).contains(&start),
+        "it starts after {before} and before {during}: {start}"
+    );
+    drop(stream);
+    let missed = put(&app, "app/missed", "2").await;
+    let resumed = app
+        .send(
+            app.request(reqwest::Method::GET, "/v1/watch?prefix=app/")
+                .header("Last-Event-ID", start.to_string()),
+        )
+        .await;
+    let mut stream = Sse::open(resumed).await;
+    assert_eq!(
+        stream.event().await.0,
+        during,
+        "resumed after where it started"
+    );
+    assert_eq!(
+        stream.event().await.0,
+        missed,
+        "and nothing written since is lost"
+    );
 }
 
 #[actix_web::test]

@@ -11,7 +11,7 @@ use kvcore::{Condition, Store, TtlChange, Watcher};
 
 use super::{
     Backend, BackendInfo, BackendResult, Change, ChangeStream, ListPage, LogFigures, MemoryFigures,
-    StoredEntry, WriteResult,
+    StoredEntry, Watch, WriteResult,
 };
 
 /// The embedded kvcore store as a backend.
@@ -96,8 +96,11 @@ impl Backend for EmbeddedBackend {
         })
     }
 
-    async fn watch(&self, prefix: &str, from: Option<u64>) -> BackendResult<ChangeStream> {
+    async fn watch(&self, prefix: &str, from: Option<u64>) -> BackendResult<Watch> {
         let watcher = self.store.watch(prefix, from)?;
+        // Taken before any event is read: everything up to it is behind
+        // the watch, everything after it comes through it.
+        let after = from.unwrap_or_else(|| watcher.progress());
         let waker: Arc<Mutex<Option<Waker>>> = Arc::default();
         let theirs = waker.clone();
         // Called on the store's dispatcher thread: wakes the task polling
@@ -107,11 +110,12 @@ impl Backend for EmbeddedBackend {
                 waker.wake();
             }
         });
-        Ok(Box::pin(Changes {
+        let changes: ChangeStream = Box::pin(Changes {
             watcher,
             waker,
             ended: false,
-        }))
+        });
+        Ok(Watch { changes, after })
     }
 
     async fn info(&self) -> BackendResult<BackendInfo> {

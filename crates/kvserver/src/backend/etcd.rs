@@ -40,8 +40,8 @@ use etcd_client::{
 use kvcore::{Clock, Condition, TtlChange};
 
 use super::{
-    Backend, BackendError, BackendInfo, BackendResult, ChangeStream, ListPage, MemoryFigures,
-    StoredEntry, WriteResult,
+    Backend, BackendError, BackendInfo, BackendResult, ListPage, MemoryFigures, StoredEntry, Watch,
+    WriteResult,
 };
 
 /// etcd's default `--max-request-bytes`: the largest request it accepts.
@@ -1047,7 +1047,7 @@ impl Backend for EtcdBackend {
         })
     }
 
-    async fn watch(&self, prefix: &str, from: Option<u64>) -> BackendResult<ChangeStream> {
+    async fn watch(&self, prefix: &str, from: Option<u64>) -> BackendResult<Watch> {
         watch::start(self, prefix, from).await
     }
 

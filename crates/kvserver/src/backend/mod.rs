@@ -74,6 +74,17 @@ pub struct Change {
 /// when storage shuts down.
 pub type ChangeStream = BoxStream<'static, kvcore::Result<Change>>;
 
+/// A watch as the backend started it.
+pub struct Watch {
+    /// The changes, in revision order.
+    pub changes: ChangeStream,
+    /// The revision the changes come after: `from` when one was given;
+    /// from now, the revision the backend had reached when the watch
+    /// began. Watching again after it misses nothing, so a client that
+    /// loses the stream before its first event still knows where to resume.
+    pub after: u64,
+}
+
 /// What can go wrong in a backend operation.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -175,7 +186,7 @@ pub trait Backend: Send + Sync + 'static {
     /// (`None`: from now). Fails with [`kvcore::Error::Compacted`] when the
     /// backend no longer holds the changes after `from`. A consumer that
     /// falls behind is cut off rather than slowing writers.
-    async fn watch(&self, prefix: &str, from: Option<u64>) -> BackendResult<ChangeStream>;
+    async fn watch(&self, prefix: &str, from: Option<u64>) -> BackendResult<Watch>;
     /// Current figures and limits.
     async fn info(&self) -> BackendResult<BackendInfo>;
     /// Whether storage can serve right now, for `/readyz`: always for the

@@ -21,7 +21,7 @@ use kvapi::{WatchEvent, WatchKind, url};
 use super::only;
 use crate::app::AppState;
 use crate::auth::Caller;
-use crate::backend::{Change, ChangeStream};
+use crate::backend::{Change, ChangeStream, Watch};
 use crate::error::{ApiError, invalid};
 use crate::query::Params;
 
@@ -58,12 +58,12 @@ async fn watch(
         ),
     };
     let from = last_seen.or(from);
-    let changes = state
+    let watch = state
         .backend()?
         .watch(&prefix, from)
         .await
         .map_err(|err| ApiError::from_backend(err, &prefix, StatusCode::CONFLICT))?;
-    let stream = Feed::new(changes, &state, from);
+    let stream = Feed::new(watch, &state, from);
     Ok(HttpResponse::Ok()
         .content_type(kvapi::EVENT_STREAM)
         .insert_header((header::CACHE_CONTROL, "no-cache"))
@@ -100,16 +100,19 @@ enum Wake {
 }
 
 impl Feed {
-    fn new(changes: ChangeStream, state: &web::Data<AppState>, from: Option<u64>) -> Feed {
+    fn new(watch: Watch, state: &web::Data<AppState>, from: Option<u64>) -> Feed {
         state.metrics.watchers.inc();
         let period = state.watch_keepalive.max(Duration::from_millis(10));
         let keepalive = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         let greeting = match from {
             Some(from) => format!(": watching changes after revision {from}\n\n"),
-            None => ": watching changes from now\n\n".to_owned(),
+            // And where "now" is, as an id without data: a client that loses
+            // the stream before its first event resumes from there
+            // (Last-Event-ID) instead of from a later now, missing nothing.
+            None => format!(": watching changes from now\n\nid: {}\n\n", watch.after),
         };
         Feed {
-            changes,
+            changes: watch.changes,
             stopping: state.stopping.subscribe(),
             keepalive,
             state: state.clone(),

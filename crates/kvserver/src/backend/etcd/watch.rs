@@ -15,7 +15,7 @@ use etcd_client::{EventType, GetOptions, WatchOptions, WatchResponse, WatchStrea
 use kvcore::{Clock, EventKind};
 
 use super::{EtcdBackend, classify, envelope, prefix_end, timed_out};
-use crate::backend::{BackendError, BackendResult, Change, ChangeStream};
+use crate::backend::{BackendError, BackendResult, Change, ChangeStream, Watch};
 
 /// Starts a watch of the keys under `prefix` after revision `from` (`None`:
 /// from now). Waits for etcd to confirm it, so that a revision etcd no
@@ -24,7 +24,7 @@ pub(super) async fn start(
     backend: &EtcdBackend,
     prefix: &str,
     from: Option<u64>,
-) -> BackendResult<ChangeStream> {
+) -> BackendResult<Watch> {
     let full = backend.full_key(prefix);
     let key = if full.is_empty() {
         vec![0]
@@ -94,17 +94,25 @@ pub(super) async fn start(
         last: from.unwrap_or(0),
         done: false,
     };
+    // From now, etcd sends what comes after the revision in the header of
+    // its confirmation.
+    let after = from.unwrap_or_else(|| {
+        first
+            .header()
+            .map_or(0, |header| u64::try_from(header.revision()).unwrap_or(0))
+    });
     changes.take(&first);
     if let Some(second) = &second {
         changes.take(second);
     }
-    Ok(Box::pin(futures_util::stream::unfold(
+    let changes: ChangeStream = Box::pin(futures_util::stream::unfold(
         changes,
         |mut changes| async move {
             let next = changes.next().await?;
             Some((next, changes))
         },
-    )))
+    ));
+    Ok(Watch { changes, after })
 }
 
 /// The state of one watch: etcd's stream and the events of its last
