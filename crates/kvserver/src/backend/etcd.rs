@@ -705,6 +705,13 @@ fn check(condition: Condition, current: Option<&Raw>) -> Result<(), kvcore::Erro
     }
 }
 
+/// The comparison that a key exists. etcd compares an absent key as one
+/// with every revision 0, so a comparison of `mod_revision` with a version
+/// needs this beside it: `If-Match: "0"` must not match an absent key.
+fn present(full: &[u8]) -> Compare {
+    Compare::create_revision(full.to_vec(), CompareOp::Greater, 0)
+}
+
 /// The comparison that a key is still as `observed` (or still absent).
 fn unchanged(full: &[u8], observed: Option<&Raw>) -> Compare {
     match observed {
@@ -835,12 +842,10 @@ impl Backend for EtcdBackend {
             (Condition::Absent, _) => {
                 vec![Compare::create_revision(full.clone(), CompareOp::Equal, 0)]
             }
-            (Condition::Present, _) => vec![
-                Compare::create_revision(full.clone(), CompareOp::Greater, 0),
-                no_lease,
-            ],
+            (Condition::Present, _) => vec![present(&full), no_lease],
             (Condition::Version(version), _) => vec![
                 Compare::mod_revision(full.clone(), CompareOp::Equal, version as i64),
+                present(&full),
                 no_lease,
             ],
         };
@@ -905,12 +910,10 @@ impl Backend for EtcdBackend {
         let compares = match expected_version {
             Some(version) => vec![
                 Compare::mod_revision(full.clone(), CompareOp::Equal, version as i64),
+                present(&full),
                 no_lease,
             ],
-            None => vec![
-                Compare::create_revision(full.clone(), CompareOp::Greater, 0),
-                no_lease,
-            ],
+            None => vec![present(&full), no_lease],
         };
         let delete = || TxnOp::delete(full.clone(), None);
         let read = || TxnOp::get(full.clone(), None);
