@@ -472,9 +472,11 @@ impl Raw {
         })
     }
 
-    /// Whether the key is past its deadline at `now_ms`.
+    /// Whether the key is past its deadline at `now_ms`: a key lives
+    /// through its deadline's millisecond and is gone from the next one,
+    /// as in kvcore.
     fn expired(&self, now_ms: u64) -> bool {
-        self.deadline.is_some_and(|deadline| deadline <= now_ms)
+        self.deadline.is_some_and(|deadline| deadline < now_ms)
     }
 }
 
@@ -1089,7 +1091,7 @@ impl Backend for EtcdBackend {
             let kvs = response.take_kvs();
             let now = self.clock.now_ms();
             for kv in &kvs {
-                if kv.lease() == 0 || lease_deadline(kv.lease()) > now {
+                if kv.lease() == 0 || lease_deadline(kv.lease()) >= now {
                     keys += 1;
                 } else {
                     self.reclaim(kv.key().to_vec(), kv.mod_revision() as u64);

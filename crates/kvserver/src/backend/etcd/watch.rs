@@ -187,7 +187,7 @@ impl Changes {
                         .and_then(|prev| envelope::open(prev.value().to_vec()))
                         .and_then(|(deadline, _)| deadline);
                     let kind = match deadline {
-                        Some(deadline) if deadline <= now => EventKind::Expire,
+                        Some(deadline) if deadline < now => EventKind::Expire,
                         _ => EventKind::Delete,
                     };
                     Change {
