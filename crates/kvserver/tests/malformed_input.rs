@@ -67,7 +67,7 @@ fn seed_bodies() -> Vec<(Vec<u8>, &'static str, &'static str)> {
         (br#"{"key":"k","value":"v"} extra"#.to_vec(), "not valid JSON", "trailing text"),
         (b"{\"key\":\"k\xff\",\"value\":\"v\"}".to_vec(), "not valid JSON", "bytes that are not UTF-8"),
         (br#"{"key":"\ud800","value":"v"}"#.to_vec(), "not valid JSON", "a lone surrogate"),
-        (nested.into_bytes(), "not valid JSON", "nesting deep enough to blow a stack"),
+        (nested.into_bytes(), r#""ttl" must be a number of seconds, got an array"#, "nesting deep enough to blow a stack"),
         (b"".to_vec(), "empty", "an empty body"),
         (b"  \n ".to_vec(), "empty", "only whitespace"),
         (b"[1,2]".to_vec(), "must be a JSON object", "an array"),
@@ -91,10 +91,14 @@ fn seed_bodies() -> Vec<(Vec<u8>, &'static str, &'static str)> {
         (br#"{"key":"k","value":"v","ttl":{"s":3}}"#.to_vec(), r#""ttl" must be a number of seconds, got an object"#, "ttl an object"),
         (br#"{"key":"k","value":"v","ttl":1e12}"#.to_vec(), "maximum of 10 years", "ttl huge"),
         (br#"{"key":"k","value":"v","ttl":18446744073709551616}"#.to_vec(), "maximum of 10 years", "ttl past u64"),
-        (br#"{"key":"k","value":"v","ttl":1e400}"#.to_vec(), "not valid JSON", "ttl past f64"),
+        (br#"{"key":"k","value":"v","ttl":1e400}"#.to_vec(), "maximum of 10 years", "ttl past f64, read from its digits"),
+        (br#"{"key":"k","value":"v","ttl":1e-400}"#.to_vec(), "minimum of 1 ms", "ttl below f64"),
         (br#"{"key":"k","value":"v","ttl":0.0001}"#.to_vec(), "minimum of 1 ms", "ttl under a millisecond"),
         (br#"{"key":"k","value":"v","extra":1}"#.to_vec(), r#"unknown field "extra""#, "an unknown field"),
         (br#"{"key":"k","value":"v","TTL":3}"#.to_vec(), r#"unknown field "TTL""#, "field names are case-sensitive"),
+        (br#"{"key":"k","value":"v","key":"j"}"#.to_vec(), r#""key" is given more than once"#, "two keys"),
+        (br#"{"key":"k","value":"v","value":"w"}"#.to_vec(), r#""value" is given more than once"#, "two values"),
+        (br#"{"key":"k","value":"v","ttl":1,"ttl":null}"#.to_vec(), r#""ttl" is given more than once"#, "two ttls"),
     ]
 }
 
