@@ -277,6 +277,25 @@ impl EtcdBackend {
         });
     }
 
+    /// Revokes, in the background, a lease no key holds any more: the one
+    /// of a key a write replaced or a delete removed, or one granted for a
+    /// write that did not happen. Left alone, it would stay in etcd until
+    /// its TTL ran out (up to 10 years), one more for every write of a key
+    /// with a deadline. Each key has a lease of its own (see `lease_for`),
+    /// so revoking it deletes no key; a lease from before that (an id that
+    /// is a bare deadline, which keys with the same deadline shared) is
+    /// left to its TTL. A failure leaves it to its TTL too.
+    fn release(&self, lease: i64) {
+        if (lease as u64) < 1 << 44 {
+            return;
+        }
+        let mut leases = self.member().client.lease_client();
+        let timeout = self.timeout;
+        self.runtime.handle.spawn(async move {
+            let _ = tokio::time::timeout(timeout, leases.revoke(lease)).await;
+        });
+    }
+
     /// The etcd key of a kvstore key.
     fn full_key(&self, key: &str) -> Vec<u8> {
         let mut full = Vec::with_capacity(self.prefix.len() + key.len());
@@ -769,6 +788,9 @@ impl Backend for EtcdBackend {
             }
             TtlChange::Keep | TtlChange::Persist => (None, 0),
         };
+        // The write, and the lease of the key it replaced when the write
+        // did not keep it (0 when none).
+        let written = async {
         let put_op = |deadline: Option<u64>, lease: i64| {
             let mut options = PutOptions::new().with_prev_key();
             if lease != 0 {
@@ -783,15 +805,17 @@ impl Backend for EtcdBackend {
         let outcome = |header: Option<&etcd_client::ResponseHeader>,
                        created: bool,
                        deadline: Option<u64>,
-                       now: u64|
-         -> BackendResult<WriteResult> {
+                       now: u64,
+                       replaced_lease: i64|
+         -> BackendResult<(WriteResult, i64)> {
             let version = revision_of(header)?;
             let ttl = deadline.map(|deadline| Duration::from_millis(deadline.saturating_sub(now)));
-            Ok(WriteResult {
+            let written = WriteResult {
                 version,
                 created,
                 ttl,
-            })
+            };
+            Ok((written, replaced_lease))
         };
 
         let value_too_large = |err: BackendError| {
@@ -825,11 +849,10 @@ impl Backend for EtcdBackend {
                 })
                 .await
                 .map_err(value_too_large)?;
-            let created = match response.take_prev_key().map(Raw::of).transpose()? {
-                None => true,
-                Some(previous) => previous.expired(now),
-            };
-            return outcome(response.header(), created, set_deadline, now);
+            let previous = response.take_prev_key().map(Raw::of).transpose()?;
+            let created = previous.as_ref().is_none_or(|previous| previous.expired(now));
+            let replaced_lease = previous.map_or(0, |previous| previous.lease);
+            return outcome(response.header(), created, set_deadline, now, replaced_lease);
         }
 
         // Otherwise a Txn. First attempt, one round trip, for the common
@@ -862,7 +885,7 @@ impl Backend for EtcdBackend {
                 None => true,
                 Some(previous) => previous.expired(now),
             };
-            return outcome(response.header(), created, set_deadline, now);
+            return outcome(response.header(), created, set_deadline, now, 0);
         }
         let mut observed = else_read(&response)?;
 
@@ -887,7 +910,12 @@ impl Backend for EtcdBackend {
                 .or_else([TxnOp::get(full.clone(), None)]);
             match self.txn(txn).await {
                 Ok(response) if response.succeeded() => {
-                    return outcome(response.header(), created, deadline, now);
+                    // A kept deadline keeps its lease: nothing to release.
+                    let replaced_lease = match observed.as_ref().map_or(0, |raw| raw.lease) {
+                        kept if kept == lease => 0,
+                        replaced => replaced,
+                    };
+                    return outcome(response.header(), created, deadline, now, replaced_lease);
                 }
                 Ok(response) => observed = else_read(&response)?,
                 // The kept lease ran out between the read and the write: the
@@ -903,6 +931,17 @@ impl Backend for EtcdBackend {
                 return Err(timed_out(&self.endpoints, self.timeout));
             }
         }
+        }
+        .await;
+        match &written {
+            Ok((_, replaced_lease)) => self.release(*replaced_lease),
+            // The store's answer (a failed condition, a value etcd refused):
+            // nothing was written, so no key holds the lease granted for it.
+            // Any other failure may have been applied, with that lease.
+            Err(BackendError::Store(_)) => self.release(set_lease),
+            _ => {}
+        }
+        written.map(|(written, _)| written)
     }
 
     async fn remove(&self, key: &str, expected_version: Option<u64>) -> BackendResult<u64> {
@@ -943,6 +982,9 @@ impl Backend for EtcdBackend {
                 .or_else([read()]);
             let response = self.txn(txn).await?;
             if response.succeeded() {
+                if let Some(removed) = &observed {
+                    self.release(removed.lease);
+                }
                 return revision_of(response.header());
             }
             observed = else_read(&response)?;
