@@ -264,6 +264,45 @@ async fn a_revision_the_history_no_longer_holds_is_410_compacted() {
 }
 
 #[actix_web::test]
+async fn head_answers_like_get_without_the_stream() {
+    let app = TestApp::spawn_with(|config| config.watch_history = 2).await;
+    let head = app
+        .send(app.request(reqwest::Method::HEAD, "/v1/watch?prefix=k"))
+        .await;
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(
+        crate::test_app::header(&head, "content-type").as_deref(),
+        Some("text/event-stream")
+    );
+    assert!(head.bytes().await.expect("no body").is_empty());
+
+    let mut versions = Vec::new();
+    for i in 0..5 {
+        versions.push(put(&app, &format!("k{i}"), "v").await);
+    }
+    #[cfg(feature = "etcd")]
+    if crate::test_app::on_etcd() {
+        app.compact_etcd(versions[3]);
+    }
+    let head = app
+        .send(app.request(
+            reqwest::Method::HEAD,
+            &format!("/v1/watch?from={}", versions[0]),
+        ))
+        .await;
+    assert_eq!(head.status(), StatusCode::GONE, "a compacted from, as GET");
+    let head = app
+        .send(app.request(reqwest::Method::HEAD, "/v1/watch?from=x"))
+        .await;
+    assert_eq!(head.status(), StatusCode::BAD_REQUEST, "a malformed from");
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    assert!(
+        metrics.lines().any(|line| line == "kv_watchers 0"),
+        "HEAD opens no stream:\n{metrics}"
+    );
+}
+
+#[actix_web::test]
 async fn malformed_watch_requests_are_400() {
     let app = TestApp::spawn().await;
     let cases = [
