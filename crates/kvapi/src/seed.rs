@@ -231,7 +231,10 @@ impl<'de> Deserialize<'de> for Fields {
                 f.write_str("a JSON object")
             }
 
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Fields, A::Error> {
                 let mut fields = Vec::new();
                 while let Some(name) = map.next_key::<String>()? {
                     fields.push((name, map.next_value()?));

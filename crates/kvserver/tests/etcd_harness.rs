@@ -198,8 +198,13 @@ impl EtcdCluster {
 
     /// How many leases the cluster holds.
     pub fn lease_count(&self) -> usize {
-        let body = http(self.members[0].client_port, "POST", "/v3/lease/leases", "{}")
-            .expect("etcd lists its leases");
+        let body = http(
+            self.members[0].client_port,
+            "POST",
+            "/v3/lease/leases",
+            "{}",
+        )
+        .expect("etcd lists its leases");
         let json: serde_json::Value = serde_json::from_str(&body).expect("JSON from etcd");
         json["leases"].as_array().map_or(0, Vec::len)
     }
