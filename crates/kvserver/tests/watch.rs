@@ -328,6 +328,22 @@ async fn malformed_watch_requests_are_400() {
 }
 
 #[actix_web::test]
+async fn a_watch_from_beyond_every_revision_waits_for_it() {
+    let app =
+        TestApp::spawn_with(|config| config.watch_keepalive = Duration::from_millis(50)).await;
+    for from in [u64::MAX, i64::MAX as u64] {
+        let mut stream = Sse::open(app.get(&format!("/v1/watch?from={from}")).await).await;
+        stream.next().await;
+        put(&app, "k", "v").await;
+        assert_eq!(
+            stream.next().await,
+            Some(Message::Comment("keep-alive".into())),
+            "from {from}: no event, no end, only keep-alives"
+        );
+    }
+}
+
+#[actix_web::test]
 async fn a_quiet_stream_gets_keep_alive_comments() {
     let app =
         TestApp::spawn_with(|config| config.watch_keepalive = Duration::from_millis(50)).await;
