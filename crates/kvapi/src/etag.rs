@@ -124,6 +124,12 @@ impl Tags {
                 break;
             }
             if let Some(after) = rest.strip_prefix('*') {
+                // `*` is the whole field value (RFC 9110 §13.1.1), not a
+                // list element: a second one, in the same line or another
+                // line of the header, is no more a valid field than `*, "1"`.
+                if any {
+                    return Err("* only once, and alone".into());
+                }
                 any = true;
                 rest = after;
             } else {
@@ -216,7 +222,7 @@ mod tests {
     #[test]
     fn malformed_values_are_refused() {
         for text in [
-            "42", "\"1", "W/42", "w/\"1\"", "\"a\"b", "\"a b\"", "*, \"1\"", "", " , ",
+            "42", "\"1", "W/42", "w/\"1\"", "\"a\"b", "\"a b\"", "*, \"1\"", "*, *", "", " , ",
         ] {
             assert!(Tags::parse(text).is_err(), "{text:?} parsed");
         }

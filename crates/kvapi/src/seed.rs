@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::ttl;
 use crate::value::{Encoding, decode_value, encode_value};
@@ -165,37 +165,48 @@ fn parse(bytes: &[u8]) -> Result<StoreWrite<'static>, String> {
             "request body is empty: expected a JSON object {SHAPE}"
         ));
     }
-    let json: Value = serde_json::from_slice(bytes)
-        .map_err(|err| format!("request body is not valid JSON: {err}"))?;
-    let Value::Object(mut object) = json else {
-        return Err(format!(
-            "request body must be a JSON object {SHAPE}, got {}",
-            kind(&json)
-        ));
-    };
-    if let Some(unknown) = object
-        .keys()
-        .find(|name| !matches!(name.as_str(), "key" | "value" | "ttl"))
-    {
-        return Err(format!(
-            "unknown field {unknown:?}: expected only \"key\", \"value\" and \"ttl\""
-        ));
+    let Fields(fields) = serde_json::from_slice(bytes).map_err(|_| {
+        // Not an object, or not JSON: the full parse says which.
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(json) => format!(
+                "request body must be a JSON object {SHAPE}, got {}",
+                kind(&json)
+            ),
+            Err(err) => format!("request body is not valid JSON: {err}"),
+        }
+    })?;
+    // Each known field once: a name given twice would leave the client
+    // guessing which of its values was written.
+    let (mut key, mut value, mut ttl) = (None, None, None);
+    for (name, raw) in &fields {
+        let slot = match name.as_str() {
+            "key" => &mut key,
+            "value" => &mut value,
+            "ttl" => &mut ttl,
+            unknown => {
+                return Err(format!(
+                    "unknown field {unknown:?}: expected only \"key\", \"value\" and \"ttl\""
+                ));
+            }
+        };
+        if slot.replace(raw.get()).is_some() {
+            return Err(format!("{name:?} is given more than once"));
+        }
     }
-    let key = string_field(&mut object, "key")?;
-    let value = string_field(&mut object, "value")?;
-    let ttl = match object.remove("ttl") {
+    let key = string_field(key, "key")?;
+    let value = string_field(value, "value")?;
+    let ttl = match ttl {
         None => StoreTtl::Omitted,
-        Some(Value::Null) => StoreTtl::Null,
-        Some(Value::Number(_)) => {
-            // `Value` holds the number as a float by now; read its text
-            // again so the TTL is exact (a second parse, only with a ttl).
-            let text = ttl_text(bytes)?;
-            StoreTtl::Seconds(ttl::from_seconds(&text)?)
+        Some("null") => StoreTtl::Null,
+        // Read from the number's text, exactly, whatever its size: no
+        // float in between (`1e400` is too long, not unreadable).
+        Some(number) if raw_kind(number) == "a number" => {
+            StoreTtl::Seconds(ttl::from_seconds(number)?)
         }
         Some(other) => {
             return Err(format!(
                 "\"ttl\" must be a number of seconds, got {}",
-                kind(&other)
+                raw_kind(other)
             ));
         }
     };
@@ -206,26 +217,55 @@ fn parse(bytes: &[u8]) -> Result<StoreWrite<'static>, String> {
     })
 }
 
-/// The text of the body's `"ttl"` number, as the client wrote it.
-fn ttl_text(bytes: &[u8]) -> Result<String, String> {
-    #[derive(serde::Deserialize)]
-    struct TtlOnly<'a> {
-        #[serde(borrow)]
-        ttl: &'a serde_json::value::RawValue,
+/// The top-level fields of a JSON object in the order written, names
+/// given twice included, each value's JSON text as the client wrote it.
+struct Fields(Vec<(String, Box<serde_json::value::RawValue>)>);
+
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Fields, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Fields;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Fields, A::Error> {
+                let mut fields = Vec::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    fields.push((name, map.next_value()?));
+                }
+                Ok(Fields(fields))
+            }
+        }
+        deserializer.deserialize_map(Visit)
     }
-    serde_json::from_slice::<TtlOnly>(bytes)
-        .map(|only| only.ttl.get().to_owned())
-        .map_err(|_| "\"ttl\" is given more than once".to_owned())
 }
 
-fn string_field(object: &mut Map<String, Value>, name: &str) -> Result<String, String> {
-    match object.remove(name) {
-        Some(Value::String(text)) => Ok(text),
-        Some(other) => Err(format!(
-            "{name:?} must be a JSON string, got {}",
-            kind(&other)
-        )),
-        None => Err(format!("missing field {name:?}")),
+/// A string field's text, from its JSON text.
+fn string_field(raw: Option<&str>, name: &str) -> Result<String, String> {
+    let raw = raw.ok_or_else(|| format!("missing field {name:?}"))?;
+    match raw_kind(raw) {
+        "a string" => serde_json::from_str(raw)
+            .map_err(|err| format!("request body is not valid JSON: {name:?}: {err}")),
+        other => Err(format!("{name:?} must be a JSON string, got {other}")),
+    }
+}
+
+/// How a person would name the type of a JSON value's text (valid JSON,
+/// no surrounding space).
+fn raw_kind(raw: &str) -> &'static str {
+    match raw.as_bytes().first() {
+        Some(b'n') => "null",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'"') => "a string",
+        Some(b'[') => "an array",
+        Some(b'{') => "an object",
+        _ => "a number",
     }
 }
 
@@ -297,6 +337,31 @@ mod tests {
                 r#"{"key":"k","value":"v","ttl":1,"ttl":2}"#,
                 "more than once",
                 "two ttls",
+            ),
+            (
+                r#"{"key":"k","key":"j","value":"v"}"#,
+                "\"key\" is given more than once",
+                "two keys",
+            ),
+            (
+                r#"{"key":"k","value":"v","value":"w"}"#,
+                "\"value\" is given more than once",
+                "two values",
+            ),
+            (
+                r#"{"key":"k","value":"v","ttl":1e400}"#,
+                "longer than the maximum of 10 years",
+                "a ttl past f64, read from its digits",
+            ),
+            (
+                r#"{"key":"k","value":"v","ttl":[[[]]]}"#,
+                "\"ttl\" must be a number of seconds, got an array",
+                "an array ttl",
+            ),
+            (
+                r#"{"key":"\ud800","value":"v"}"#,
+                "not valid JSON",
+                "a lone surrogate",
             ),
         ];
         for (json, needle, why) in cases {

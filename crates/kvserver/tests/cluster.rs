@@ -204,6 +204,66 @@ async fn a_write_through_one_instance_is_read_through_the_other_at_once() {
     assert_eq!(one.get("k0").await, None, "a delete is seen at once too");
 }
 
+#[actix_web::test]
+async fn a_key_holds_one_etcd_lease_at_most_and_none_once_it_is_deleted() {
+    let cluster = EtcdCluster::start(1, Timing::Fast);
+    let kv = Instance::start(cluster.endpoints(), "leases/").await;
+    let send = |method: reqwest::Method, path: &str, header: Option<(&str, &str)>| {
+        let mut request = kv.client.request(method, format!("{}{path}", kv.base));
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
+        }
+        async move { request.body("v").send().await.expect("an answer").status() }
+    };
+    // Leases are revoked in the background, right after the answer.
+    let leases_become = |want: usize, why: &'static str| {
+        let cluster = &cluster;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while cluster.lease_count() != want {
+                assert!(
+                    Instant::now() < deadline,
+                    "{why}: {} leases, not {want}",
+                    cluster.lease_count()
+                );
+                actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    use reqwest::Method;
+
+    for _ in 0..5 {
+        let status = send(Method::PUT, "/v1/kv/k?ttl=1h", None).await;
+        assert!(status.is_success(), "{status}");
+    }
+    leases_become(1, "a deadline set five times").await;
+    let refused = [
+        ("If-None-Match", "*"),
+        ("If-Match", "\"1\""),
+        ("If-Match", "W/\"1\""),
+    ];
+    for header in refused {
+        let status = send(Method::PUT, "/v1/kv/k?ttl=2h", Some(header)).await;
+        assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{header:?}");
+    }
+    let status = send(Method::PUT, "/v1/kv/absent?ttl=2h", Some(("If-Match", "*"))).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    leases_become(1, "conditional writes that failed").await;
+    let status = send(Method::PUT, "/v1/kv/k", Some(("If-Match", "*"))).await;
+    assert_eq!(status, StatusCode::OK);
+    leases_become(1, "a write that keeps the deadline").await;
+    assert!(kv.get("k").await.is_some(), "its key keeps its lease");
+    let status = send(Method::PUT, "/v1/kv/k?persist=true", None).await;
+    assert_eq!(status, StatusCode::OK);
+    leases_become(0, "the deadline removed").await;
+
+    let status = send(Method::PUT, "/v1/kv/k?ttl=1h", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let status = send(Method::DELETE, "/v1/kv/k", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    leases_become(0, "the key deleted").await;
+}
+
 /// `etcdctl` against `endpoint`, which must succeed.
 fn etcdctl(endpoint: &str, args: &[&str]) {
     let output = std::process::Command::new("etcdctl")

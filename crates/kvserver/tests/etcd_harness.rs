@@ -196,6 +196,19 @@ impl EtcdCluster {
         .expect("etcd compacts its history");
     }
 
+    /// How many leases the cluster holds.
+    pub fn lease_count(&self) -> usize {
+        let body = http(
+            self.members[0].client_port,
+            "POST",
+            "/v3/lease/leases",
+            "{}",
+        )
+        .expect("etcd lists its leases");
+        let json: serde_json::Value = serde_json::from_str(&body).expect("JSON from etcd");
+        json["leases"].as_array().map_or(0, Vec::len)
+    }
+
     /// Kills member `i` with SIGKILL: no goodbye to its peers.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut child) = self.members[i].child.take() {

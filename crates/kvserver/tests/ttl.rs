@@ -221,6 +221,45 @@ async fn ttl_query_values_take_seconds_or_a_unit() {
 }
 
 #[actix_web::test]
+async fn a_key_lives_through_its_deadline_millisecond_and_is_gone_from_the_next() {
+    let app = TestApp::spawn().await;
+    let put = app.v1_put("k", "?ttl=1500ms", "v").await;
+    assert_eq!(put.status(), StatusCode::CREATED);
+    let created = app
+        .seed_create(json!({"key": "seed", "value": "v", "ttl": 1.5}))
+        .await;
+    json_of(created, StatusCode::CREATED, "seed key").await;
+
+    app.advance(1500);
+    assert_eq!(v1_ttl_ms(&app, "k").await, Some(0), "alive at the deadline");
+    assert_eq!(seed_ttl_ms(&app, "seed").await, Some(0), "seed API agrees");
+    assert_eq!(app.info().await["keys"], 2, "counted at the deadline");
+    let listed = json_of(app.get("/v1/kv").await, StatusCode::OK, "list").await;
+    assert_eq!(
+        listed["items"].as_array().map(Vec::len),
+        Some(2),
+        "listed at the deadline: {listed}"
+    );
+    let create = app
+        .send(
+            app.request(Method::PUT, &v1_path("k", ""))
+                .header("If-None-Match", "*")
+                .body("new"),
+        )
+        .await;
+    assert_eq!(
+        create.status(),
+        StatusCode::PRECONDITION_FAILED,
+        "blocks a create at the deadline"
+    );
+
+    app.advance(1);
+    assert_eq!(app.v1_get("k").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.seed_get("seed").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.info().await["keys"], 0, "gone a millisecond later");
+}
+
+#[actix_web::test]
 async fn an_expired_key_is_not_read_listed_counted_or_blocking_a_create() {
     let app = TestApp::spawn().await;
     let created = app

@@ -257,6 +257,39 @@ async fn if_match_with_a_version_is_compare_and_swap() {
 }
 
 #[actix_web::test]
+async fn version_zero_names_no_key_so_if_match_zero_on_an_absent_key_is_a_412() {
+    // No write takes revision 0; etcd compares an absent key's mod_revision
+    // as 0, which must not let a CAS against "0" create or delete it.
+    let app = TestApp::spawn().await;
+    let put = put_if(&app, "nothing", "If-Match", "\"0\"", "v").await;
+    let body = assert_error(
+        put,
+        StatusCode::PRECONDITION_FAILED,
+        "version_mismatch",
+        "does not exist",
+        "PUT If-Match \"0\" on an absent key",
+    )
+    .await;
+    assert_eq!(body["current_version"], serde_json::Value::Null, "{body}");
+    assert_eq!(read(&app, "nothing").await, Err(StatusCode::NOT_FOUND));
+
+    let delete = app
+        .send(
+            app.request(Method::DELETE, "/v1/kv/nothing")
+                .header("If-Match", "\"0\""),
+        )
+        .await;
+    assert_error(
+        delete,
+        StatusCode::PRECONDITION_FAILED,
+        "version_mismatch",
+        "does not exist",
+        "DELETE If-Match \"0\" on an absent key",
+    )
+    .await;
+}
+
+#[actix_web::test]
 async fn delete_is_204_then_404() {
     let app = TestApp::spawn().await;
     app.v1_put("k", "", "v").await;

@@ -352,6 +352,45 @@ async fn a_revision_the_history_no_longer_holds_is_410_compacted() {
 }
 
 #[actix_web::test]
+async fn head_answers_like_get_without_the_stream() {
+    let app = TestApp::spawn_with(|config| config.watch_history = 2).await;
+    let head = app
+        .send(app.request(reqwest::Method::HEAD, "/v1/watch?prefix=k"))
+        .await;
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(
+        crate::test_app::header(&head, "content-type").as_deref(),
+        Some("text/event-stream")
+    );
+    assert!(head.bytes().await.expect("no body").is_empty());
+
+    let mut versions = Vec::new();
+    for i in 0..5 {
+        versions.push(put(&app, &format!("k{i}"), "v").await);
+    }
+    #[cfg(feature = "etcd")]
+    if crate::test_app::on_etcd() {
+        app.compact_etcd(versions[3]);
+    }
+    let head = app
+        .send(app.request(
+            reqwest::Method::HEAD,
+            &format!("/v1/watch?from={}", versions[0]),
+        ))
+        .await;
+    assert_eq!(head.status(), StatusCode::GONE, "a compacted from, as GET");
+    let head = app
+        .send(app.request(reqwest::Method::HEAD, "/v1/watch?from=x"))
+        .await;
+    assert_eq!(head.status(), StatusCode::BAD_REQUEST, "a malformed from");
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    assert!(
+        metrics.lines().any(|line| line == "kv_watchers 0"),
+        "HEAD opens no stream:\n{metrics}"
+    );
+}
+
+#[actix_web::test]
 async fn malformed_watch_requests_are_400() {
     let app = TestApp::spawn().await;
     let cases = [
@@ -373,6 +412,38 @@ async fn malformed_watch_requests_are_400() {
             path,
         )
         .await;
+    }
+}
+
+/// On etcd a watch from a revision no one has reached waits for it (etcd's
+/// own watch does, its revisions are never lost), even from the largest
+/// numbers; the embedded store answers 410 (see
+/// `a_revision_the_embedded_store_has_not_reached_is_410_compacted`).
+#[actix_web::test]
+async fn a_watch_from_beyond_every_revision_waits_for_it_on_etcd_and_is_410_embedded() {
+    let app =
+        TestApp::spawn_with(|config| config.watch_keepalive = Duration::from_millis(50)).await;
+    for from in [u64::MAX, i64::MAX as u64] {
+        let response = app.get(&format!("/v1/watch?from={from}")).await;
+        if !crate::test_app::on_etcd() {
+            assert_error(
+                response,
+                StatusCode::GONE,
+                "compacted",
+                "no longer kept",
+                "embedded",
+            )
+            .await;
+            continue;
+        }
+        let mut stream = Sse::open(response).await;
+        stream.next().await;
+        put(&app, "k", "v").await;
+        assert_eq!(
+            stream.next().await,
+            Some(Message::Comment("keep-alive".into())),
+            "from {from}: no event, no end, only keep-alives"
+        );
     }
 }
 

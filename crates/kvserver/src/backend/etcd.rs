@@ -277,6 +277,25 @@ impl EtcdBackend {
         });
     }
 
+    /// Revokes, in the background, a lease no key holds any more: the one
+    /// of a key a write replaced or a delete removed, or one granted for a
+    /// write that did not happen. Left alone, it would stay in etcd until
+    /// its TTL ran out (up to 10 years), one more for every write of a key
+    /// with a deadline. Each key has a lease of its own (see `lease_for`),
+    /// so revoking it deletes no key; a lease from before that (an id that
+    /// is a bare deadline, which keys with the same deadline shared) is
+    /// left to its TTL. A failure leaves it to its TTL too.
+    fn release(&self, lease: i64) {
+        if (lease as u64) < 1 << 44 {
+            return;
+        }
+        let mut leases = self.member().client.lease_client();
+        let timeout = self.timeout;
+        self.runtime.handle.spawn(async move {
+            let _ = tokio::time::timeout(timeout, leases.revoke(lease)).await;
+        });
+    }
+
     /// The etcd key of a kvstore key.
     fn full_key(&self, key: &str) -> Vec<u8> {
         let mut full = Vec::with_capacity(self.prefix.len() + key.len());
@@ -472,9 +491,11 @@ impl Raw {
         })
     }
 
-    /// Whether the key is past its deadline at `now_ms`.
+    /// Whether the key is past its deadline at `now_ms`: a key lives
+    /// through its deadline's millisecond and is gone from the next one,
+    /// as in kvcore.
     fn expired(&self, now_ms: u64) -> bool {
-        self.deadline.is_some_and(|deadline| deadline <= now_ms)
+        self.deadline.is_some_and(|deadline| deadline < now_ms)
     }
 }
 
@@ -705,6 +726,13 @@ fn check(condition: Condition, current: Option<&Raw>) -> Result<(), kvcore::Erro
     }
 }
 
+/// The comparison that a key exists. etcd compares an absent key as one
+/// with every revision 0, so a comparison of `mod_revision` with a version
+/// needs this beside it: `If-Match: "0"` must not match an absent key.
+fn present(full: &[u8]) -> Compare {
+    Compare::create_revision(full.to_vec(), CompareOp::Greater, 0)
+}
+
 /// The comparison that a key is still as `observed` (or still absent).
 fn unchanged(full: &[u8], observed: Option<&Raw>) -> Compare {
     match observed {
@@ -760,142 +788,170 @@ impl Backend for EtcdBackend {
             }
             TtlChange::Keep | TtlChange::Persist => (None, 0),
         };
-        let put_op = |deadline: Option<u64>, lease: i64| {
-            let mut options = PutOptions::new().with_prev_key();
-            if lease != 0 {
-                options = options.with_lease(lease);
-            }
-            TxnOp::put(
-                full.clone(),
-                envelope::seal(&value, deadline),
-                Some(options),
-            )
-        };
-        let outcome = |header: Option<&etcd_client::ResponseHeader>,
-                       created: bool,
-                       deadline: Option<u64>,
-                       now: u64|
-         -> BackendResult<WriteResult> {
-            let version = revision_of(header)?;
-            let ttl = deadline.map(|deadline| Duration::from_millis(deadline.saturating_sub(now)));
-            Ok(WriteResult {
-                version,
-                created,
-                ttl,
-            })
-        };
-
-        let value_too_large = |err: BackendError| {
-            if too_large(&err) {
-                kvcore::Error::ValueTooLarge {
-                    size: value.len(),
-                    limit: self.max_value_bytes,
+        // The write, and the lease of the key it replaced when the write
+        // did not keep it (0 when none).
+        let written = async {
+            let put_op = |deadline: Option<u64>, lease: i64| {
+                let mut options = PutOptions::new().with_prev_key();
+                if lease != 0 {
+                    options = options.with_lease(lease);
                 }
-                .into()
-            } else {
-                err
-            }
-        };
-
-        // An unconditional write that sets the deadline (or removes it)
-        // needs nothing from the key it replaces but whether it was live,
-        // which the previous value tells: a plain Put, which etcd serves
-        // faster than the same write as a Txn (BENCHMARKS.md, "kvserver on
-        // etcd": 1.25x at 2 connections through etcd's own gateway).
-        if let (Condition::Always, TtlChange::Set(_) | TtlChange::Persist) = (condition, ttl) {
-            let mut options = PutOptions::new().with_prev_key();
-            if set_lease != 0 {
-                options = options.with_lease(set_lease);
-            }
-            let sealed = envelope::seal(&value, set_deadline);
-            let mut response = self
-                .bounded(false, |member| {
-                    let mut kv = member.kv.clone();
-                    let (full, sealed, options) = (full.clone(), sealed.clone(), options.clone());
-                    async move { kv.put(full, sealed, Some(options)).await }
-                })
-                .await
-                .map_err(value_too_large)?;
-            let created = match response.take_prev_key().map(Raw::of).transpose()? {
-                None => true,
-                Some(previous) => previous.expired(now),
+                TxnOp::put(
+                    full.clone(),
+                    envelope::seal(&value, deadline),
+                    Some(options),
+                )
             };
-            return outcome(response.header(), created, set_deadline, now);
-        }
+            let outcome = |header: Option<&etcd_client::ResponseHeader>,
+                           created: bool,
+                           deadline: Option<u64>,
+                           now: u64,
+                           replaced_lease: i64|
+             -> BackendResult<(WriteResult, i64)> {
+                let version = revision_of(header)?;
+                let ttl =
+                    deadline.map(|deadline| Duration::from_millis(deadline.saturating_sub(now)));
+                let written = WriteResult {
+                    version,
+                    created,
+                    ttl,
+                };
+                Ok((written, replaced_lease))
+            };
 
-        // Otherwise a Txn. First attempt, one round trip, for the common
-        // case of a key without a deadline: compare what the condition
-        // needs, plus "no lease" (a key without a deadline cannot be
-        // expired), so Keep keeps nothing. Otherwise the else branch reads
-        // the key.
-        let no_lease = Compare::lease(full.clone(), CompareOp::Equal, 0);
-        let compares = match (condition, ttl) {
-            // Keep: Set and Persist went as a plain Put above.
-            (Condition::Always, _) => vec![no_lease],
-            (Condition::Absent, _) => {
-                vec![Compare::create_revision(full.clone(), CompareOp::Equal, 0)]
+            let value_too_large = |err: BackendError| {
+                if too_large(&err) {
+                    kvcore::Error::ValueTooLarge {
+                        size: value.len(),
+                        limit: self.max_value_bytes,
+                    }
+                    .into()
+                } else {
+                    err
+                }
+            };
+
+            // An unconditional write that sets the deadline (or removes it)
+            // needs nothing from the key it replaces but whether it was live,
+            // which the previous value tells: a plain Put, which etcd serves
+            // faster than the same write as a Txn (BENCHMARKS.md, "kvserver on
+            // etcd": 1.25x at 2 connections through etcd's own gateway).
+            if let (Condition::Always, TtlChange::Set(_) | TtlChange::Persist) = (condition, ttl) {
+                let mut options = PutOptions::new().with_prev_key();
+                if set_lease != 0 {
+                    options = options.with_lease(set_lease);
+                }
+                let sealed = envelope::seal(&value, set_deadline);
+                let mut response = self
+                    .bounded(false, |member| {
+                        let mut kv = member.kv.clone();
+                        let (full, sealed, options) =
+                            (full.clone(), sealed.clone(), options.clone());
+                        async move { kv.put(full, sealed, Some(options)).await }
+                    })
+                    .await
+                    .map_err(value_too_large)?;
+                let previous = response.take_prev_key().map(Raw::of).transpose()?;
+                let created = previous
+                    .as_ref()
+                    .is_none_or(|previous| previous.expired(now));
+                let replaced_lease = previous.map_or(0, |previous| previous.lease);
+                return outcome(
+                    response.header(),
+                    created,
+                    set_deadline,
+                    now,
+                    replaced_lease,
+                );
             }
-            (Condition::Present, _) => vec![
-                Compare::create_revision(full.clone(), CompareOp::Greater, 0),
-                no_lease,
-            ],
-            (Condition::Version(version), _) => vec![
-                Compare::mod_revision(full.clone(), CompareOp::Equal, version as i64),
-                no_lease,
-            ],
-        };
-        let first = Txn::new()
-            .when(compares)
-            .and_then([put_op(set_deadline, set_lease)])
-            .or_else([TxnOp::get(full.clone(), None)]);
-        let response = self.txn(first).await.map_err(value_too_large)?;
-        if response.succeeded() {
-            // The replaced key, if any, had no lease, so was live.
-            let created = match replaced(&response)? {
-                None => true,
-                Some(previous) => previous.expired(now),
-            };
-            return outcome(response.header(), created, set_deadline, now);
-        }
-        let mut observed = else_read(&response)?;
 
-        // The key has a deadline (or the condition failed): decide on the
-        // live key, and write only if etcd still holds what was decided on
-        // (an expired key etcd has not reclaimed yet is compared by its
-        // revision too, so it is replaced only if nothing wrote it since).
-        let give_up = tokio::time::Instant::now() + self.timeout;
-        loop {
-            let now = self.clock.now_ms();
-            let current = observed.as_ref().filter(|raw| !raw.expired(now));
-            check(condition, current)?;
-            let (deadline, lease) = match ttl {
-                TtlChange::Set(_) => (set_deadline, set_lease),
-                TtlChange::Persist => (None, 0),
-                TtlChange::Keep => current.map_or((None, 0), |raw| (raw.deadline, raw.lease)),
+            // Otherwise a Txn. First attempt, one round trip, for the common
+            // case of a key without a deadline: compare what the condition
+            // needs, plus "no lease" (a key without a deadline cannot be
+            // expired), so Keep keeps nothing. Otherwise the else branch reads
+            // the key.
+            let no_lease = Compare::lease(full.clone(), CompareOp::Equal, 0);
+            let compares = match (condition, ttl) {
+                // Keep: Set and Persist went as a plain Put above.
+                (Condition::Always, _) => vec![no_lease],
+                (Condition::Absent, _) => {
+                    vec![Compare::create_revision(full.clone(), CompareOp::Equal, 0)]
+                }
+                (Condition::Present, _) => vec![present(&full), no_lease],
+                (Condition::Version(version), _) => vec![
+                    Compare::mod_revision(full.clone(), CompareOp::Equal, version as i64),
+                    present(&full),
+                    no_lease,
+                ],
             };
-            let created = current.is_none();
-            let txn = Txn::new()
-                .when([unchanged(&full, observed.as_ref())])
-                .and_then([put_op(deadline, lease)])
+            let first = Txn::new()
+                .when(compares)
+                .and_then([put_op(set_deadline, set_lease)])
                 .or_else([TxnOp::get(full.clone(), None)]);
-            match self.txn(txn).await {
-                Ok(response) if response.succeeded() => {
-                    return outcome(response.header(), created, deadline, now);
-                }
-                Ok(response) => observed = else_read(&response)?,
-                // The kept lease ran out between the read and the write: the
-                // key is gone (or going); read it again.
-                Err(BackendError::Internal(cause))
-                    if format!("{cause:#}").contains("requested lease not found") =>
-                {
-                    observed = self.read_raw(&full).await?;
-                }
-                Err(err) => return Err(err),
+            let response = self.txn(first).await.map_err(value_too_large)?;
+            if response.succeeded() {
+                // The replaced key, if any, had no lease, so was live.
+                let created = match replaced(&response)? {
+                    None => true,
+                    Some(previous) => previous.expired(now),
+                };
+                return outcome(response.header(), created, set_deadline, now, 0);
             }
-            if tokio::time::Instant::now() >= give_up {
-                return Err(timed_out(&self.endpoints, self.timeout));
+            let mut observed = else_read(&response)?;
+
+            // The key has a deadline (or the condition failed): decide on the
+            // live key, and write only if etcd still holds what was decided on
+            // (an expired key etcd has not reclaimed yet is compared by its
+            // revision too, so it is replaced only if nothing wrote it since).
+            let give_up = tokio::time::Instant::now() + self.timeout;
+            loop {
+                let now = self.clock.now_ms();
+                let current = observed.as_ref().filter(|raw| !raw.expired(now));
+                check(condition, current)?;
+                let (deadline, lease) = match ttl {
+                    TtlChange::Set(_) => (set_deadline, set_lease),
+                    TtlChange::Persist => (None, 0),
+                    TtlChange::Keep => current.map_or((None, 0), |raw| (raw.deadline, raw.lease)),
+                };
+                let created = current.is_none();
+                let txn = Txn::new()
+                    .when([unchanged(&full, observed.as_ref())])
+                    .and_then([put_op(deadline, lease)])
+                    .or_else([TxnOp::get(full.clone(), None)]);
+                match self.txn(txn).await {
+                    Ok(response) if response.succeeded() => {
+                        // A kept deadline keeps its lease: nothing to release.
+                        let replaced_lease = match observed.as_ref().map_or(0, |raw| raw.lease) {
+                            kept if kept == lease => 0,
+                            replaced => replaced,
+                        };
+                        return outcome(response.header(), created, deadline, now, replaced_lease);
+                    }
+                    Ok(response) => observed = else_read(&response)?,
+                    // The kept lease ran out between the read and the write: the
+                    // key is gone (or going); read it again.
+                    Err(BackendError::Internal(cause))
+                        if format!("{cause:#}").contains("requested lease not found") =>
+                    {
+                        observed = self.read_raw(&full).await?;
+                    }
+                    Err(err) => return Err(err),
+                }
+                if tokio::time::Instant::now() >= give_up {
+                    return Err(timed_out(&self.endpoints, self.timeout));
+                }
             }
         }
+        .await;
+        match &written {
+            Ok((_, replaced_lease)) => self.release(*replaced_lease),
+            // The store's answer (a failed condition, a value etcd refused):
+            // nothing was written, so no key holds the lease granted for it.
+            // Any other failure may have been applied, with that lease.
+            Err(BackendError::Store(_)) => self.release(set_lease),
+            _ => {}
+        }
+        written.map(|(written, _)| written)
     }
 
     async fn remove(&self, key: &str, expected_version: Option<u64>) -> BackendResult<u64> {
@@ -905,12 +961,10 @@ impl Backend for EtcdBackend {
         let compares = match expected_version {
             Some(version) => vec![
                 Compare::mod_revision(full.clone(), CompareOp::Equal, version as i64),
+                present(&full),
                 no_lease,
             ],
-            None => vec![
-                Compare::create_revision(full.clone(), CompareOp::Greater, 0),
-                no_lease,
-            ],
+            None => vec![present(&full), no_lease],
         };
         let delete = || TxnOp::delete(full.clone(), None);
         let read = || TxnOp::get(full.clone(), None);
@@ -938,6 +992,9 @@ impl Backend for EtcdBackend {
                 .or_else([read()]);
             let response = self.txn(txn).await?;
             if response.succeeded() {
+                if let Some(removed) = &observed {
+                    self.release(removed.lease);
+                }
                 return revision_of(response.header());
             }
             observed = else_read(&response)?;
@@ -1086,7 +1143,7 @@ impl Backend for EtcdBackend {
             let kvs = response.take_kvs();
             let now = self.clock.now_ms();
             for kv in &kvs {
-                if kv.lease() == 0 || lease_deadline(kv.lease()) > now {
+                if kv.lease() == 0 || lease_deadline(kv.lease()) >= now {
                     keys += 1;
                 } else {
                     self.reclaim(kv.key().to_vec(), kv.mod_revision() as u64);

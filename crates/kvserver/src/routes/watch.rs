@@ -29,7 +29,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v1/watch")
             .route(web::get().to(watch))
-            .default_service(only("GET")),
+            .route(web::head().to(watch_head))
+            .default_service(only("GET, HEAD")),
     );
 }
 
@@ -38,7 +39,43 @@ async fn watch(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let mut query = Params::of(&request, &[url::PREFIX, url::FROM])?;
+    let (watch, from) = open(caller, &state, &request).await?;
+    let stream = Feed::new(watch, &state, from);
+    Ok(stream_response().streaming(futures_util::stream::unfold(stream, Feed::next_chunk)))
+}
+
+/// `HEAD /v1/watch`: what `GET` would answer (a 410 for a revision the
+/// history no longer holds, say), without the stream.
+async fn watch_head(
+    caller: Caller,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    // The watch is started (so a compacted `from` is a 410 here too) and
+    // dropped at once.
+    let _unread = open(caller, &state, &request).await?;
+    Ok(stream_response().streaming(futures_util::stream::empty::<Result<Bytes, ApiError>>()))
+}
+
+/// The headers of a stream of events.
+fn stream_response() -> actix_web::HttpResponseBuilder {
+    let mut response = HttpResponse::Ok();
+    response
+        .content_type(kvapi::EVENT_STREAM)
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        // Tells nginx-like proxies not to buffer the stream.
+        .insert_header(("X-Accel-Buffering", "no"));
+    response
+}
+
+/// Checks a watch request and starts the backend's watch: the changes and
+/// the revision they follow (`None`: from now).
+async fn open(
+    caller: Caller,
+    state: &AppState,
+    request: &HttpRequest,
+) -> Result<(Watch, Option<u64>), ApiError> {
+    let mut query = Params::of(request, &[url::PREFIX, url::FROM])?;
     let prefix = query.take(url::PREFIX).unwrap_or_default();
     // Every key under the prefix may show up: reading all of them is needed.
     caller.require_listing(&prefix)?;
@@ -63,13 +100,7 @@ async fn watch(
         .watch(&prefix, from)
         .await
         .map_err(|err| ApiError::from_backend(err, &prefix, StatusCode::CONFLICT))?;
-    let stream = Feed::new(watch, &state, from);
-    Ok(HttpResponse::Ok()
-        .content_type(kvapi::EVENT_STREAM)
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        // Tells nginx-like proxies not to buffer the stream.
-        .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(futures_util::stream::unfold(stream, Feed::next_chunk)))
+    Ok((watch, from))
 }
 
 fn revision(text: &str, what: &str) -> Result<u64, ApiError> {

@@ -41,7 +41,7 @@ pub(super) async fn start(
         .with_prev_key()
         .with_fragment();
     if let Some(from) = from {
-        options = options.with_start_revision(from.saturating_add(1) as i64);
+        options = options.with_start_revision(revision_after(from));
     }
     let mut stream = backend
         .bounded(true, |member| {
@@ -195,7 +195,7 @@ impl Changes {
                         .and_then(|prev| envelope::open(prev.value().to_vec()))
                         .and_then(|(deadline, _)| deadline);
                     let kind = match deadline {
-                        Some(deadline) if deadline <= now => EventKind::Expire,
+                        Some(deadline) if deadline < now => EventKind::Expire,
                         _ => EventKind::Delete,
                     };
                     Change {
@@ -219,13 +219,20 @@ impl Changes {
 async fn compacted_after(backend: &EtcdBackend, key: &[u8], from: u64) -> bool {
     let mut kv = backend.member().kv.clone();
     let options = GetOptions::new()
-        .with_revision(from.saturating_add(1) as i64)
+        .with_revision(revision_after(from))
         .with_count_only();
     let probe = kv.get(key.to_vec(), Some(options));
     matches!(
         tokio::time::timeout(backend.timeout, probe).await,
         Ok(Err(err)) if err.to_string().contains("compacted")
     )
+}
+
+/// The etcd revision right after `from`. etcd's revisions are i64: one
+/// past the largest is cut to it, which etcd never reaches either (cast, it
+/// would be negative, which etcd reads as compacted away).
+fn revision_after(from: u64) -> i64 {
+    i64::try_from(from.saturating_add(1)).unwrap_or(i64::MAX)
 }
 
 /// Our `compacted` for an etcd response that carries its compaction
