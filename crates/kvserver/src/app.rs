@@ -388,9 +388,9 @@ impl Application {
         }
         if let Ok(backend) = self.state.backend() {
             backend
-                .flush()
+                .close()
                 .await
-                .context("flushing storage at shutdown")?;
+                .context("closing storage at shutdown")?;
             log::info!("shutdown: storage flushed and synced; exiting");
         }
         Ok(())

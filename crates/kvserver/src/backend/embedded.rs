@@ -148,9 +148,10 @@ impl Backend for EmbeddedBackend {
         })
     }
 
-    async fn flush(&self) -> anyhow::Result<()> {
+    async fn close(&self) -> anyhow::Result<()> {
+        // Closes every clone: syncs the log and releases the directory.
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.flush())
+        tokio::task::spawn_blocking(move || store.close())
             .await
             .map_err(anyhow::Error::new)?
             .map_err(anyhow::Error::new)

@@ -1203,8 +1203,9 @@ impl Backend for EtcdBackend {
         Ok(())
     }
 
-    async fn flush(&self) -> anyhow::Result<()> {
-        // Every acknowledged write is already on a majority of the cluster.
+    async fn close(&self) -> anyhow::Result<()> {
+        // Every acknowledged write is already on a majority of the cluster;
+        // the connections close with the last handle.
         Ok(())
     }
 }

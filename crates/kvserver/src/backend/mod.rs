@@ -195,7 +195,9 @@ pub trait Backend: Send + Sync + 'static {
     async fn ready(&self) -> BackendResult<()> {
         Ok(())
     }
-    /// Makes every acknowledged write durable as far as the backend promises;
-    /// called once at shutdown.
-    async fn flush(&self) -> anyhow::Result<()>;
+    /// Makes every acknowledged write durable as far as the backend promises
+    /// and lets go of the storage (the embedded store's data directory, so
+    /// that it can be opened again at once, even while a worker thread still
+    /// drops its handle); called once at shutdown.
+    async fn close(&self) -> anyhow::Result<()>;
 }
