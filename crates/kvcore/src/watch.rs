@@ -308,15 +308,12 @@ impl Feed {
     pub(crate) fn shed(&self, memory: &Memory, needed: u64) {
         let undelivered = {
             let mut state = self.state.lock();
-            while !memory.fits(needed) && state.drop_oldest(memory) {}
-            state.note_empty();
+            state.shed(memory, needed);
             !memory.fits(needed) && state.delivered < state.complete
         };
         if undelivered {
             self.dispatch(memory);
-            let mut state = self.state.lock();
-            while !memory.fits(needed) && state.drop_oldest(memory) {}
-            state.note_empty();
+            self.state.lock().shed(memory, needed);
         }
     }
 
@@ -508,6 +505,13 @@ impl State {
                 break;
             }
         }
+        self.note_empty();
+    }
+
+    /// Drops the oldest delivered events until `needed` more bytes fit
+    /// under the store's bound.
+    fn shed(&mut self, memory: &Memory, needed: u64) {
+        while !memory.fits(needed) && self.drop_oldest(memory) {}
         self.note_empty();
     }
 
