@@ -300,3 +300,51 @@ fn watch_from_a_revision_the_server_no_longer_keeps_exits_4() {
     );
     assert_eq!(outcome.stderr.lines().count(), 1);
 }
+
+/// An in-memory server that restarts starts its revisions again from 0: the
+/// revision kvctl would resume after is one the new store has not reached,
+/// and the numbers after it will be other changes. kvctl says so and exits
+/// 4 instead of waiting there and skipping them. (The embedded store only:
+/// etcd's revisions survive a kvserver restart.)
+#[test]
+fn watch_exits_4_when_an_in_memory_server_restarted_and_its_revisions_began_again() {
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let endpoint = format!("http://{addr}");
+    let config = kvserver::Config {
+        workers: 1,
+        ..kvserver::Config::default()
+    };
+    let (stop, thread) = serve(&addr, config.clone());
+    for key in ["a", "b", "c"] {
+        kvctl(&["set", key, "v"])
+            .endpoint(&endpoint)
+            .run()
+            .success();
+    }
+    let mut watching = Watching::start(&endpoint, &["watch", "--from", "0"]);
+    for _ in 0..3 {
+        watching.line();
+    }
+    let _ = stop.send(());
+    thread.join().unwrap();
+    let (stop, thread) = serve(&addr, config);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = watching.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kvctl watch kept waiting on a server whose revisions began again"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(4), "{status:?}");
+    let _ = stop.send(());
+    thread.join().unwrap();
+}
