@@ -34,8 +34,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, KeyValue,
-    KvClient, LeaseGrantOptions, PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, TxnResponse,
-    WatchClient,
+    KvClient, LeaseGrantOptions, LeaseTimeToLiveOptions, PutOptions, TlsOptions, Txn, TxnOp,
+    TxnOpResponse, TxnResponse, WatchClient,
 };
 use kvcore::{Clock, Condition, TtlChange};
 
@@ -286,13 +286,36 @@ impl EtcdBackend {
     /// is a bare deadline, which keys with the same deadline shared) is
     /// left to its TTL. A failure leaves it to its TTL too.
     fn release(&self, lease: i64) {
+        self.revoke_in_background(lease, false);
+    }
+
+    /// Revokes, in the background, the lease granted for a write that etcd
+    /// refused, once etcd confirms that no key holds it. A refusal comes
+    /// after any resend of a call that failed in transit; should such a
+    /// call have been applied after all, the key it wrote holds this lease,
+    /// and revoking it would delete that key.
+    fn release_unused(&self, lease: i64) {
+        self.revoke_in_background(lease, true);
+    }
+
+    fn revoke_in_background(&self, lease: i64, only_if_unused: bool) {
         if (lease as u64) < 1 << 44 {
             return;
         }
         let mut leases = self.member().client.lease_client();
         let timeout = self.timeout;
         self.runtime.handle.spawn(async move {
-            let _ = tokio::time::timeout(timeout, leases.revoke(lease)).await;
+            let _ = tokio::time::timeout(timeout, async {
+                if only_if_unused {
+                    let options = LeaseTimeToLiveOptions::new().with_keys();
+                    match leases.time_to_live(lease, Some(options)).await {
+                        Ok(held) if held.keys().is_empty() => {}
+                        _ => return,
+                    }
+                }
+                let _ = leases.revoke(lease).await;
+            })
+            .await;
         });
     }
 
@@ -948,7 +971,7 @@ impl Backend for EtcdBackend {
             // The store's answer (a failed condition, a value etcd refused):
             // nothing was written, so no key holds the lease granted for it.
             // Any other failure may have been applied, with that lease.
-            Err(BackendError::Store(_)) => self.release(set_lease),
+            Err(BackendError::Store(_)) => self.release_unused(set_lease),
             _ => {}
         }
         written.map(|(written, _)| written)
