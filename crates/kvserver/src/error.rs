@@ -108,9 +108,7 @@ pub enum ApiError {
         bound: u64,
     },
     /// A watch asked for changes the history no longer holds.
-    #[error(
-        "the changes after revision {requested} are no longer kept; watch from revision {oldest} or later, or from now (no from)"
-    )]
+    #[error("{}", compacted_message(*requested, *oldest))]
     Compacted {
         /// The revision asked for.
         requested: u64,
@@ -307,4 +305,19 @@ impl ResponseError for ApiError {
 /// Shorthand for a 400 with a message.
 pub fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::InvalidRequest(message.into())
+}
+
+/// The sentence of a 410: the history dropped the changes asked for, or (a
+/// revision at or past the oldest one kept, which the store would have
+/// served) the store never reached that revision: it restarted without the
+/// changes a client saw.
+fn compacted_message(requested: u64, oldest: u64) -> String {
+    let hint = format!("watch from revision {oldest} or later, or from now (no from)");
+    if requested >= oldest {
+        format!(
+            "revision {requested} is past this server's latest: it restarted without the changes it had (in memory, or the last second of a crash), and the changes after that revision are no longer kept; {hint}"
+        )
+    } else {
+        format!("the changes after revision {requested} are no longer kept; {hint}")
+    }
 }
