@@ -20,7 +20,6 @@
 //!   control byte a bucket plus 16, rounded like any allocation. A table
 //!   keeps its buckets after keys are removed, so they stay counted until
 //!   the reclaim pass shrinks it.
-//!
 //! - each event the watch history keeps: its own copy of the key and value
 //!   (an allocation like a record's) and its slot. The history gives way
 //!   first: a write that does not fit drops the oldest events already
@@ -29,13 +28,12 @@
 //!   write, so it cannot be refused) drops older ones at once.
 //!
 //! Not counted: the moment a reclaim pass shrinks a mostly empty table,
-//! events a watcher holds in its buffer after the history dropped them (at
-//! most its `watch_buffer` events),
 //! when the smaller table is allocated before the larger one is freed; the
 //! fixed cost of a store (the shards, ~10 KiB, and the
 //! background threads' stacks), a record that a reader still holds after
-//! it was removed or replaced (it is freed when the reader drops it), and,
-//! for a durable store, the log's write buffer.
+//! it was removed or replaced (it is freed when the reader drops it), events
+//! a watcher holds in its buffer after the history dropped them (at most its
+//! `watch_buffer` events), and, for a durable store, the log's write buffer.
 //!
 //! # How the bound holds
 //!
@@ -221,16 +219,10 @@ impl Memory {
 
     /// Adds `bytes` to what is held even past the bound: for what cannot be
     /// refused (an event of a write already made), which gives way at once
-    /// when the store is over its bound (see [`Memory::over_bound`]).
+    /// while nothing more fits (`!fits(0)`: the store is over its bound).
     #[inline]
     pub(crate) fn charge(&self, bytes: u64) {
         self.used.0.fetch_add(bytes, Ordering::Relaxed);
-    }
-
-    /// Whether the store holds more than its bound (only ever for a moment:
-    /// see [`Memory::charge`]).
-    pub(crate) fn over_bound(&self) -> bool {
-        self.bound.is_some_and(|bound| self.used() > bound)
     }
 
     /// Takes `bytes` off what is held.

@@ -387,9 +387,9 @@ impl Store {
     /// `from`, and when `from` is a revision this store has not reached: a
     /// revision seen before a restart that lost it (an in-memory store, or
     /// the last writes of a crash under `Fsync::EverySec`), whose number
-    /// the store will give to other changes. An expiry is reported when the store notices it (on an
-    /// access to the key or in the background pass), not at the deadline
-    /// itself. See [`Watcher`] for how a watcher that falls behind is cut
+    /// the store will give to other changes. An expiry is reported when the
+    /// store notices it (on an access to the key or in the background
+    /// pass), not at the deadline itself. See [`Watcher`] for how a watcher that falls behind is cut
     /// off. Fails with [`Error::Closed`] once the store is closed.
     ///
     /// ```
@@ -406,14 +406,6 @@ impl Store {
     /// ```
     pub fn watch(&self, prefix: &str, from: Option<u64>) -> Result<Watcher> {
         let inner = &self.inner;
-        if let Some(from) = from
-            && from > inner.revision.0.load(Ordering::SeqCst)
-        {
-            return Err(Error::Compacted {
-                requested: from,
-                oldest: inner.feed.bounds().0,
-            });
-        }
         let shared = inner
             .feed
             .watch(prefix, from, || inner.revision.0.load(Ordering::SeqCst))?;

@@ -332,12 +332,13 @@ impl Feed {
 
     /// Registers a watcher of `prefix` from after revision `from` (`None`:
     /// from the latest complete revision). `current` reads the store's
-    /// revision, for a feed that becomes active now.
+    /// revision: the latest a watch may start from, and where a feed that
+    /// becomes active now begins.
     pub(crate) fn watch(
         &self,
         prefix: &str,
         from: Option<u64>,
-        current: impl FnOnce() -> u64,
+        current: impl Fn() -> u64,
     ) -> Result<Arc<Shared>> {
         // The registry first (see its docs), then the history.
         let mut registry = self.registry.lock();
@@ -359,7 +360,10 @@ impl Feed {
             state.early.clear();
         }
         let from = from.unwrap_or(state.complete);
-        if from < state.floor {
+        // Before the oldest revision kept, or past the latest one taken: a
+        // revision seen before a restart that lost it, whose number the
+        // store gives to other changes.
+        if from < state.floor || from > current() {
             return Err(Error::Compacted {
                 requested: from,
                 oldest: state.floor,
@@ -497,14 +501,11 @@ impl State {
     /// Drops the oldest delivered events while the history is over a bound
     /// of its own, or the store over its memory bound.
     fn trim(&mut self, config: &WatchConfig, memory: &Memory) {
-        while self.kept.len() > config.history_events
+        while (self.kept.len() > config.history_events
             || self.kept_bytes > config.history_bytes
-            || memory.over_bound()
-        {
-            if !self.drop_oldest(memory) {
-                break;
-            }
-        }
+            || !memory.fits(0))
+            && self.drop_oldest(memory)
+        {}
         self.note_empty();
     }
 
