@@ -299,7 +299,7 @@ impl EtcdBackend {
     }
 
     fn revoke_in_background(&self, lease: i64, only_if_unused: bool) {
-        if (lease as u64) < 1 << 44 {
+        if (lease as u64) < FIRST_OWN_LEASE_ID {
             return;
         }
         let mut leases = self.member().client.lease_client();
@@ -677,13 +677,17 @@ const LEASE_SPREAD_MASK: u64 = (1 << LEASE_SPREAD_BITS) - 1;
 /// The latest deadline an id holds (the year 2248); later ones are cut to it.
 const MAX_LEASE_DEADLINE: u64 = (i64::MAX as u64) >> LEASE_SPREAD_BITS;
 
-/// The deadline a lease id carries (see `lease_for`). Ids below 2^44 are
-/// deadlines themselves, as kvserver gave them before it gave each key a
-/// lease of its own: a deadline in ms fits 44 bits until the year 2527,
-/// and a shifted one is at least 2^44 for any deadline after 1970.
+/// Lease ids below this are deadlines themselves, as kvserver gave them
+/// before it gave each key a lease of its own (keys with the same deadline
+/// shared one): a deadline in ms fits 44 bits until the year 2527, and a
+/// shifted one is at least 2^44 for any deadline after 1970.
+const FIRST_OWN_LEASE_ID: u64 = 1 << 44;
+
+/// The deadline a lease id carries (see `lease_for`), in either form (see
+/// [`FIRST_OWN_LEASE_ID`]).
 fn lease_deadline(id: i64) -> u64 {
     let id = id as u64;
-    if id < 1 << 44 {
+    if id < FIRST_OWN_LEASE_ID {
         id
     } else {
         id >> LEASE_SPREAD_BITS
@@ -746,6 +750,16 @@ fn check(condition: Condition, current: Option<&Raw>) -> Result<(), kvcore::Erro
             Some(version) if version == expected => Ok(()),
             current => Err(kvcore::Error::VersionMismatch { expected, current }),
         },
+    }
+}
+
+/// A put that returns the key it replaced, under `lease` (0: none).
+fn put_options(lease: i64) -> PutOptions {
+    let options = PutOptions::new().with_prev_key();
+    if lease == 0 {
+        options
+    } else {
+        options.with_lease(lease)
     }
 }
 
@@ -815,14 +829,10 @@ impl Backend for EtcdBackend {
         // did not keep it (0 when none).
         let written = async {
             let put_op = |deadline: Option<u64>, lease: i64| {
-                let mut options = PutOptions::new().with_prev_key();
-                if lease != 0 {
-                    options = options.with_lease(lease);
-                }
                 TxnOp::put(
                     full.clone(),
                     envelope::seal(&value, deadline),
-                    Some(options),
+                    Some(put_options(lease)),
                 )
             };
             let outcome = |header: Option<&etcd_client::ResponseHeader>,
@@ -860,10 +870,7 @@ impl Backend for EtcdBackend {
             // faster than the same write as a Txn (BENCHMARKS.md, "kvserver on
             // etcd": 1.25x at 2 connections through etcd's own gateway).
             if let (Condition::Always, TtlChange::Set(_) | TtlChange::Persist) = (condition, ttl) {
-                let mut options = PutOptions::new().with_prev_key();
-                if set_lease != 0 {
-                    options = options.with_lease(set_lease);
-                }
+                let options = put_options(set_lease);
                 let sealed = envelope::seal(&value, set_deadline);
                 let mut response = self
                     .bounded(false, |member| {
