@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
-use serde_json::Value;
 
 use crate::ttl;
 use crate::value::{Encoding, decode_value, encode_value};
@@ -167,10 +166,10 @@ fn parse(bytes: &[u8]) -> Result<StoreWrite<'static>, String> {
     }
     let Fields(fields) = serde_json::from_slice(bytes).map_err(|_| {
         // Not an object, or not JSON: the full parse says which.
-        match serde_json::from_slice::<Value>(bytes) {
+        match serde_json::from_slice::<Box<serde_json::value::RawValue>>(bytes) {
             Ok(json) => format!(
                 "request body must be a JSON object {SHAPE}, got {}",
-                kind(&json)
+                raw_kind(json.get().trim())
             ),
             Err(err) => format!("request body is not valid JSON: {err}"),
         }
@@ -266,18 +265,6 @@ fn raw_kind(raw: &str) -> &'static str {
         Some(b'[') => "an array",
         Some(b'{') => "an object",
         _ => "a number",
-    }
-}
-
-/// How a person would name a JSON value's type.
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
