@@ -128,3 +128,15 @@ impl From<serde_json::Error> for Error {
         Error::Output(io::Error::from(err))
     }
 }
+
+/// An error and its causes on one line: `a: b: c`.
+pub fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut line = err.to_string();
+    let mut cause = err.source();
+    while let Some(next) = cause {
+        line.push_str(": ");
+        line.push_str(&next.to_string());
+        cause = next.source();
+    }
+    line
+}

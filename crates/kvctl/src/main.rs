@@ -21,7 +21,7 @@ fn main() -> ExitCode {
         // `kvctl list | head`: the reader has all it wanted.
         Err(err) if err.is_broken_pipe() => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {}", with_causes(&err));
+            eprintln!("error: {}", kvctl::error::with_causes(&err));
             ExitCode::from(exit_code(&err))
         }
     }
@@ -81,16 +81,4 @@ fn one_line(rendered: &str) -> String {
         }
     }
     format!("{}; see '{help} --help'", parts.join(" "))
-}
-
-/// The error and its causes on one line: `a: b: c`.
-fn with_causes(err: &Error) -> String {
-    let mut line = err.to_string();
-    let mut cause = std::error::Error::source(err);
-    while let Some(next) = cause {
-        line.push_str(": ");
-        line.push_str(&next.to_string());
-        cause = next.source();
-    }
-    line
 }

@@ -10,7 +10,7 @@ use kvapi::{WatchEvent, WatchKind};
 use crate::cli::WatchArgs;
 use crate::client::Client;
 use crate::duration;
-use crate::error::Error;
+use crate::error::{Error, with_causes};
 use crate::output::{Format, Output, shown_key};
 use crate::sse::Reader;
 
@@ -59,6 +59,8 @@ pub fn watch(client: &Client, args: WatchArgs, out: &mut Output) -> Result<(), E
                     }
                 }
                 Ok(None) => break "the server ended the stream".to_owned(),
+                // With its causes: reqwest says "error decoding response
+                // body" for a read that timed out, and only a cause says so.
                 Err(err) => break format!("the stream broke ({})", with_causes(&err)),
             }
         };
@@ -68,19 +70,6 @@ pub fn watch(client: &Client, args: WatchArgs, out: &mut Output) -> Result<(), E
         };
         eprintln!("kvctl: {ended}; watching again {from}");
     }
-}
-
-/// `err` and its causes, `a: b`: reqwest says "error decoding response
-/// body" for a read that timed out, and only its cause says so.
-fn with_causes(err: &dyn std::error::Error) -> String {
-    let mut line = err.to_string();
-    let mut cause = err.source();
-    while let Some(next) = cause {
-        line.push_str(": ");
-        line.push_str(&next.to_string());
-        cause = next.source();
-    }
-    line
 }
 
 /// Whether `err` is one a restarting server gives for a while.
